@@ -1,0 +1,120 @@
+"""The subcommands behind `msgan`. `train` is a Hydra app (multirun, launchers, run directories);
+`eval`, `sample` and `report` read `key=value` options through the same config machinery."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from torchvision.utils import save_image
+
+from msgan_cli.config import compose_config
+from msgan_cli.errors import UserError
+from msgan_cli.evaluate import evaluate_run, load_trained_session, resolve_metric_names
+from msgan_cli.report import build_report
+from msgan_cli.sampling import evaluation_mode, scatter_image
+from msgan_cli.train.checkpoint import write_json
+from msgan_cli.train.distributed import process_info
+
+log = logging.getLogger("msgan")
+
+
+@hydra.main(config_path="pkg://msgan_cli.conf", config_name="train", version_base="1.3")
+def train_main(cfg: DictConfig) -> float | None:
+    from msgan_cli.train.loop import train   # here, so `msgan --help` stays fast
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        metrics = train(cfg, run_dir)
+    except UserError as error:
+        log.error("%s", error)
+        raise SystemExit(2) from None
+    if metrics is not None:
+        print_run_summary(run_dir, metrics)
+    return None
+
+
+def print_run_summary(run_dir: Path, metrics: dict[str, float]) -> None:
+    if not process_info().is_main:
+        return
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+    print(f"\nRun finished: {run_dir}\n"
+          f"  metrics:     {run_dir / 'metrics.json'}  ({shown})\n"
+          f"  samples:     {run_dir / 'samples' / 'final.png'}\n"
+          f"  checkpoint:  {run_dir / 'checkpoints' / 'last.pt'}\n"
+          f"  TensorBoard: tensorboard --logdir {run_dir / 'tb'}", flush=True)
+
+
+def required_run_dir(cfg: DictConfig, command: str) -> Path:
+    if OmegaConf.is_missing(cfg, "run"):
+        raise UserError(f"msgan {command} needs run=DIR, the directory of a training run (it holds .hydra/ and checkpoints/).")
+    return Path(cfg.run)
+
+
+def eval_command(overrides: list[str]) -> dict[str, float]:
+    """`msgan eval run=DIR [metrics=[...]] [num_samples=N] [seed=S] [device=cpu]`: writes the run's
+    metrics.json and, beside it, eval_protocol.json (what was measured and how)."""
+    cfg = compose_config("eval", overrides)
+    run_dir = required_run_dir(cfg, "eval")
+    session, step = load_trained_session(run_dir, cfg.device)
+    options = session.cfg.eval
+    for key in ("num_samples", "seed"):
+        if cfg.get(key) is not None:
+            options[key] = cfg[key]
+    names = resolve_metric_names(cfg.metrics if cfg.metrics is not None else options.metrics,
+                                 session.recipe, session.data)
+    metrics = evaluate_run(session, names, options)
+    write_json(run_dir / "metrics.json", metrics)
+    protocol = {"checkpoint_step": step, "metrics": names, "num_samples": int(options.num_samples),
+                "seed": int(options.seed), "classifier": OmegaConf.to_container(options.classifier, resolve=True)}
+    write_json(run_dir / "eval_protocol.json", protocol)
+    print(json.dumps(metrics, indent=2, sort_keys=True))
+    print(f"Wrote {run_dir / 'metrics.json'} and {run_dir / 'eval_protocol.json'}")
+    return metrics
+
+
+def sample_command(overrides: list[str]) -> list[Path]:
+    """`msgan sample run=DIR n=64 [condition=C] [columns=8] [seed=S]`: n samples per condition (all
+    classes, or class C), one PNG per condition with one latent per cell; a scatter plot for 2D data."""
+    cfg = compose_config("sample", overrides)
+    run_dir = required_run_dir(cfg, "sample")
+    session, step = load_trained_session(run_dir, cfg.device)
+    recipe, data, device = session.recipe, session.data, session.device
+    out_dir = Path(cfg.out) if cfg.out else run_dir / "samples"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
+    if cfg.condition is not None and not recipe.conditional:
+        raise UserError(f"condition={cfg.condition} given, but this run's model is unconditional: drop it.")
+    if cfg.condition is not None and not 0 <= int(cfg.condition) < recipe.num_classes:
+        raise UserError(f"condition must be a class index in 0..{recipe.num_classes - 1}; got {cfg.condition}.")
+    conditions = [int(cfg.condition)] if cfg.condition is not None else (
+        list(range(recipe.num_classes)) if recipe.conditional else [None])
+    written = []
+    with evaluation_mode(recipe):
+        for condition in conditions:
+            z = recipe.sample_latent(int(cfg.n), device, generator)
+            labels = None if condition is None else torch.full((int(cfg.n),), condition, device=device)
+            outputs = recipe.generate(z, labels).float()
+            name = f"sample-step{step}" + ("" if condition is None else f"-class{condition}") + ".png"
+            if data.kind == "points":
+                real = data.test.batch(torch.arange(min(len(data.test), int(cfg.n)), device=device))[0]
+                save_image(scatter_image(real, outputs), out_dir / name)
+            else:
+                save_image(outputs * 0.5 + 0.5, out_dir / name, nrow=int(cfg.columns), padding=2, pad_value=1.0)
+            written.append(out_dir / name)
+    print("\n".join(str(path) for path in written))
+    return written
+
+
+def report_command(arguments: list[str]) -> Path:
+    """`msgan report SWEEP_DIR [metrics=a,b]`: one table (mean +- std over seeds) of a sweep."""
+    if not arguments or "=" in arguments[0]:
+        raise UserError("Usage: msgan report SWEEP_DIR  (a multirun folder, e.g. multirun/2026-11-23/12-00-00).")
+    markdown_path, text = build_report(Path(arguments[0]))
+    print(text)
+    print(f"Wrote {markdown_path} and {markdown_path.with_suffix('.csv')}")
+    return markdown_path

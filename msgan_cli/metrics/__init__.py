@@ -1,0 +1,94 @@
+"""Metrics: a small registry (DESIGN.md section 2; anchor: stylegan's metric_main).
+
+A metric is a function `EvalContext -> {name: number}` registered with `@register_metric`, plus a
+predicate saying whether it applies to a model and dataset (and why not). Names are validated before
+a run starts. Modules in this package are imported automatically.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from omegaconf import DictConfig
+
+from msgan_cli.data import Data
+from msgan_cli.metrics.classifier import SmallClassifier, load_or_train_classifier
+from msgan_cli.models import Recipe
+from msgan_cli.sampling import evaluation_mode
+
+
+@dataclass
+class EvalContext:
+    """What a metric may use: the model, the data, a seeded generator for latents and labels, the
+    evaluation options (sample counts, classifier settings), and a cache shared between metrics."""
+
+    recipe: Recipe
+    data: Data
+    device: torch.device
+    options: DictConfig
+    dataset_cfg: DictConfig
+    seed: int = 0
+    cache: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.options.num_samples)
+
+    def labels(self, n: int) -> torch.Tensor | None:
+        """Balanced conditions for n samples (class i % num_classes), or None if unconditional."""
+        if not self.recipe.conditional:
+            return None
+        return torch.arange(n, device=self.device) % self.recipe.num_classes
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None, chunk: int = 500) -> torch.Tensor:
+        """G's outputs in eval mode, in chunks, as float32."""
+        outputs = []
+        with evaluation_mode(self.recipe):
+            for start in range(0, len(z), chunk):
+                part = None if labels is None else labels[start:start + chunk]
+                outputs.append(self.recipe.generate(z[start:start + chunk], part).float())
+        return torch.cat(outputs)
+
+    def classifier(self) -> tuple[SmallClassifier, float]:
+        """The dataset's classifier and its test accuracy (trained on first use, then cached)."""
+        if "classifier" not in self.cache:
+            self.cache["classifier"] = load_or_train_classifier(
+                self.data, self.dataset_cfg, self.options.classifier, self.device)
+        return self.cache["classifier"]
+
+    def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.recipe.sample_latent(n, self.device, self.generator)
+        return self.generate(z, labels)
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    compute: Callable[[EvalContext], dict[str, float]]
+    # Returns None when the metric applies to (recipe, data), else the reason it does not.
+    unsupported: Callable[[Recipe, Data], str | None]
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(name: str, unsupported: Callable[[Recipe, Data], str | None]):
+    def decorate(compute: Callable[[EvalContext], dict[str, float]]):
+        METRICS[name] = Metric(name, compute, unsupported)
+        return compute
+    return decorate
+
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+from msgan_cli.metrics.diversity import pairwise_distances  # noqa: E402
+from msgan_cli.metrics.modes import modes_2d  # noqa: E402
+
+__all__ = ["METRICS", "EvalContext", "Metric", "modes_2d", "pairwise_distances", "register_metric"]

@@ -1,0 +1,100 @@
+"""The model's recipe: how to drive its networks (DESIGN.md section 2, role 2).
+
+A recipe owns its networks (plain nn.Modules), says what it offers (a latent input? a class
+condition?), lists its training phases, generates outputs for given z and conditions, and computes
+its own loss terms per phase. It knows nothing about regularisers: those ask the shared step context
+for what they need. The training loop knows nothing about any particular recipe.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from torch import nn
+
+from msgan_cli.data import Data
+from msgan_cli.errors import UserError
+
+if TYPE_CHECKING:
+    from msgan_cli.train.context import StepContext
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One optimisation phase of a training step: its name (used in `Loss/<phase>/<term>`), the
+    optimiser it steps, and the networks whose gradients it produces."""
+
+    name: str
+    optimizer: str
+    networks: tuple[str, ...]
+
+
+class Recipe(nn.Module):
+    """Base class of every model. Subclasses set `name`, build networks in `__init__`, and implement
+    the methods below. `latent_dim == 0` means no latent input; `num_classes == 0` unconditional."""
+
+    name: ClassVar[str]
+    latent_dim: int = 0
+    num_classes: int = 0
+
+    def __init__(self, cfg, data: Data):
+        super().__init__()
+        self.cfg = cfg
+        self.data_kind = data.kind
+        self.sample_shape = data.shape
+
+    # What the model offers, for regularisers to check at start-up.
+    @property
+    def has_latent(self) -> bool:
+        return self.latent_dim > 0
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+    def phases(self) -> list[Phase]:
+        raise NotImplementedError  # abstract
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError  # abstract
+
+    def sample_latent(self, n: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n latent codes from the prior, N(0, I); shape (n, 0) for a model without a latent."""
+        return torch.randn(n, self.latent_dim, device=device, generator=generator)
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError  # abstract
+
+    def phase_losses(self, phase: str, ctx: "StepContext") -> dict[str, torch.Tensor]:
+        """The model's own loss terms for `phase`, already weighted; the loop adds regularisers."""
+        raise NotImplementedError  # abstract
+
+    def networks(self) -> dict[str, nn.Module]:
+        return dict(self.named_children())
+
+
+def resolve_num_classes(conditional: bool | str, data: Data, model_name: str) -> int:
+    """How many classes the model conditions on: `model.conditional` is true, false or auto
+    (auto = conditional exactly when the dataset's labels are classes)."""
+    if conditional == "auto":
+        return data.num_classes if data.label_kind == "class" else 0
+    if conditional is True:
+        if data.label_kind is None:
+            raise UserError(
+                f"model.conditional=true needs class labels, but dataset '{data.name}' has none: "
+                f"set model.conditional=false (or auto), or pick a labelled dataset."
+            )
+        return data.num_classes
+    if conditional is False:
+        return 0
+    raise UserError(f"model.conditional must be true, false or auto (model {model_name}); got {conditional!r}.")
+
+
+def one_hot(labels: torch.Tensor | None, num_classes: int, like: torch.Tensor) -> torch.Tensor | None:
+    """One-hot encoding in the dtype and device of `like`; None when the model is unconditional."""
+    if num_classes == 0:
+        return None
+    if labels is None:
+        raise ValueError("a conditional model needs labels")
+    return nn.functional.one_hot(labels, num_classes).to(like.dtype)

@@ -1,0 +1,72 @@
+"""Regularisers: one module each in this package, registered with `@register_regularizer("<name>")`,
+plus one YAML file `conf/reg/<name>.yaml`. Modules here are imported automatically, so adding a
+regulariser touches no other file.
+
+The formulas are importable as pure functions, e.g. `from msgan_cli.regularizers import mode_seeking_loss`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import pkgutil
+
+from omegaconf import DictConfig, OmegaConf
+
+from msgan_cli.errors import UserError
+from msgan_cli.models.base import Recipe
+from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
+
+log = logging.getLogger(__name__)
+
+REGULARIZERS: dict[str, type[Regularizer]] = {}
+
+
+def register_regularizer(name: str):
+    def decorate(cls: type[Regularizer]) -> type[Regularizer]:
+        cls.name = name
+        REGULARIZERS[name] = cls
+        return cls
+    return decorate
+
+
+def parse_options(name: str, node: DictConfig | dict) -> RegularizerOptions:
+    """The options of regulariser `name` from its config node; an unknown key is a UserError."""
+    options_cls = REGULARIZERS[name].Options
+    values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+    known = {f.name for f in dataclasses.fields(options_cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"reg.{name} has no option {', '.join(unknown)}; its options are: {', '.join(sorted(known))}.")
+    return options_cls(**values)
+
+
+def build_regularizers(reg_cfg: DictConfig | None, recipe: Recipe) -> list[Regularizer]:
+    """The selected regularisers, each checked against the model before any training happens.
+
+    A regulariser is selected when its node has `enabled: true` (what `reg=<name>` loads). A node
+    without it holds options set for a sweep where another `reg` was chosen (e.g. `reg=none,ms
+    reg.ms.weight=1,2`): those are validated, then ignored.
+    """
+    selected = []
+    for name, node in (reg_cfg or {}).items():
+        if name not in REGULARIZERS:
+            raise UserError(f"No regulariser named '{name}' (reg.{name}). Available: {', '.join(sorted(REGULARIZERS))}.")
+        options = parse_options(name, node)
+        if not options.enabled:
+            log.info("reg.%s options given but reg=%s is not selected: ignored", name, name)
+            continue
+        regularizer = REGULARIZERS[name](options, recipe)
+        regularizer.check(recipe)
+        selected.append(regularizer)
+    return selected
+
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name != "base":
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+from msgan_cli.regularizers.mode_seeking import mode_seeking_loss, mode_seeking_ratio  # noqa: E402
+
+__all__ = ["REGULARIZERS", "Regularizer", "RegularizerOptions", "build_regularizers", "mode_seeking_loss",
+           "mode_seeking_ratio", "parse_options", "register_regularizer"]

@@ -1,0 +1,66 @@
+"""The regulariser plug-in (DESIGN.md section 2, role 3).
+
+A regulariser is two things: a pure function of tensors that is the paper's formula (tested against
+hand-computed values), and a small plug-in class around it that says which phase it acts in, what it
+needs from the model and the step context, and turns the context into the function's inputs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+
+from msgan_cli.errors import UserError
+from msgan_cli.models.base import Recipe
+
+if TYPE_CHECKING:
+    from msgan_cli.train.context import StepContext
+
+
+@dataclass
+class RegularizerOptions:
+    """Options every regulariser has. Subclass it (a dataclass) to add the regulariser's own."""
+
+    enabled: bool = False   # set to true by selecting it (reg=<name>); see conf/reg/*.yaml
+    weight: float = 1.0     # the paper's lambda: the term enters the objective as weight * loss
+
+
+class Regularizer:
+    """Subclass, set the class attributes, implement `loss`, and register with
+    `@register_regularizer("<name>")` in a module of `msgan_cli/regularizers/`."""
+
+    name: ClassVar[str]
+    phase: ClassVar[str] = "G"                  # the recipe phase whose objective it joins
+    samples_per_condition: ClassVar[int] = 1    # 2: asks the step for pairs (same condition, two z)
+    needs_latent: ClassVar[bool] = False
+    Options: ClassVar[type[RegularizerOptions]] = RegularizerOptions
+
+    def __init__(self, options: RegularizerOptions, recipe: Recipe):
+        self.options = options
+        self.weight = options.weight
+
+    def check(self, recipe: Recipe) -> None:
+        """Stop before training, with a sentence naming the fix, if the model lacks what this needs."""
+        if self.needs_latent and not recipe.has_latent:
+            raise UserError(
+                f"reg={self.name} needs a latent input, but model {recipe.name} has none: "
+                f"set model.nz to a positive size or drop reg={self.name}.")
+        phases = [phase.name for phase in recipe.phases()]
+        if self.phase not in phases:
+            raise UserError(f"reg={self.name} acts in phase {self.phase}, which model {recipe.name} "
+                            f"does not have (its phases: {', '.join(phases)}).")
+
+    def loss(self, ctx: "StepContext") -> torch.Tensor:
+        """The unweighted term for this step; report diagnostics with `stats.report("Diag/<name>/...")`."""
+        raise NotImplementedError  # abstract: every regulariser defines its loss
+
+    def after_phase(self, phase: str, recipe: Recipe, step: int) -> None:
+        """Called after each phase's optimiser step (e.g. to project D's weights). Default: nothing."""
+
+    def state_dict(self) -> dict:
+        """State that must survive a resume (running statistics, counters). Default: none."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass

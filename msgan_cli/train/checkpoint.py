@@ -1,0 +1,70 @@
+"""Checkpoints: written atomically, read with `torch.load(..., weights_only=True)`.
+
+A checkpoint holds everything a resume needs (networks, optimisers, step, data position, RNG states,
+regulariser state) and the resolved config, as plain tensors, numbers, strings, lists and dicts.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from msgan_cli.errors import UserError
+
+CHECKPOINT_FORMAT = 1
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    """Write to a temporary file beside `path`, flush it to disk, then rename over `path`.
+
+    A rename within one folder is atomic, so a kill at any moment leaves either the previous
+    checkpoint or the new one, never a half-written file under the real name.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as f:
+        torch.save({"format": CHECKPOINT_FORMAT, **state}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint; an unreadable one is a UserError that says how to proceed (nothing is deleted)."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # any failure to unpickle means the file is not a usable checkpoint
+        raise UserError(
+            f"Checkpoint {path} cannot be read ({type(error).__name__}: {str(error).splitlines()[0][:120]}). "
+            f"It is corrupt or not a msgan checkpoint: move it away to start this run afresh (nothing was deleted)."
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} is not a msgan checkpoint of format {CHECKPOINT_FORMAT}: move it away to start afresh.")
+    return state
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def write_json(path: Path, values: dict) -> None:
+    """Write a small JSON file atomically (same rename trick as checkpoints)."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
+    os.replace(temporary, path)

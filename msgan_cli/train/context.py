@@ -1,0 +1,74 @@
+"""The shared step context: what one training step knows, computed once and shared by every phase,
+the model's recipe and the regularisers.
+
+The generated batch is made by one batched G call per step and reused by all phases (D sees it
+detached, G with gradients), as in the MSGAN code. When a regulariser asks for k samples per
+condition (mode seeking asks for 2), each condition is repeated k times along the batch axis with
+independent latents, so group j of the output is `images[j*n:(j+1)*n]`.
+
+Two layouts, `trainer.pair_batch`:
+- `doubled` (the MSGAN code): every real condition gets k latents, so G and D see k x batch fakes
+  and the adversarial losses count every group in full (`loss_scale = k`).
+- `split`: G keeps the batch size of a run without pairs (batch/k conditions, k latents each), so a
+  pair-based regulariser adds no forward pass at all (`loss_scale = 1`).
+"""
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+
+import torch
+
+from msgan_cli.models.base import Recipe
+
+PAIR_BATCH_LAYOUTS = ("doubled", "split")
+
+
+@dataclass
+class Generated:
+    images: torch.Tensor
+    z: torch.Tensor
+    labels: torch.Tensor | None
+    groups: int
+
+    def group(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Outputs and latents of group j: every condition once, with its j-th latent."""
+        n = len(self.images) // self.groups
+        return self.images[j * n:(j + 1) * n], self.z[j * n:(j + 1) * n]
+
+
+@dataclass
+class StepContext:
+    recipe: Recipe
+    real: torch.Tensor
+    labels: torch.Tensor | None          # None when the recipe is unconditional
+    step: int
+    samples_per_condition: int = 1
+    pair_batch: str = "doubled"
+    autocast: AbstractContextManager = field(default_factory=nullcontext)
+    cache: dict[str, object] = field(default_factory=dict)   # for regularisers to share work within a step
+    _generated: Generated | None = None
+
+    @property
+    def loss_scale(self) -> int:
+        return self.samples_per_condition if self.pair_batch == "doubled" else 1
+
+    def generated(self) -> Generated:
+        """The step's fake batch, made by one G call the first time any phase asks for it."""
+        if self._generated is None:
+            k = self.samples_per_condition
+            n = len(self.real) if self.pair_batch == "doubled" else len(self.real) // k
+            labels = None if self.labels is None else self.labels[:n].repeat(k)
+            z = self.recipe.sample_latent(k * n, self.real.device)
+            with self.autocast:
+                images = self.recipe.generate(z, labels)
+            self._generated = Generated(images, z, labels, k)
+        return self._generated
+
+    def pair(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(fake1, fake2, z1, z2): two outputs for the same conditions from two independent latents."""
+        if self.samples_per_condition < 2:
+            raise RuntimeError("pair() needs samples_per_condition >= 2; the regulariser must declare it")
+        generated = self.generated()
+        (fake1, z1), (fake2, z2) = generated.group(0), generated.group(1)
+        return fake1, fake2, z1, z2

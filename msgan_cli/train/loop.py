@@ -1,0 +1,216 @@
+"""The training loop. It walks the phases the model supplies and adds the regularisers due in each;
+it knows nothing about any particular model or regulariser (DESIGN.md section 2).
+
+Per step: draw this rank's share of the batch; make one shared step context; for each phase: zero
+grads, accumulate the objective (model terms + regularisers, each reported as `Loss/<phase>/<term>`),
+average gradients across ranks, step. Then logging, sample grids and checkpoints at their ticks;
+at the end the final evaluation (`metrics.json`).
+"""
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torchvision.utils import save_image
+from tqdm import tqdm
+
+from msgan_cli.data import EpochSampler
+from msgan_cli.errors import UserError
+from msgan_cli.evaluate import evaluate_run, resolve_metric_names
+from msgan_cli.models import Phase, Recipe
+from msgan_cli.regularizers import Regularizer
+from msgan_cli.sampling import sample_grid
+from msgan_cli.train import distributed
+from msgan_cli.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, write_json
+from msgan_cli.train.context import PAIR_BATCH_LAYOUTS, StepContext
+from msgan_cli.train.session import Session, build_session
+from msgan_cli.train.stats import collect, report
+from msgan_cli.train.tensorboard import RunWriter
+
+log = logging.getLogger(__name__)
+
+
+class StopSignal:
+    """Turns SIGTERM / SIGUSR1 (what SLURM sends before a preemption or the time limit) into a flag the
+    loop checks after each step, so the run writes a checkpoint and exits instead of dying mid-step."""
+
+    def __init__(self):
+        self.received: int | None = None
+        for sig in (signal.SIGTERM, getattr(signal, "SIGUSR1", None)):
+            if sig is not None:
+                try:
+                    signal.signal(sig, self._handle)
+                except ValueError:  # not the main thread (e.g. a test runner's worker): no handler
+                    pass
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signum
+
+    def any_rank(self) -> bool:
+        flag = torch.tensor([int(self.received is not None)])
+        if distributed.is_distributed():
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag)
+
+
+def samples_per_condition(regularizers: list[Regularizer]) -> int:
+    return max([r.samples_per_condition for r in regularizers], default=1)
+
+
+def check_trainer_options(trainer: DictConfig, pairs: int, world_size: int) -> None:
+    if trainer.pair_batch not in PAIR_BATCH_LAYOUTS:
+        raise UserError(f"trainer.pair_batch must be one of {', '.join(PAIR_BATCH_LAYOUTS)}; got '{trainer.pair_batch}'.")
+    per_rank = trainer.batch_size // world_size
+    if trainer.batch_size % world_size:
+        raise UserError(f"trainer.batch_size={trainer.batch_size} does not split over {world_size} processes.")
+    if trainer.pair_batch == "split" and per_rank % pairs:
+        raise UserError(f"trainer.pair_batch=split needs a per-process batch divisible by {pairs}; got {per_rank}.")
+    for key in ("max_steps", "log_every", "sample_every", "checkpoint_every"):
+        if trainer[key] < (0 if key == "max_steps" else 1):
+            raise UserError(f"trainer.{key} must be positive; got {trainer[key]}.")
+
+
+def run_phase(phase: Phase, ctx: StepContext, session: Session, optimizer: torch.optim.Optimizer,
+              parameters: list[torch.nn.Parameter]) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    with ctx.autocast:
+        terms = session.recipe.phase_losses(phase.name, ctx)
+        for regularizer in session.regularizers:
+            if regularizer.phase == phase.name and regularizer.weight != 0:
+                if regularizer.name in terms:
+                    raise RuntimeError(f"regulariser {regularizer.name} collides with a model term of that name")
+                terms[regularizer.name] = regularizer.weight * regularizer.loss(ctx)
+    total = sum(terms.values())
+    for name, value in terms.items():
+        report(f"Loss/{phase.name}/{name}", value)
+    report(f"Loss/{phase.name}/total", total)
+    total.backward()
+    distributed.average_gradients(parameters)
+    optimizer.step()
+    for regularizer in session.regularizers:
+        regularizer.after_phase(phase.name, session.recipe, ctx.step)
+
+
+def training_state(step: int, session: Session, optimizers, sampler) -> dict:
+    return {
+        "step": step,
+        "model": session.recipe.state_dict(),
+        "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
+        "sampler": sampler.state_dict(),
+        "rng": {"ranks": distributed.gather_objects(rng_state())},   # each rank's own stream
+        "regularizers": {r.name: r.state_dict() for r in session.regularizers},
+        "config": OmegaConf.to_container(session.cfg, resolve=True),
+    }
+
+
+def restore(state: dict, path: Path, session: Session, optimizers, sampler) -> int:
+    try:
+        session.recipe.load_state_dict(state["model"])
+        for name, optimizer in optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+    except (KeyError, RuntimeError, ValueError) as error:
+        raise UserError(f"Checkpoint {path} does not fit this run's model/optimisers ({str(error).splitlines()[0][:160]}). "
+                        f"Resume with the config it was made with, or use a new run directory.") from None
+    sampler.load_state_dict(state["sampler"])
+    for regularizer in session.regularizers:
+        regularizer.load_state_dict(state["regularizers"].get(regularizer.name, {}))
+    rank_states = state["rng"]["ranks"]
+    if len(rank_states) != session.info.world_size:
+        raise UserError(f"Checkpoint {path} was written by {len(rank_states)} processes; resume it with "
+                        f"{len(rank_states)} (this run has {session.info.world_size}).")
+    set_rng_state(rank_states[session.info.rank])
+    return int(state["step"])
+
+
+def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
+    """Train (or resume) the run in `run_dir`; returns the final metrics on rank 0, None elsewhere."""
+    run_dir = Path(run_dir)
+    info = distributed.init_process_group()
+    session = build_session(cfg, info)
+    recipe, data, trainer = session.recipe, session.data, cfg.trainer
+    pairs = samples_per_condition(session.regularizers)
+    check_trainer_options(trainer, pairs, info.world_size)
+    metric_names = resolve_metric_names(cfg.eval.metrics, recipe, data)   # a bad name fails now, not at the end
+    phases = recipe.phases()
+    optimizers = recipe.configure_optimizers()
+    parameters = {p.name: [q for net in p.networks for q in getattr(recipe, net).parameters()] for p in phases}
+    try:
+        sampler = EpochSampler(len(data.train), trainer.batch_size, cfg.seed, info.rank, info.world_size)
+    except ValueError as error:
+        raise UserError(f"{error}: lower trainer.batch_size.") from None
+
+    checkpoint_path = run_dir / "checkpoints" / "last.pt"
+    step = 0
+    if checkpoint_path.exists():
+        step = restore(load_checkpoint(checkpoint_path, session.device), checkpoint_path, session, optimizers, sampler)
+        log.info("Resuming %s from step %d", run_dir, step)
+    elif info.rank > 0:
+        torch.manual_seed(cfg.seed + 7919 * info.rank)   # each rank its own latents; weights stay rank 0's
+    distributed.broadcast_state(recipe)
+
+    writer = RunWriter(run_dir, cfg) if info.is_main else None
+    stop = StopSignal()
+    progress = tqdm(total=trainer.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
+                    disable=not (info.is_main and trainer.progress_bar))
+    while step < trainer.max_steps and not stop.any_rank():
+        real, labels = data.train.batch(sampler.next().to(session.device))
+        ctx = StepContext(recipe, real, labels if recipe.conditional else None, step, pairs,
+                          trainer.pair_batch, session.autocast())
+        for phase in phases:
+            run_phase(phase, ctx, session, optimizers[phase.optimizer], parameters[phase.name])
+        step += 1
+        progress.update(1)
+        if step % trainer.log_every == 0 or step == trainer.max_steps:
+            log_scalars(step, writer, progress)
+        if step % trainer.sample_every == 0 and writer is not None:
+            writer.image("Samples/grid", sample_grid(recipe, data, session.device, seed=cfg.seed), step)
+        if step % trainer.checkpoint_every == 0:
+            save_run_checkpoint(checkpoint_path, step, session, optimizers, sampler)
+    progress.close()
+    save_run_checkpoint(checkpoint_path, step, session, optimizers, sampler)
+    if stop.any_rank():
+        log.warning("Stopped by a signal at step %d; checkpoint saved. Run the same command again to resume.", step)
+        if writer is not None:
+            writer.close()
+        raise SystemExit(128 + (stop.received or signal.SIGTERM))
+
+    metrics = None
+    if info.is_main:
+        samples_dir = run_dir / "samples"
+        samples_dir.mkdir(exist_ok=True)
+        save_image(sample_grid(recipe, data, session.device, seed=cfg.seed), samples_dir / "final.png")
+        metrics = evaluate_run(session, metric_names, cfg.eval)
+        write_json(run_dir / "metrics.json", metrics)
+        writer.hyperparameters(metrics, step)
+        writer.close()
+    if info.world_size > 1:
+        gap = distributed.replica_max_difference(recipe)
+        if info.is_main:
+            write_json(run_dir / "distributed.json", {"world_size": info.world_size, "replica_max_abs_diff": gap})
+    distributed.barrier()
+    return metrics
+
+
+def log_scalars(step: int, writer: RunWriter | None, progress: tqdm) -> None:
+    """Average what was reported since the last tick over steps and ranks; the step's only host sync."""
+    values = collect()
+    names = sorted(values)
+    if not names:
+        return
+    means = distributed.all_reduce_mean(torch.stack([values[n] for n in names])).tolist()
+    scalars = dict(zip(names, means))
+    if writer is not None:
+        writer.scalars(step, scalars)
+    progress.set_postfix({n.removeprefix("Loss/").replace("/total", ""): f"{v:.3f}"
+                          for n, v in scalars.items() if n.endswith("/total")})
+
+
+def save_run_checkpoint(path: Path, step: int, session: Session, optimizers, sampler) -> None:
+    distributed.broadcast_state(session.recipe)   # BatchNorm statistics: rank 0's, as DDP would keep them
+    state = training_state(step, session, optimizers, sampler)   # every rank: it gathers RNG states
+    if session.info.is_main:
+        save_checkpoint(state, path)
+    distributed.barrier()

@@ -1,0 +1,61 @@
+"""Everything a run needs, built and checked before the first step: device, data, model, regularisers.
+
+Shared by `msgan train`, `msgan eval` and `msgan sample`, so all three build a run the same way.
+"""
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+import torch
+from omegaconf import DictConfig
+
+from msgan_cli.data import Data, load_dataset
+from msgan_cli.errors import UserError
+from msgan_cli.models import Recipe, build_model
+from msgan_cli.regularizers import Regularizer, build_regularizers
+from msgan_cli.train.distributed import ProcessInfo, process_info
+
+
+@dataclass
+class Session:
+    cfg: DictConfig
+    info: ProcessInfo
+    device: torch.device
+    data: Data
+    recipe: Recipe
+    regularizers: list[Regularizer]
+
+    def autocast(self) -> AbstractContextManager:
+        """bf16 autocast on CUDA when `hardware.amp` is on; otherwise full precision."""
+        if self.cfg.hardware.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+
+def select_device(hardware: DictConfig, info: ProcessInfo) -> torch.device:
+    if info.world_size > 1 and not hardware.distributed:
+        raise UserError(f"Launched as {info.world_size} processes but hardware={hardware.name}: add hardware=ddp.")
+    if hardware.device == "cpu":
+        return torch.device("cpu")
+    if hardware.device == "cuda" or (hardware.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise UserError(f"hardware={hardware.name} asks for a GPU but no CUDA device is visible: "
+                            f"use hardware=auto or hardware=cpu.")
+        torch.cuda.set_device(info.local_rank)
+        return torch.device("cuda", info.local_rank)
+    if hardware.device != "auto":
+        raise UserError(f"hardware.device must be auto, cpu or cuda; got '{hardware.device}'.")
+    return torch.device("cpu")
+
+
+def build_session(cfg: DictConfig, info: ProcessInfo | None = None, with_regularizers: bool = True) -> Session:
+    info = info or process_info()
+    device = select_device(cfg.hardware, info)
+    data = load_dataset(cfg.dataset).to(device)
+    torch.manual_seed(cfg.seed)   # the same initial weights on every rank
+    recipe = build_model(cfg.model, data).to(device)
+    if cfg.hardware.channels_last and data.kind == "image":
+        recipe = recipe.to(memory_format=torch.channels_last)
+    regularizers = build_regularizers(cfg.get("reg"), recipe) if with_regularizers else []
+    return Session(cfg, info, device, data, recipe, regularizers)

@@ -1,0 +1,28 @@
+"""`report(name, value)`, callable from anywhere during a step (the recipe, a regulariser, the loop).
+
+Values are kept as detached tensors and turned into numbers only at log ticks, so reporting never
+forces a device sync inside the step (DESIGN.md section 6).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+
+_values: dict[str, list[torch.Tensor]] = defaultdict(list)
+
+
+def report(name: str, value: torch.Tensor | float) -> None:
+    """Record a scalar (a tensor is averaged) under a TensorBoard tag such as `Diag/ms/ratio`."""
+    if isinstance(value, torch.Tensor):
+        _values[name].append(value.detach().float().mean())
+    else:
+        _values[name].append(torch.tensor(float(value)))
+
+
+def collect() -> dict[str, torch.Tensor]:
+    """The mean of everything reported since the last call, per name (as 0-dim tensors); then clears."""
+    means = {name: torch.stack([v.to(values[0].device) for v in values]).mean()
+             for name, values in _values.items()}
+    _values.clear()
+    return means

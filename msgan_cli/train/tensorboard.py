@@ -1,0 +1,49 @@
+"""TensorBoard output of a run under `<run>/tb`: scalars, sample grids, the config and hyper-parameters."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+
+
+def flatten_config(cfg: DictConfig) -> dict[str, float | int | str | bool]:
+    """`{"model.width": 32, "reg.ms.weight": 1.0, ...}` with lists and None as strings (TensorBoard's types)."""
+    flat: dict[str, float | int | str | bool] = {}
+
+    def walk(node, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}.{key}" if prefix else str(key))
+        else:
+            flat[prefix] = node if isinstance(node, (int, float, str, bool)) else str(node)
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat
+
+
+class RunWriter:
+    def __init__(self, run_dir: Path, cfg: DictConfig):
+        self.writer = SummaryWriter(str(run_dir / "tb"))
+        self.cfg = cfg
+        self.writer.add_text("config", "```\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```", 0)
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        for tag, value in values.items():
+            self.writer.add_scalar(tag, value, step)
+
+    def image(self, tag: str, image: torch.Tensor, step: int) -> None:
+        self.writer.add_image(tag, image, step)
+
+    def hyperparameters(self, metrics: dict[str, float], step: int) -> None:
+        """The run's flattened config beside its final metrics, for TensorBoard's HPARAMS tab."""
+        tags = {f"Metrics/{name}": value for name, value in metrics.items()}
+        experiment, start, end = hparams(flatten_config(self.cfg), tags)
+        for summary in (experiment, start, end):
+            self.writer.file_writer.add_summary(summary)
+        self.scalars(step, tags)
+
+    def close(self) -> None:
+        self.writer.close()

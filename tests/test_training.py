@@ -1,0 +1,107 @@
+"""Smoke steps for every model x dataset x regulariser meant to work, and a clear message for every
+combination that is not (DESIGN.md section 5)."""
+import math
+
+import pytest
+import torch
+
+from conftest import (compose, load_metrics, state_of, tensorboard_tags, train_run, write_cifar, write_fashion,
+                      write_image_folder)
+from msgan_cli.errors import UserError
+from msgan_cli.train.context import StepContext
+from msgan_cli.train.session import build_session
+
+
+def dataset_overrides(name: str, tmp_path) -> list[str]:
+    """Overrides that point a dataset at tiny files in its real format."""
+    root = tmp_path / "data"
+    root.mkdir(exist_ok=True)
+    if name in ("fashion_mnist", "stacked_fashion_mnist"):
+        write_fashion(root, n_train=40, n_test=20)
+        extra = ["dataset.num_train=64", "dataset.num_test=32"] if name.startswith("stacked") else []
+        return [f"dataset={name}", f"dataset.root={root}", *extra]
+    if name == "cifar10":
+        return ["dataset=cifar10", f"dataset.root={write_cifar(root)}"]
+    if name == "image_folder":
+        return ["dataset=image_folder", f"dataset.root={write_image_folder(root)}", "dataset.resolution=32"]
+    if name in ("ring8", "grid25"):
+        return [f"dataset={name}", "dataset.num_train=500", "dataset.num_test=100"]
+    return [f"dataset={name}"]
+
+
+IMAGE_DATASETS = ["digits", "fashion_mnist", "stacked_fashion_mnist", "cifar10", "image_folder"]
+COMBINATIONS = ([("dcgan", d, r) for d in IMAGE_DATASETS for r in ("none", "ms")]
+                + [(m, d, r) for m in ("mlp", "mlp_unrolled") for d in ("ring8", "grid25") for r in ("none", "ms")])
+
+
+@pytest.mark.parametrize("model,dataset,reg", COMBINATIONS)
+def test_smoke(tmp_path, model, dataset, reg):
+    run = tmp_path / "run"
+    metrics = train_run(run, f"model={model}", f"reg={reg}", *dataset_overrides(dataset, tmp_path))
+    assert metrics and all(math.isfinite(v) for v in metrics.values())
+    assert load_metrics(run) == metrics
+    state = state_of(run)   # loads with weights_only=True
+    assert state["step"] == 4 and set(state["optimizers"]) == {"generator", "discriminator"}
+    tags = tensorboard_tags(run)
+    assert {"Loss/D/adv", "Loss/D/total", "Loss/G/adv", "Loss/G/total"} <= tags["scalars"]
+    assert "Samples/grid" in tags["images"]
+    if reg == "ms":
+        assert {"Loss/G/ms", "Diag/ms/ratio"} <= tags["scalars"]
+    expected_metric = {"ring8": "modes_2d/modes", "grid25": "modes_2d/modes", "image_folder": "pairwise_div/pixel_l1",
+                       "stacked_fashion_mnist": "pairwise_div/pixel_l1"}.get(dataset, "class_acc")
+    assert expected_metric in metrics
+    assert (run / "samples" / "final.png").stat().st_size > 0
+
+
+def test_tensorboard_has_hyperparameters_and_config(tmp_path):
+    train_run(tmp_path, "reg=ms", "reg.ms.weight=2")
+    tags = tensorboard_tags(tmp_path)
+    assert tags["hparams"], "no hparams summary written"
+    assert any(tag.startswith("config") for tag in tags["tensors"])
+    assert "Metrics/class_acc" in tags["scalars"]
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["model=dcgan", "dataset=ring8"], "needs an image dataset"),
+    (["model=mlp", "dataset=digits"], "holds images"),
+    (["reg=ms", "model.nz=0"], "ms needs a latent input"),
+    (["reg.ms.reduction=median"], "reg.ms.reduction must be one of"),
+    (["reg.ms.wieght=2"], "reg.ms has no option wieght"),
+    (["trainer.pair_batch=split", "trainer.batch_size=15"], "divisible by 2"),
+    (["trainer.pair_batch=sideways"], "trainer.pair_batch must be one of"),
+    (["eval.metrics=[modes_2d]"], "does not apply"),
+    (["eval.metrics=[fid_typo]"], "No metric named 'fid_typo'"),
+    (["trainer.batch_size=4096"], "lower trainer.batch_size"),
+    (["model.resolution=64"], "set dataset.resolution=64"),
+    (["model.conditional=maybe"], "model.conditional must be"),
+])
+def test_incompatible_choices_stop_before_training(tmp_path, overrides, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        train_run(tmp_path / "run", *overrides)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_conditional_run_on_unlabelled_data_says_what_to_change(tmp_path):
+    with pytest.raises(UserError, match="model.conditional=false"):
+        train_run(tmp_path / "run", "model.conditional=true", *dataset_overrides("image_folder", tmp_path))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when no GPU is visible")
+def test_gpu_requested_without_gpu(tmp_path):
+    with pytest.raises(UserError, match="no CUDA device"):
+        train_run(tmp_path / "run", "hardware=gpu")
+
+
+@pytest.mark.parametrize("layout,fake_batch", [("doubled", 32), ("split", 16)])
+def test_pairs_share_conditions_in_one_generator_call(layout, fake_batch):
+    session = build_session(compose("reg=ms"))
+    real, labels = session.data.train.batch(torch.arange(16))
+    ctx = StepContext(session.recipe, real, labels, step=0, samples_per_condition=2, pair_batch=layout)
+    generated = ctx.generated()
+    assert generated.images.shape[0] == fake_batch
+    fake1, fake2, z1, z2 = ctx.pair()
+    first, second = generated.labels.chunk(2)
+    assert torch.equal(first, second)                       # the same conditions in both halves
+    assert not torch.equal(z1, z2) and not torch.allclose(fake1, fake2)
+    assert ctx.generated() is generated                     # one G call per step, shared by all phases
+    assert ctx.loss_scale == (2 if layout == "doubled" else 1)
