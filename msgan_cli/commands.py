@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -31,7 +32,7 @@ def train_main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg, run_dir)
     except UserError as error:
-        log.error("%s", error)
+        print(f"msgan train: {error}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     if metrics is not None:
         print_run_summary(run_dir, metrics)

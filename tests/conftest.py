@@ -112,3 +112,13 @@ def write_image_folder(root: Path, count: int = 24) -> Path:
     for i in range(count):
         Image.fromarray(rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)).save(root / f"{i}.png")
     return root
+
+
+def pytest_collection_modifyitems(config, items):
+    """GPU tests skip themselves, with the reason, where no CUDA device is visible."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (run on a GPU machine)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -107,3 +107,13 @@ def test_sampler_shards_the_global_batch_and_resumes():
     resumed = EpochSampler(100, 8, seed=3)
     resumed.load_state_dict(single.state_dict())
     assert all(torch.equal(single.next(), resumed.next()) for _ in range(20))
+
+
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir(FASHION), reason="apt-get install -y dataset-fashion-mnist")
+def test_real_fashion_mnist_files():
+    data = load_dataset(cfg(name="fashion_mnist", root=FASHION, resolution=32, class_names=list("abcdefghij")))
+    assert len(data.train) == 60000 and len(data.test) == 10000
+    assert torch.bincount(data.train.labels).tolist() == [6000] * 10

@@ -1,0 +1,60 @@
+"""Checkpoints: atomic, loadable with weights_only=True, and a resumed run ends exactly where an
+uninterrupted one does."""
+import pytest
+import torch
+
+from conftest import msgan, state_of, train_run, TINY
+from msgan_cli.errors import UserError
+from msgan_cli.train import checkpoint as checkpoint_module
+from msgan_cli.train.checkpoint import load_checkpoint, save_checkpoint
+
+
+@pytest.mark.parametrize("model,dataset", [("dcgan", "digits"), ("mlp", "ring8")])
+def test_stop_and_resume_equals_uninterrupted(tmp_path, model, dataset):
+    common = [f"model={model}", f"dataset={dataset}", "reg=ms", "trainer.checkpoint_every=3",
+              "eval.metrics=[]"]
+    train_run(tmp_path / "whole", *common, "trainer.max_steps=8")
+    train_run(tmp_path / "split", *common, "trainer.max_steps=5")     # stops at 5 (after a final eval)
+    assert state_of(tmp_path / "split")["step"] == 5
+    train_run(tmp_path / "split", *common, "trainer.max_steps=8")     # same directory: resumes at 5
+    whole, split = state_of(tmp_path / "whole"), state_of(tmp_path / "split")
+    assert split["step"] == whole["step"] == 8
+    for name, tensor in whole["model"].items():
+        assert torch.equal(tensor, split["model"][name]), name
+    assert torch.equal(whole["optimizers"]["generator"]["state"][0]["exp_avg"],
+                       split["optimizers"]["generator"]["state"][0]["exp_avg"])
+
+
+def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"step": 1, "weights": torch.ones(3)}, path)
+
+    def dies_half_way(obj, f):
+        f.write(b"partial garbage")
+        raise KeyboardInterrupt   # e.g. the process is killed during the write
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"step": 2, "weights": torch.zeros(3)}, path)
+    state = torch.load(path, weights_only=True)
+    assert state["step"] == 1 and torch.equal(state["weights"], torch.ones(3))
+
+
+def test_checkpoint_holds_everything_a_resume_needs(tmp_path):
+    train_run(tmp_path, "reg=ms")
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert {"step", "model", "optimizers", "sampler", "rng", "regularizers", "config"} <= set(state)
+    assert state["config"]["reg"]["ms"]["weight"] == 1.0 and state["sampler"]["position"] > 0
+
+
+def test_corrupt_checkpoint_is_reported_and_kept(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    garbage = b"\x00not a checkpoint" * 10
+    (run / "checkpoints" / "last.pt").write_bytes(garbage)
+    with pytest.raises(UserError, match="cannot be read"):
+        load_checkpoint(run / "checkpoints" / "last.pt")
+    result = msgan("train", *TINY, f"hydra.run.dir={run}")
+    assert result.returncode == 2, result.stderr
+    assert "cannot be read" in result.stderr and "Traceback" not in result.stderr
+    assert (run / "checkpoints" / "last.pt").read_bytes() == garbage   # nothing lost

@@ -1,0 +1,94 @@
+"""The `msgan` command as a user runs it: subcommands, run-directory contents, sweeps, and errors
+that name the fix without a traceback."""
+import json
+
+import pytest
+from PIL import Image
+
+from conftest import TINY, msgan
+
+
+def test_help_lists_the_subcommands():
+    result = msgan("--help")
+    assert result.returncode == 0
+    for command in ("train", "eval", "sample", "report"):
+        assert f"  {command}" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("cli") / "run"
+    result = msgan("train", *TINY, f"hydra.run.dir={run}")
+    assert result.returncode == 0, result.stderr
+    return run, result
+
+
+def test_train_fills_the_run_directory(finished_run):
+    run, result = finished_run
+    for path in (".hydra/config.yaml", "checkpoints/last.pt", "metrics.json", "samples/final.png", "train.log"):
+        assert (run / path).exists(), path
+    assert any((run / "tb").iterdir())
+    assert f"tensorboard --logdir {run / 'tb'}" in result.stdout
+    assert "class_acc" in json.loads((run / "metrics.json").read_text())
+
+
+def test_eval_writes_metrics_and_protocol(finished_run):
+    run, _ = finished_run
+    result = msgan("eval", f"run={run}", "metrics=[class_acc]", "num_samples=40")
+    assert result.returncode == 0, result.stderr
+    protocol = json.loads((run / "eval_protocol.json").read_text())
+    assert protocol["metrics"] == ["class_acc"] and protocol["num_samples"] == 40 and protocol["checkpoint_step"] == 4
+    assert set(json.loads((run / "metrics.json").read_text())) == {"class_acc", "class_acc/classifier_test_acc"}
+
+
+def test_sample_writes_a_grid_per_condition(finished_run, tmp_path):
+    run, _ = finished_run
+    result = msgan("sample", f"run={run}", "n=6", "condition=3", "columns=3", f"out={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    (png,) = tmp_path.glob("*.png")
+    assert "class3" in png.name and Image.open(png).size[0] > Image.open(png).size[1]   # 3 columns x 2 rows
+    assert msgan("sample", f"run={run}", "condition=12").returncode == 2
+
+
+def test_report_of_a_single_run(finished_run):
+    run, _ = finished_run
+    result = msgan("report", str(run))
+    assert result.returncode == 0, result.stderr
+    assert "| digits | dcgan | ms(w=1) | 1 |" in result.stdout
+
+
+def test_multirun_sweep_and_report(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = msgan("train", "-m", "reg=none,ms", "reg.ms.weight=0.5,2", "seed=0,1", *TINY,
+                   "trainer.max_steps=2", "eval.metrics=[pairwise_div]", f"hydra.sweep.dir={sweep}", timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert len(list(sweep.glob("*/metrics.json"))) == 8
+    report = msgan("report", str(sweep))
+    assert report.returncode == 0, report.stderr
+    rows = [line for line in report.stdout.splitlines() if line.startswith("| digits")]
+    # reg=none ignores the swept ms weight: its duplicate runs count once per seed.
+    assert [row.split(" | ")[2:4] for row in rows] == [["ms(w=0.5)", "2"], ["ms(w=2)", "2"], ["none", "2"]]
+    assert (sweep / "report.md").exists() and (sweep / "report.csv").exists()
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["train", "model=nonexistent"], ["model", "dcgan", "mlp"]),
+    (["train", "dataset=imagenet"], ["dataset", "digits", "fashion_mnist"]),
+    (["train", "reg=[ms,nonexistent]"], ["nonexistent", "ms", "none"]),
+    (["train", "hardware=tpu"], ["hardware", "cpu", "ddp"]),
+    (["train", "dataset=fashion_mnist", "dataset.root=/nonexistent/fm"], ["/nonexistent/fm", "apt-get install -y dataset-fashion-mnist"]),
+    (["train", "reg.ms.wieght=2"], ["reg.ms has no option wieght", "weight"]),
+    (["train", "reg=ms", "model.nz=0"], ["ms needs a latent input", "model.nz"]),
+    (["eval"], ["run=DIR"]),
+    (["eval", "run=/nonexistent"], ["not a msgan run directory"]),
+    (["report", "/nonexistent"], ["not a directory"]),
+    (["bogus"], ["unknown command"]),
+])
+def test_user_errors_are_one_clear_message(args, needles, tmp_path):
+    tiny = TINY if args[0] == "train" else []
+    result = msgan(args[0], *tiny, *args[1:], cwd=tmp_path)   # the option under test comes last and wins
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    for needle in needles:
+        assert needle in output, (needle, output)

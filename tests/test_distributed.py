@@ -1,0 +1,39 @@
+"""`hardware=ddp` under torchrun: 2 CPU processes (gloo), sharded data, one run directory written by
+rank 0 only, and replicas that stay identical."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import TINY
+
+
+def torchrun(*args, cwd):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "msgan_cli.cli", "train", *TINY, "hardware=ddp", "hardware.device=cpu", *args]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_two_process_training_keeps_replicas_identical(tmp_path):
+    result = torchrun("reg=ms", "trainer.max_steps=6", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = list((tmp_path / "outputs").glob("*/*"))
+    assert len(runs) == 1, runs           # both ranks wrote into one run directory
+    run = runs[0]
+    report = json.loads((run / "distributed.json").read_text())
+    assert report == {"world_size": 2, "replica_max_abs_diff": 0.0}
+    assert (run / "metrics.json").exists() and (run / "checkpoints" / "last.pt").exists()
+    assert len(list((run / "tb").iterdir())) == 1   # one event file: rank 0's
+
+
+@pytest.mark.slow
+def test_resume_under_ddp_needs_the_same_world_size(tmp_path):
+    run = tmp_path / "run"
+    assert torchrun("trainer.max_steps=2", f"hydra.run.dir={run}", cwd=tmp_path).returncode == 0
+    result = subprocess.run([sys.executable, "-m", "msgan_cli.cli", "train", *TINY, "hardware=cpu",
+                             f"hydra.run.dir={run}"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "written by 2 processes" in result.stderr

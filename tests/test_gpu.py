@@ -1,0 +1,37 @@
+"""The same runs on a GPU, without code changes (skipped where no CUDA device is visible)."""
+import math
+
+import pytest
+import torch
+
+from conftest import compose, state_of, train_run
+from msgan_cli.train.session import build_session
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.mark.parametrize("overrides", [
+    ["hardware=gpu"],
+    ["hardware=gpu", "hardware.amp=true"],
+    ["hardware=gpu", "hardware.amp=true", "hardware.channels_last=true"],
+    ["hardware=auto", "model=mlp", "dataset=grid25", "dataset.num_train=500"],
+])
+def test_training_on_gpu(tmp_path, overrides):
+    metrics = train_run(tmp_path, "reg=ms", *overrides)
+    assert all(math.isfinite(v) for v in metrics.values())
+    # A GPU checkpoint loads on a machine without one.
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    assert state["step"] == 4
+
+
+def test_gpu_checkpoint_resumes_on_gpu(tmp_path):
+    common = ["hardware=gpu", "reg=ms", "eval.metrics=[]"]
+    train_run(tmp_path, *common, "trainer.max_steps=3")
+    train_run(tmp_path, *common, "trainer.max_steps=6")
+    assert state_of(tmp_path)["step"] == 6
+
+
+def test_session_uses_the_gpu():
+    session = build_session(compose("hardware=gpu"))
+    assert session.device.type == "cuda"
+    assert next(session.recipe.parameters()).is_cuda and session.data.train.values.is_cuda
