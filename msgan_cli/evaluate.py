@@ -23,9 +23,7 @@ def resolve_metric_names(requested, recipe: Recipe, data: Data) -> list[str]:
         return [name for name, metric in sorted(METRICS.items()) if metric.unsupported(recipe, data) is None]
     names = [requested] if isinstance(requested, str) else list(requested)
     for name in names:
-        if name not in METRICS:
-            raise UserError(f"No metric named '{name}'. Available: {', '.join(sorted(METRICS))}.")
-        reason = METRICS[name].unsupported(recipe, data)
+        reason = METRICS.lookup(name).unsupported(recipe, data)
         if reason:
             raise UserError(f"Metric {name} does not apply to model {recipe.name} on {data.name}: {reason}.")
     return names

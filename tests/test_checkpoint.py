@@ -1,5 +1,10 @@
 """Checkpoints: atomic, loadable with weights_only=True, and a resumed run ends exactly where an
 uninterrupted one does."""
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 import torch
 
@@ -58,3 +63,26 @@ def test_corrupt_checkpoint_is_reported_and_kept(tmp_path):
     assert result.returncode == 2, result.stderr
     assert "cannot be read" in result.stderr and "Traceback" not in result.stderr
     assert (run / "checkpoints" / "last.pt").read_bytes() == garbage   # nothing lost
+
+
+@pytest.mark.slow
+def test_sigterm_writes_a_checkpoint_and_the_run_resumes(tmp_path):
+    run = tmp_path / "run"
+    never = "100000"   # no periodic checkpoint and no natural end: only the signal can produce one
+    process = subprocess.Popen(
+        [sys.executable, "-m", "msgan_cli.cli", "train", *TINY, f"trainer.max_steps={never}",
+         f"trainer.checkpoint_every={never}", f"trainer.sample_every={never}", f"hydra.run.dir={run}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any((run / "tb").glob("events*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)   # a few steps into training
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    stopped_at = state_of(run)["step"]
+    assert 0 < stopped_at < int(never)
+    assert not (run / "metrics.json").exists()       # stopped, not finished
+    resumed = msgan("train", *TINY, f"trainer.max_steps={stopped_at + 2}", f"hydra.run.dir={run}")
+    assert resumed.returncode == 0, resumed.stderr
+    assert state_of(run)["step"] == stopped_at + 2 and (run / "metrics.json").exists()

@@ -6,34 +6,22 @@ means one module in this package with a `@register_dataset("name")` function and
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Callable
 
 from omegaconf import DictConfig
 
 from msgan_cli.data.base import Data, EpochSampler, Split, TensorSplit
-from msgan_cli.errors import UserError
+from msgan_cli.registry import Registry, import_submodules
 
-DATASETS: dict[str, Callable[[DictConfig], Data]] = {}
-
-
-def register_dataset(name: str):
-    def decorate(loader: Callable[[DictConfig], Data]) -> Callable[[DictConfig], Data]:
-        DATASETS[name] = loader
-        return loader
-    return decorate
+DATASETS: Registry[Callable[[DictConfig], Data]] = Registry("dataset", "dataset.name")
+register_dataset = DATASETS.register
 
 
 def load_dataset(cfg: DictConfig) -> Data:
     """Load the dataset `cfg.name` on the CPU; a missing file raises UserError naming the fix."""
-    if cfg.name not in DATASETS:
-        raise UserError(f"No dataset named '{cfg.name}'. Available: {', '.join(sorted(DATASETS))}.")
-    return DATASETS[cfg.name](cfg)
+    return DATASETS.lookup(cfg.name)(cfg)
 
 
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "base":
-        importlib.import_module(f"{__name__}.{_module.name}")
+import_submodules(__name__, __path__, skip=("base",))
 
 __all__ = ["DATASETS", "Data", "EpochSampler", "Split", "TensorSplit", "load_dataset", "register_dataset"]

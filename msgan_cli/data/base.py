@@ -6,25 +6,29 @@ workers, no host-to-device copy per step (DESIGN.md section 6).
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 
 
-class Split:
+class Split(ABC):
     """One split of a dataset. Images come out as float in [-1, 1], points as float coordinates."""
 
     labels: torch.Tensor | None
 
+    @abstractmethod
     def __len__(self) -> int:
-        raise NotImplementedError  # abstract: every split type defines its length
+        """Number of samples."""
 
+    @abstractmethod
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        raise NotImplementedError  # abstract: every split type defines its gather
+        """Samples and labels (None if unlabelled) at `index`, on the split's device."""
 
+    @abstractmethod
     def to(self, device: torch.device) -> "Split":
-        raise NotImplementedError  # abstract
+        """A copy held on `device`."""
 
 
 class TensorSplit(Split):

@@ -6,8 +6,6 @@ a run starts. Modules in this package are imported automatically.
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -17,6 +15,7 @@ from omegaconf import DictConfig
 from msgan_cli.data import Data
 from msgan_cli.metrics.classifier import SmallClassifier, load_or_train_classifier
 from msgan_cli.models import Recipe
+from msgan_cli.registry import Registry, import_submodules
 from msgan_cli.sampling import evaluation_mode
 
 
@@ -75,18 +74,18 @@ class Metric:
     unsupported: Callable[[Recipe, Data], str | None]
 
 
-METRICS: dict[str, Metric] = {}
+METRICS: Registry[Metric] = Registry("metric", "eval.metrics")
 
 
 def register_metric(name: str, unsupported: Callable[[Recipe, Data], str | None]):
+    """Decorator for a metric function; `unsupported(recipe, data)` says why it does not apply, or None."""
     def decorate(compute: Callable[[EvalContext], dict[str, float]]):
-        METRICS[name] = Metric(name, compute, unsupported)
+        METRICS.register(name)(Metric(name, compute, unsupported))
         return compute
     return decorate
 
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+import_submodules(__name__, __path__)
 
 from msgan_cli.metrics.diversity import pairwise_distances  # noqa: E402
 from msgan_cli.metrics.modes import modes_2d  # noqa: E402

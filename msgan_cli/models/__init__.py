@@ -3,32 +3,18 @@
 subpackages here are imported automatically, so adding a model touches no other file."""
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from msgan_cli.data import Data
-from msgan_cli.errors import UserError
 from msgan_cli.models.base import Phase, Recipe
+from msgan_cli.registry import Registry, import_submodules
 
-MODELS: dict[str, type[Recipe]] = {}
-
-
-def register_model(name: str):
-    def decorate(cls: type[Recipe]) -> type[Recipe]:
-        cls.name = name
-        MODELS[name] = cls
-        return cls
-    return decorate
+MODELS: Registry[type[Recipe]] = Registry("model", "model.name")
+register_model = MODELS.register
 
 
 def build_model(cfg, data: Data) -> Recipe:
-    if cfg.name not in MODELS:
-        raise UserError(f"No model named '{cfg.name}'. Available: {', '.join(sorted(MODELS))}.")
-    return MODELS[cfg.name](cfg, data)
+    return MODELS.lookup(cfg.name)(cfg, data)
 
 
-for _module in pkgutil.iter_modules(__path__):
-    if _module.ispkg:
-        importlib.import_module(f"{__name__}.{_module.name}")
+import_submodules(__name__, __path__, packages_only=True)
 
 __all__ = ["MODELS", "Phase", "Recipe", "build_model", "register_model"]

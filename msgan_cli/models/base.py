@@ -7,6 +7,7 @@ for what they need. The training loop knows nothing about any particular recipe.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -30,7 +31,7 @@ class Phase:
     networks: tuple[str, ...]
 
 
-class Recipe(nn.Module):
+class Recipe(nn.Module, ABC):
     """Base class of every model. Subclasses set `name`, build networks in `__init__`, and implement
     the methods below. `latent_dim == 0` means no latent input; `num_classes == 0` unconditional."""
 
@@ -53,22 +54,25 @@ class Recipe(nn.Module):
     def conditional(self) -> bool:
         return self.num_classes > 0
 
+    @abstractmethod
     def phases(self) -> list[Phase]:
-        raise NotImplementedError  # abstract
+        """The phases of one training step, in order (e.g. D then G)."""
 
+    @abstractmethod
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        raise NotImplementedError  # abstract
+        """One optimiser per name that `Phase.optimizer` refers to."""
 
     def sample_latent(self, n: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
         """n latent codes from the prior, N(0, I); shape (n, 0) for a model without a latent."""
         return torch.randn(n, self.latent_dim, device=device, generator=generator)
 
+    @abstractmethod
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        raise NotImplementedError  # abstract
+        """G's outputs for latents z and class labels (None when unconditional)."""
 
+    @abstractmethod
     def phase_losses(self, phase: str, ctx: "StepContext") -> dict[str, torch.Tensor]:
         """The model's own loss terms for `phase`, already weighted; the loop adds regularisers."""
-        raise NotImplementedError  # abstract
 
     def networks(self) -> dict[str, nn.Module]:
         return dict(self.named_children())

@@ -7,27 +7,19 @@ The formulas are importable as pure functions, e.g. `from msgan_cli.regularizers
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
-import pkgutil
 
 from omegaconf import DictConfig, OmegaConf
 
 from msgan_cli.errors import UserError
 from msgan_cli.models.base import Recipe
 from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
+from msgan_cli.registry import Registry, import_submodules
 
 log = logging.getLogger(__name__)
 
-REGULARIZERS: dict[str, type[Regularizer]] = {}
-
-
-def register_regularizer(name: str):
-    def decorate(cls: type[Regularizer]) -> type[Regularizer]:
-        cls.name = name
-        REGULARIZERS[name] = cls
-        return cls
-    return decorate
+REGULARIZERS: Registry[type[Regularizer]] = Registry("regulariser", "reg=")
+register_regularizer = REGULARIZERS.register
 
 
 def parse_options(name: str, node: DictConfig | dict) -> RegularizerOptions:
@@ -62,9 +54,7 @@ def build_regularizers(reg_cfg: DictConfig | None, recipe: Recipe) -> list[Regul
     return selected
 
 
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "base":
-        importlib.import_module(f"{__name__}.{_module.name}")
+import_submodules(__name__, __path__, skip=("base",))
 
 from msgan_cli.regularizers.mode_seeking import mode_seeking_loss, mode_seeking_ratio  # noqa: E402
 

@@ -6,6 +6,7 @@ needs from the model and the step context, and turns the context into the functi
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -26,7 +27,7 @@ class RegularizerOptions:
     weight: float = 1.0     # the paper's lambda: the term enters the objective as weight * loss
 
 
-class Regularizer:
+class Regularizer(ABC):
     """Subclass, set the class attributes, implement `loss`, and register with
     `@register_regularizer("<name>")` in a module of `msgan_cli/regularizers/`."""
 
@@ -51,9 +52,9 @@ class Regularizer:
             raise UserError(f"reg={self.name} acts in phase {self.phase}, which model {recipe.name} "
                             f"does not have (its phases: {', '.join(phases)}).")
 
+    @abstractmethod
     def loss(self, ctx: "StepContext") -> torch.Tensor:
         """The unweighted term for this step; report diagnostics with `stats.report("Diag/<name>/...")`."""
-        raise NotImplementedError  # abstract: every regulariser defines its loss
 
     def after_phase(self, phase: str, recipe: Recipe, step: int) -> None:
         """Called after each phase's optimiser step (e.g. to project D's weights). Default: nothing."""
