@@ -151,7 +151,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
         torch.manual_seed(cfg.seed + 7919 * info.rank)   # each rank its own latents; weights stay rank 0's
     distributed.broadcast_state(recipe)
 
-    writer = RunWriter(run_dir, cfg) if info.is_main else None
+    writer = RunWriter(run_dir, cfg, resume_step=step) if info.is_main else None
     stop = StopSignal()
     progress = tqdm(total=trainer.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
                     disable=not (info.is_main and trainer.progress_bar))

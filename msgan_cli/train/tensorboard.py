@@ -25,8 +25,10 @@ def flatten_config(cfg: DictConfig) -> dict[str, float | int | str | bool]:
 
 
 class RunWriter:
-    def __init__(self, run_dir: Path, cfg: DictConfig):
-        self.writer = SummaryWriter(str(run_dir / "tb"))
+    def __init__(self, run_dir: Path, cfg: DictConfig, resume_step: int = 0):
+        # On resume, events an interrupted run logged after its last checkpoint are dropped, so
+        # the curves continue from the checkpoint instead of doubling back.
+        self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step or None)
         self.cfg = cfg
         self.writer.add_text("config", "```\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```", 0)
 
