@@ -56,7 +56,7 @@ def load_trained_session(run_dir: Path, device: str | None = None):
     checkpoint = run_dir / "checkpoints" / "last.pt"
     if not checkpoint.exists():
         raise UserError(f"{run_dir} has no checkpoints/last.pt yet: train it first (or wait for its first checkpoint).")
-    session = build_session(cfg, ProcessInfo(0, 1, 0), with_regularizers=False)
+    session = build_session(cfg, ProcessInfo(0, 1, 0))
     state = load_checkpoint(checkpoint, session.device)
     session.recipe.load_state_dict(state["model"])
     return session, int(state["step"])

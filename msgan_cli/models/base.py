@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from msgan_cli.train.context import StepContext
 
 
+WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
+
+
 @dataclass(frozen=True)
 class Phase:
     """One optimisation phase of a training step: its name (used in `Loss/<phase>/<term>`), the
@@ -38,6 +41,7 @@ class Recipe(nn.Module, ABC):
     name: ClassVar[str]
     latent_dim: int = 0
     num_classes: int = 0
+    discriminator_names: ClassVar[tuple[str, ...]] = ("discriminator",)   # for spectral methods
 
     def __init__(self, cfg, data: Data):
         super().__init__()
@@ -76,6 +80,12 @@ class Recipe(nn.Module, ABC):
 
     def networks(self) -> dict[str, nn.Module]:
         return dict(self.named_children())
+
+    def discriminator_layers(self) -> list[tuple[str, nn.Module]]:
+        """Every weight layer (conv, transposed conv, linear) of the discriminator(s), in order, as
+        (qualified name, module): what spectral normalisation, SR-GAN and spectral monitoring act on."""
+        return [(f"{net}.{name}", module) for net in self.discriminator_names
+                for name, module in getattr(self, net).named_modules() if isinstance(module, WEIGHT_LAYERS)]
 
 
 def resolve_num_classes(conditional: bool | str, data: Data, model_name: str) -> int:

@@ -51,12 +51,21 @@ def build_regularizers(reg_cfg: DictConfig | None, recipe: Recipe) -> list[Regul
         regularizer = REGULARIZERS[name](options, recipe)
         regularizer.check(recipe)
         selected.append(regularizer)
+    names = {r.name for r in selected}
+    for regularizer in selected:
+        for other, reason in regularizer.conflicts.items():
+            if other in names:
+                raise UserError(f"reg={regularizer.name} and reg={other} cannot be combined: {reason}")
+    for regularizer in selected:
+        regularizer.setup(recipe)
     return selected
 
 
 import_submodules(__name__, __path__, skip=("base",))
 
+from msgan_cli.regularizers.dsgan import dsgan_loss, dsgan_ratio  # noqa: E402
 from msgan_cli.regularizers.mode_seeking import mode_seeking_loss, mode_seeking_ratio  # noqa: E402
+from msgan_cli.regularizers.sr import spectral_compensate  # noqa: E402
 
-__all__ = ["REGULARIZERS", "Regularizer", "RegularizerOptions", "build_regularizers", "mode_seeking_loss",
-           "mode_seeking_ratio", "parse_options", "register_regularizer"]
+__all__ = ["REGULARIZERS", "Regularizer", "RegularizerOptions", "build_regularizers", "dsgan_loss", "dsgan_ratio",
+           "mode_seeking_loss", "mode_seeking_ratio", "parse_options", "register_regularizer", "spectral_compensate"]

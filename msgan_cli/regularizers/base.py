@@ -6,7 +6,6 @@ needs from the model and the step context, and turns the context into the functi
 """
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -27,7 +26,7 @@ class RegularizerOptions:
     weight: float = 1.0     # the paper's lambda: the term enters the objective as weight * loss
 
 
-class Regularizer(ABC):
+class Regularizer:
     """Subclass, set the class attributes, implement `loss`, and register with
     `@register_regularizer("<name>")` in a module of `msgan_cli/regularizers/`."""
 
@@ -35,6 +34,7 @@ class Regularizer(ABC):
     phase: ClassVar[str] = "G"                  # the recipe phase whose objective it joins
     samples_per_condition: ClassVar[int] = 1    # 2: asks the step for pairs (same condition, two z)
     needs_latent: ClassVar[bool] = False
+    conflicts: ClassVar[dict[str, str]] = {}    # other regulariser -> why they cannot be combined
     Options: ClassVar[type[RegularizerOptions]] = RegularizerOptions
 
     def __init__(self, options: RegularizerOptions, recipe: Recipe):
@@ -52,9 +52,14 @@ class Regularizer(ABC):
             raise UserError(f"reg={self.name} acts in phase {self.phase}, which model {recipe.name} "
                             f"does not have (its phases: {', '.join(phases)}).")
 
-    @abstractmethod
-    def loss(self, ctx: "StepContext") -> torch.Tensor:
-        """The unweighted term for this step; report diagnostics with `stats.report("Diag/<name>/...")`."""
+    def setup(self, recipe: Recipe) -> None:
+        """Change the model before its optimisers exist (e.g. re-parametrise D's weights). Default: nothing.
+        Runs for `msgan eval` and `msgan sample` too, so a checkpoint's keys always match."""
+
+    def loss(self, ctx: "StepContext") -> torch.Tensor | None:
+        """The unweighted term for this step, or None for a regulariser that adds no term (it acts
+        through `setup` or `after_phase`). Report diagnostics with `stats.report("Diag/<name>/...")`."""
+        return None
 
     def after_phase(self, phase: str, recipe: Recipe, step: int) -> None:
         """Called after each phase's optimiser step (e.g. to project D's weights). Default: nothing."""

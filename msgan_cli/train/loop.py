@@ -80,9 +80,12 @@ def run_phase(phase: Phase, ctx: StepContext, session: Session, optimizer: torch
         terms = session.recipe.phase_losses(phase.name, ctx)
         for regularizer in session.regularizers:
             if regularizer.phase == phase.name and regularizer.weight != 0:
+                term = regularizer.loss(ctx)
+                if term is None:
+                    continue
                 if regularizer.name in terms:
                     raise RuntimeError(f"regulariser {regularizer.name} collides with a model term of that name")
-                terms[regularizer.name] = regularizer.weight * regularizer.loss(ctx)
+                terms[regularizer.name] = regularizer.weight * term
     total = sum(terms.values())
     for name, value in terms.items():
         report(f"Loss/{phase.name}/{name}", value)

@@ -49,7 +49,7 @@ def select_device(hardware: DictConfig, info: ProcessInfo) -> torch.device:
     return torch.device("cpu")
 
 
-def build_session(cfg: DictConfig, info: ProcessInfo | None = None, with_regularizers: bool = True) -> Session:
+def build_session(cfg: DictConfig, info: ProcessInfo | None = None) -> Session:
     info = info or process_info()
     device = select_device(cfg.hardware, info)
     data = load_dataset(cfg.dataset).to(device)
@@ -57,5 +57,5 @@ def build_session(cfg: DictConfig, info: ProcessInfo | None = None, with_regular
     recipe = build_model(cfg.model, data).to(device)
     if cfg.hardware.channels_last and data.kind == "image":
         recipe = recipe.to(memory_format=torch.channels_last)
-    regularizers = build_regularizers(cfg.get("reg"), recipe) if with_regularizers else []
+    regularizers = build_regularizers(cfg.get("reg"), recipe)   # may re-parametrise the model (sn, sr)
     return Session(cfg, info, device, data, recipe, regularizers)

@@ -1,0 +1,116 @@
+"""`reg=sr`: spectral regularisation (SR-GAN; Liu et al., ICCV 2019, arXiv 1908.10999). METHODS.md section 4.
+
+When an SN-GAN collapses, most normalised singular values of D's weights drop at once ("spectral
+collapse"). SR compensates: the top `i` normalised singular values of each weight are set to 1
+(static) or to their running maximum over training (dynamic). As in the official code this is a
+projection, not a re-parametrisation: spectral normalisation stays in the forward pass, and every
+`every` D steps, after the D update, each D weight is replaced by its compensated version. The last
+layer (D's head) is left alone, as the code leaves its final linear layer. Adds no loss term.
+Cost: one full SVD per D layer every `every` D steps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from msgan_cli.errors import UserError
+from msgan_cli.regularizers import register_regularizer
+from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
+from msgan_cli.regularizers.sn import apply_spectral_norm, check_has_weight_layers
+from msgan_cli.train.stats import report
+
+MODES = ("static", "dynamic")
+
+
+def weight_matrix(weight: torch.Tensor, transposed: bool = False) -> torch.Tensor:
+    """A layer weight as a matrix out x (in * kernel): conv weights reshaped as in SR-GAN."""
+    if transposed:   # ConvTranspose weights are (in, out, k...): put the output channels first
+        weight = weight.transpose(0, 1)
+    return weight.reshape(weight.shape[0], -1)
+
+
+def spectral_compensate(weight: torch.Tensor, i: int | None = None, gamma: torch.Tensor | None = None) -> torch.Tensor:
+    """The compensated, normalised weight `W_SR` (same shape as `weight`, spectral norm 1).
+
+    1. SVD of the weight matrix: `W = U diag(s) V^T`, s descending.
+    2. Normalise: `s / s_1`. With nothing else this is spectral normalisation (`i = 1`).
+    3. Static compensation (Eq. of Delta_W): the top `i` normalised singular values become 1, the
+       rest stay `s_k / s_1`; `i` defaults to floor(rank / 2) as in the paper.
+    4. Dynamic compensation: the top `i` become `gamma_j` (the running max of `s_j / s_1`) instead of 1.
+    """
+    matrix = weight.reshape(weight.shape[0], -1).double()
+    u, s, vh = torch.linalg.svd(matrix, full_matrices=False)
+    normalised = s / s[0]
+    i = max(len(s) // 2, 1) if i is None else i
+    compensated = normalised.clone()
+    compensated[:i] = 1.0 if gamma is None else gamma[:i].to(compensated)
+    return (u @ torch.diag(compensated) @ vh).to(weight.dtype).reshape(weight.shape)
+
+
+@dataclass
+class SROptions(RegularizerOptions):
+    every: int = 5           # D steps between projections (the official code: 5)
+    mode: str = "static"     # static | dynamic (the paper's ImageNet code)
+    fraction: float = 0.5    # i = floor(fraction * rank): the paper's r / 2
+    power_iterations: int = 1
+
+
+@register_regularizer("sr")
+class SpectralRegularization(Regularizer):
+    phase = "D"
+    conflicts = {"sn": "sr already applies spectral normalisation in D's forward pass; drop reg=sn."}
+    Options = SROptions
+
+    def __init__(self, options, recipe):
+        super().__init__(options, recipe)
+        self.d_steps, self.projections = 0, 0
+        self.gamma: dict[str, torch.Tensor] = {}   # dynamic mode: running max of s_j / s_1 per layer
+
+    def check(self, recipe) -> None:
+        super().check(recipe)
+        check_has_weight_layers(self.name, recipe)
+        if self.options.mode not in MODES:
+            raise UserError(f"reg.sr.mode must be one of {', '.join(MODES)}; got '{self.options.mode}'.")
+        if self.options.every < 1 or not 0 < self.options.fraction <= 1:
+            raise UserError("reg.sr.every must be >= 1 and reg.sr.fraction in (0, 1].")
+
+    def setup(self, recipe) -> None:
+        apply_spectral_norm(recipe, self.options.power_iterations)
+
+    @torch.no_grad()
+    def after_phase(self, phase: str, recipe, step: int) -> None:
+        if phase != self.phase:
+            return
+        self.d_steps += 1
+        if self.d_steps % self.options.every:
+            return
+        for name, module in recipe.discriminator_layers()[:-1]:   # the head is left alone
+            self.project(name, module)
+        self.projections += 1
+        report("Diag/sr/projections", self.projections)
+
+    def project(self, name: str, module: nn.Module) -> None:
+        original = module.parametrizations.weight.original   # the weight before spectral normalisation
+        transposed = isinstance(module, nn.ConvTranspose2d)
+        matrix = weight_matrix(original, transposed)
+        i = max(int(self.options.fraction * min(matrix.shape)), 1)
+        gamma = None
+        if self.options.mode == "dynamic":
+            s = torch.linalg.svdvals(matrix.double())
+            current = (s / s[0]).cpu()
+            gamma = torch.maximum(self.gamma.get(name, current), current)
+            self.gamma[name] = gamma
+        compensated = spectral_compensate(matrix, i, gamma)
+        if transposed:
+            compensated = compensated.reshape(original.transpose(0, 1).shape).transpose(0, 1)
+        original.copy_(compensated.reshape(original.shape))
+
+    def state_dict(self) -> dict:
+        return {"d_steps": self.d_steps, "projections": self.projections, "gamma": dict(self.gamma)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.d_steps = int(state.get("d_steps", 0))
+        self.projections = int(state.get("projections", 0))
+        self.gamma = dict(state.get("gamma", {}))

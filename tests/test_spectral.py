@@ -1,0 +1,101 @@
+"""Spectral normalisation and SR-GAN's spectral compensation (METHODS.md section 4)."""
+import pytest
+import torch
+from torch import nn
+
+from conftest import compose, state_of, tensorboard_tags, train_run
+from msgan_cli.errors import UserError
+from msgan_cli.regularizers import spectral_compensate
+from msgan_cli.train.session import build_session
+
+
+def random_weight(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def normalised_spectrum(weight):
+    s = torch.linalg.svdvals(weight.reshape(weight.shape[0], -1).double())
+    return s / s[0]
+
+
+def test_i_equal_one_is_spectral_normalisation():
+    weight = random_weight(8, 3, 3, 3)
+    s_max = torch.linalg.svdvals(weight.reshape(8, -1))[0]
+    assert torch.allclose(spectral_compensate(weight, i=1), weight / s_max, atol=1e-5)
+
+
+def test_static_compensation_sets_the_top_half_to_one():
+    weight = random_weight(6, 10)
+    before = normalised_spectrum(weight)
+    after = torch.linalg.svdvals(spectral_compensate(weight).double())   # i = floor(6 / 2) = 3
+    assert after[:3].tolist() == pytest.approx([1.0, 1.0, 1.0])
+    assert after[3:].tolist() == pytest.approx(before[3:].tolist())      # the rest stay s_k / s_1
+
+
+def test_dynamic_compensation_uses_gamma():
+    weight = random_weight(4, 4)
+    gamma = torch.tensor([1.0, 0.9, 0.8, 0.7])
+    after = torch.linalg.svdvals(spectral_compensate(weight, i=2, gamma=gamma).double())
+    assert after[:2].tolist() == pytest.approx([1.0, 0.9])
+    assert after[2:].tolist() == pytest.approx(normalised_spectrum(weight)[2:].tolist())
+
+
+@pytest.mark.parametrize("model,dataset", [("dcgan", "digits"), ("mlp", "ring8")])
+def test_sn_normalises_every_discriminator_layer(model, dataset):
+    session = build_session(compose(f"model={model}", f"dataset={dataset}", "reg=sn"))
+    layers = session.recipe.discriminator_layers()
+    assert layers and all(hasattr(module, "parametrizations") for _, module in layers)
+    session.recipe.train()
+    for _ in range(30):   # power iterations converge during forward passes in training mode
+        for _, module in layers:
+            module.weight
+    for name, module in layers:
+        sigma = torch.linalg.svdvals(module.weight.detach().reshape(module.weight.shape[0], -1))[0]
+        assert sigma.item() == pytest.approx(1.0, abs=0.05), name
+
+
+@pytest.mark.parametrize("model,dataset", [("dcgan", "digits"), ("mlp", "grid25")])
+def test_sr_projects_every_n_discriminator_steps(tmp_path, model, dataset):
+    train_run(tmp_path, f"model={model}", f"dataset={dataset}", "reg=[ms,sr]", "reg.sr.every=2",
+              "trainer.max_steps=5")
+    state = state_of(tmp_path)
+    assert state["regularizers"]["sr"] == {"d_steps": 5, "projections": 2, "gamma": {}}
+    assert "Diag/sr/projections" in tensorboard_tags(tmp_path)["scalars"]
+
+
+def test_sr_projection_makes_the_top_half_one():
+    session = build_session(compose("reg=sr", "reg.sr.every=1"))
+    (sr,) = session.regularizers
+    sr.after_phase("D", session.recipe, step=0)
+    for name, module in session.recipe.discriminator_layers()[:-1]:
+        original = module.parametrizations.weight.original
+        s = normalised_spectrum(original)
+        i = max(int(0.5 * min(original.shape[0], original[0].numel())), 1)
+        assert s[:i].tolist() == pytest.approx([1.0] * i, abs=1e-4), name
+    head = session.recipe.discriminator_layers()[-1][1]
+    assert normalised_spectrum(head.parametrizations.weight.original)[0] == 1.0   # a 1-row head: untouched
+
+
+def test_dynamic_sr_keeps_running_max_and_resumes(tmp_path):
+    common = ["reg=sr", "reg.sr.mode=dynamic", "reg.sr.every=1", "eval.metrics=[]"]
+    train_run(tmp_path, *common, "trainer.max_steps=2")
+    gamma = state_of(tmp_path)["regularizers"]["sr"]["gamma"]
+    assert set(gamma) == {"discriminator.features.0", "discriminator.features.2", "discriminator.features.5"}
+    train_run(tmp_path, *common, "trainer.max_steps=4")
+    assert state_of(tmp_path)["regularizers"]["sr"]["projections"] == 4
+
+
+def test_sr_with_sn_is_refused():
+    with pytest.raises(UserError, match="drop reg=sn"):
+        build_session(compose("reg=[sn,sr]"))
+
+
+def test_eval_rebuilds_spectrally_normalised_runs(tmp_path):
+    from msgan_cli.evaluate import load_trained_session
+    from omegaconf import OmegaConf
+    cfg = compose("reg=sn")
+    train_run(tmp_path, "reg=sn")
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    session, step = load_trained_session(tmp_path, "cpu")   # keys match the parametrised D
+    assert step == 4
