@@ -27,6 +27,7 @@ TINY = [
     "trainer.log_every=2",
     "trainer.sample_every=2",
     "trainer.checkpoint_every=2",
+    "trainer.spectrum.every=2",
     "trainer.progress_bar=false",
     "eval.num_samples=64",
     "eval.classifier.steps=40",

@@ -99,3 +99,40 @@ def test_eval_rebuilds_spectrally_normalised_runs(tmp_path):
     OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
     session, step = load_trained_session(tmp_path, "cpu")   # keys match the parametrised D
     assert step == 4
+
+
+def test_every_run_logs_the_discriminator_spectrum(tmp_path):
+    train_run(tmp_path, "reg=ms")
+    tags = tensorboard_tags(tmp_path)
+    layer = "discriminator.features.2"
+    assert f"Spectrum/{layer}/share_above_0.2" in tags["scalars"] and "Spectrum/collapsed_layers" in tags["scalars"]
+    assert f"Spectrum/{layer}/curves" in tags["images"]
+
+
+class FakeWriter:
+    def __init__(self):
+        self.scalar_log = []
+
+    def histogram(self, *args):
+        pass
+
+    def image(self, *args):
+        pass
+
+    def scalars(self, step, values):
+        self.scalar_log.append(values)
+
+
+def test_monitor_warns_when_the_spectrum_collapses(caplog):
+    from omegaconf import OmegaConf
+    from msgan_cli.train.spectrum import SpectralMonitor
+    session = build_session(compose("model=mlp", "dataset=ring8", "dataset.num_train=200", "reg=none"))
+    monitor, writer = SpectralMonitor(OmegaConf.create({"threshold": 0.2, "warn_drop": 0.5})), FakeWriter()
+    assert monitor.update(0, session.recipe, writer) == []
+    layer_name, layer = session.recipe.discriminator_layers()[1]
+    with torch.no_grad():   # collapse one layer to rank one: all but one normalised singular value ~ 0
+        u, s, vh = torch.linalg.svd(layer.weight, full_matrices=False)
+        layer.weight.copy_(s[0] * torch.outer(u[:, 0], vh[0]) + 1e-4 * torch.randn_like(layer.weight))
+    with caplog.at_level("WARNING"):
+        assert monitor.update(1, session.recipe, writer) == [layer_name]
+    assert "Spectral collapse?" in caplog.text and writer.scalar_log[-1]["Spectrum/collapsed_layers"] == 1.0

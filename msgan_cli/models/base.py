@@ -24,6 +24,13 @@ if TYPE_CHECKING:
 WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
 
 
+def weight_matrix(weight: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    """A layer's weight as a matrix out x (in * kernel), conv weights reshaped as in SR-GAN."""
+    if isinstance(module, nn.ConvTranspose2d):   # stored (in, out, k, k): put the outputs first
+        weight = weight.transpose(0, 1)
+    return weight.reshape(weight.shape[0], -1)
+
+
 @dataclass(frozen=True)
 class Phase:
     """One optimisation phase of a training step: its name (used in `Loss/<phase>/<term>`), the

@@ -16,19 +16,13 @@ import torch
 from torch import nn
 
 from msgan_cli.errors import UserError
+from msgan_cli.models.base import weight_matrix
 from msgan_cli.regularizers import register_regularizer
 from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
 from msgan_cli.regularizers.sn import apply_spectral_norm, check_has_weight_layers
 from msgan_cli.train.stats import report
 
 MODES = ("static", "dynamic")
-
-
-def weight_matrix(weight: torch.Tensor, transposed: bool = False) -> torch.Tensor:
-    """A layer weight as a matrix out x (in * kernel): conv weights reshaped as in SR-GAN."""
-    if transposed:   # ConvTranspose weights are (in, out, k...): put the output channels first
-        weight = weight.transpose(0, 1)
-    return weight.reshape(weight.shape[0], -1)
 
 
 def spectral_compensate(weight: torch.Tensor, i: int | None = None, gamma: torch.Tensor | None = None) -> torch.Tensor:
@@ -94,7 +88,7 @@ class SpectralRegularization(Regularizer):
     def project(self, name: str, module: nn.Module) -> None:
         original = module.parametrizations.weight.original   # the weight before spectral normalisation
         transposed = isinstance(module, nn.ConvTranspose2d)
-        matrix = weight_matrix(original, transposed)
+        matrix = weight_matrix(original, module)
         i = max(int(self.options.fraction * min(matrix.shape)), 1)
         gamma = None
         if self.options.mode == "dynamic":

@@ -27,6 +27,7 @@ from msgan_cli.train import distributed
 from msgan_cli.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, write_json
 from msgan_cli.train.context import PAIR_BATCH_LAYOUTS, StepContext
 from msgan_cli.train.session import Session, build_session
+from msgan_cli.train.spectrum import SpectralMonitor
 from msgan_cli.train.stats import collect, report
 from msgan_cli.train.tensorboard import RunWriter
 
@@ -97,6 +98,20 @@ def run_phase(phase: Phase, ctx: StepContext, session: Session, optimizer: torch
         regularizer.after_phase(phase.name, session.recipe, ctx.step)
 
 
+def training_step(session: Session, phases: list[Phase], optimizers, parameters, sampler, pairs: int, step: int) -> None:
+    """One step: this rank's share of the batch, one shared step context, every phase in order."""
+    real, labels = session.data.train.batch(sampler.next().to(session.device))
+    ctx = StepContext(session.recipe, real, labels if session.recipe.conditional else None, step, pairs,
+                      session.cfg.trainer.pair_batch, session.autocast())
+    for phase in phases:
+        run_phase(phase, ctx, session, optimizers[phase.optimizer], parameters[phase.name])
+
+
+def phase_parameters(recipe: Recipe, phases: list[Phase]) -> dict[str, list[torch.nn.Parameter]]:
+    """The parameters whose gradients each phase produces (averaged across ranks)."""
+    return {p.name: [q for net in p.networks for q in getattr(recipe, net).parameters()] for p in phases}
+
+
 def training_state(step: int, session: Session, optimizers, sampler) -> dict:
     return {
         "step": step,
@@ -139,7 +154,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
     metric_names = resolve_metric_names(cfg.eval.metrics, recipe, data)   # a bad name fails now, not at the end
     phases = recipe.phases()
     optimizers = recipe.configure_optimizers()
-    parameters = {p.name: [q for net in p.networks for q in getattr(recipe, net).parameters()] for p in phases}
+    parameters = phase_parameters(recipe, phases)
     try:
         sampler = EpochSampler(len(data.train), trainer.batch_size, cfg.seed, info.rank, info.world_size)
     except ValueError as error:
@@ -155,21 +170,20 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
     distributed.broadcast_state(recipe)
 
     writer = RunWriter(run_dir, cfg, resume_step=step) if info.is_main else None
+    monitor = SpectralMonitor(trainer.spectrum) if writer is not None and trainer.spectrum.every else None
     stop = StopSignal()
     progress = tqdm(total=trainer.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
                     disable=not (info.is_main and trainer.progress_bar))
     while step < trainer.max_steps and not stop.any_rank():
-        real, labels = data.train.batch(sampler.next().to(session.device))
-        ctx = StepContext(recipe, real, labels if recipe.conditional else None, step, pairs,
-                          trainer.pair_batch, session.autocast())
-        for phase in phases:
-            run_phase(phase, ctx, session, optimizers[phase.optimizer], parameters[phase.name])
+        training_step(session, phases, optimizers, parameters, sampler, pairs, step)
         step += 1
         progress.update(1)
         if step % trainer.log_every == 0 or step == trainer.max_steps:
             log_scalars(step, writer, progress)
         if step % trainer.sample_every == 0 and writer is not None:
             writer.image("Samples/grid", sample_grid(recipe, data, session.device, seed=cfg.seed), step)
+        if monitor is not None and step % trainer.spectrum.every == 0:
+            monitor.update(step, recipe, writer)
         if step % trainer.checkpoint_every == 0:
             save_run_checkpoint(checkpoint_path, step, session, optimizers, sampler)
     progress.close()

@@ -36,6 +36,9 @@ class RunWriter:
         for tag, value in values.items():
             self.writer.add_scalar(tag, value, step)
 
+    def histogram(self, tag: str, values: torch.Tensor, step: int) -> None:
+        self.writer.add_histogram(tag, values, step)
+
     def image(self, tag: str, image: torch.Tensor, step: int) -> None:
         self.writer.add_image(tag, image, step)
 

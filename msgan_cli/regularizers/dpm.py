@@ -1,0 +1,80 @@
+"""`reg=dpm`: the diversity penalty module (DPM; Pei, Xu, Xiang, Meng, arXiv 2108.02353). METHODS.md section 2.
+
+Penalises the generator when two dissimilar latents give images whose discriminator features are
+similar, comparing normalised Gram matrices of features and of latents. The paper's exact formula
+could not be verified; the default is a public third-party reading of it (METHODS.md 2), labelled
+as such, with the feature layer, `s` and the weight as options.
+Cost: one extra D forward and backward on the fake batch (to read the chosen layer's features).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.nn.functional import normalize
+
+from msgan_cli.errors import UserError
+from msgan_cli.regularizers import register_regularizer
+from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
+from msgan_cli.train.stats import report
+
+
+def normalized_gram(x: torch.Tensor, s: float = 5.0) -> torch.Tensor:
+    """`NGM_s(X)[i, j] = sigmoid(s * <x_i, x_j> / (||x_i|| ||x_j||))` over the flattened rows of x."""
+    unit = normalize(x.flatten(1).float(), dim=1)
+    return torch.sigmoid(s * unit @ unit.T)
+
+
+def diversity_penalty(features: torch.Tensor, z: torch.Tensor, s: float = 5.0, eps: float = 1e-8) -> torch.Tensor:
+    """`DP = (1 / m^2) sum_ij NGM_s(F)[i, j] / (NGM_s(Z)[i, j] + eps)` (the third-party reading).
+
+    1. Pairwise similarity of the m samples' D features, squashed by a sigmoid of slope s.
+    2. The same for their latents.
+    3. The mean ratio: large when features are similar although the latents are not.
+    """
+    return (normalized_gram(features, s) / (normalized_gram(z, s) + eps)).mean()
+
+
+@dataclass
+class DPMOptions(RegularizerOptions):
+    weight: float = 10.0       # lambda_dp of the third-party reading
+    s: float = 5.0             # slope of the sigmoid in the normalised Gram matrix
+    eps: float = 1.0e-8
+    layer: str | None = None   # a D module name (its output); null: the last hidden layer (the head's input)
+
+
+@register_regularizer("dpm")
+class DiversityPenalty(Regularizer):
+    phase = "G"
+    needs_latent = True
+    Options = DPMOptions
+
+    def check(self, recipe) -> None:
+        super().check(recipe)
+        if not recipe.discriminator_layers():
+            raise UserError(f"reg=dpm reads discriminator features; model {recipe.name} has no D layers.")
+        if self.options.layer is not None:
+            discriminator = getattr(recipe, recipe.discriminator_names[0])
+            names = [name for name, _ in discriminator.named_modules() if name]
+            if self.options.layer not in names:
+                raise UserError(f"reg.dpm.layer='{self.options.layer}' is not a module of the discriminator; "
+                                f"choose one of: {', '.join(names)} (or null for the last hidden layer).")
+
+    def loss(self, ctx) -> torch.Tensor:
+        recipe, fake = ctx.recipe, ctx.generated()
+        captured: list[torch.Tensor] = []
+        if self.options.layer is None:   # the input of D's head: the last hidden representation
+            head = recipe.discriminator_layers()[-1][1]
+            handle = head.register_forward_pre_hook(lambda module, inputs: captured.append(inputs[0]))
+        else:
+            module = getattr(recipe, recipe.discriminator_names[0]).get_submodule(self.options.layer)
+            handle = module.register_forward_hook(lambda module, inputs, output: captured.append(output))
+        try:
+            recipe.discriminate(fake.images, fake.labels)
+        finally:
+            handle.remove()
+        features = captured[0]
+        with torch.no_grad():
+            report("Diag/dpm/feature_similarity", normalized_gram(features, self.options.s).mean())
+            report("Diag/dpm/latent_similarity", normalized_gram(fake.z, self.options.s).mean())
+        return diversity_penalty(features, fake.z, self.options.s, self.options.eps)

@@ -1,0 +1,100 @@
+"""Cost of each regulariser: training-step time over the `reg=none` step time, measured in one run.
+
+Usage: python scripts/bench.py [--steps 30] [--repeats 5] [--device auto]
+Every configuration is built once; then timing rounds interleave them (each round times `--steps`
+steps of every configuration), and a configuration's time is its median round, so drift of the
+machine (thermal, other load) hits all alike. Prints one table per model and the machine it ran on.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+
+from msgan_cli.config import compose_config
+from msgan_cli.data import EpochSampler
+from msgan_cli.train.loop import phase_parameters, samples_per_condition, training_step
+from msgan_cli.train.session import build_session
+from msgan_cli.train.stats import collect
+
+SETUPS = {
+    "dcgan on digits (default run)": ["model=dcgan", "dataset=digits"],
+    "2D GAN on grid25 (PacGAN setup)": ["model=mlp", "dataset=grid25"],
+}
+METHODS = {
+    "none": ["reg=none"],
+    "ms": ["reg=ms"],
+    "ms (pair_batch=split)": ["reg=ms", "trainer.pair_batch=split"],
+    "dsgan": ["reg=dsgan"],
+    "dpm": ["reg=dpm"],
+    "sn": ["reg=sn"],
+    "sr": ["reg=sr"],
+    "ms + sr": ["reg=[ms,sr]"],
+}
+
+
+class Runner:
+    """A built configuration whose steps can be timed (the loop's own step function)."""
+
+    def __init__(self, overrides: list[str]):
+        self.session = build_session(compose_config("train", overrides))
+        recipe, cfg = self.session.recipe, self.session.cfg
+        self.phases = recipe.phases()
+        self.optimizers = recipe.configure_optimizers()
+        self.parameters = phase_parameters(recipe, self.phases)
+        self.pairs = samples_per_condition(self.session.regularizers)
+        self.sampler = EpochSampler(len(self.session.data.train), cfg.trainer.batch_size, cfg.seed)
+        self.step = 0
+
+    def time(self, steps: int) -> float:
+        """Seconds per step over `steps` steps."""
+        synchronize(self.session.device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            training_step(self.session, self.phases, self.optimizers, self.parameters, self.sampler, self.pairs, self.step)
+            self.step += 1
+        synchronize(self.session.device)
+        collect()   # drop what the step reported
+        return (time.perf_counter() - start) / steps
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def machine(device: str) -> str:
+    if device != "cpu" and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    args = parser.parse_args()
+    print(f"machine: {machine(args.device)}; {args.repeats} rounds of {args.steps} steps, median round\n")
+    for setup, setup_overrides in SETUPS.items():
+        runners = {name: Runner(setup_overrides + extra + [f"hardware.device={args.device}"])
+                   for name, extra in METHODS.items()}
+        for runner in runners.values():
+            runner.time(3)   # warm-up: allocator, kernels, first SVDs
+        rounds = {name: [] for name in runners}
+        for _ in range(args.repeats):
+            for name, runner in runners.items():
+                rounds[name].append(runner.time(args.steps))
+        base = statistics.median(rounds["none"])
+        print(f"{setup}\n| reg | ms / step | x reg=none |\n|---|---|---|")
+        for name, times in rounds.items():
+            median = statistics.median(times)
+            print(f"| {name} | {1000 * median:.2f} | {median / base:.2f} |")
+        print()
+
+
+if __name__ == "__main__":
+    main()
