@@ -1,7 +1,6 @@
 """Spectral normalisation and SR-GAN's spectral compensation (METHODS.md section 4)."""
 import pytest
 import torch
-from torch import nn
 
 from conftest import compose, state_of, tensorboard_tags, train_run
 from msgan_cli.errors import UserError
