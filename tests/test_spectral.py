@@ -135,3 +135,13 @@ def test_monitor_warns_when_the_spectrum_collapses(caplog):
     with caplog.at_level("WARNING"):
         assert monitor.update(1, session.recipe, writer) == [layer_name]
     assert "Spectral collapse?" in caplog.text and writer.scalar_log[-1]["Spectrum/collapsed_layers"] == 1.0
+
+
+@pytest.mark.parametrize("reg", ["sn", "sr", "dpm"])
+def test_regularisers_on_d_weights_refuse_a_model_without_them(reg, monkeypatch):
+    session = build_session(compose("reg=none"))
+    monkeypatch.setattr(session.recipe, "discriminator_layers", lambda: [])
+    from msgan_cli.regularizers import REGULARIZERS, parse_options
+    regularizer = REGULARIZERS[reg](parse_options(reg, {"enabled": True}), session.recipe)
+    with pytest.raises(UserError, match=f"reg={reg} acts on the discriminator's conv/linear layers"):
+        regularizer.check(session.recipe)

@@ -34,6 +34,7 @@ class Regularizer:
     phase: ClassVar[str] = "G"                  # the recipe phase whose objective it joins
     samples_per_condition: ClassVar[int] = 1    # 2: asks the step for pairs (same condition, two z)
     needs_latent: ClassVar[bool] = False
+    needs_discriminator_layers: ClassVar[bool] = False   # acts on D's conv/linear weights (sn, sr, dpm)
     conflicts: ClassVar[dict[str, str]] = {}    # other regulariser -> why they cannot be combined
     Options: ClassVar[type[RegularizerOptions]] = RegularizerOptions
 
@@ -47,6 +48,9 @@ class Regularizer:
             raise UserError(
                 f"reg={self.name} needs a latent input, but model {recipe.name} has none: "
                 f"set model.nz to a positive size or drop reg={self.name}.")
+        if self.needs_discriminator_layers and not recipe.discriminator_layers():
+            raise UserError(f"reg={self.name} acts on the discriminator's conv/linear layers; "
+                            f"model {recipe.name} has none.")
         phases = [phase.name for phase in recipe.phases()]
         if self.phase not in phases:
             raise UserError(f"reg={self.name} acts in phase {self.phase}, which model {recipe.name} "

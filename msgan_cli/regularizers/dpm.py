@@ -47,12 +47,11 @@ class DPMOptions(RegularizerOptions):
 class DiversityPenalty(Regularizer):
     phase = "G"
     needs_latent = True
+    needs_discriminator_layers = True
     Options = DPMOptions
 
     def check(self, recipe) -> None:
         super().check(recipe)
-        if not recipe.discriminator_layers():
-            raise UserError(f"reg=dpm reads discriminator features; model {recipe.name} has no D layers.")
         if self.options.layer is not None:
             discriminator = getattr(recipe, recipe.discriminator_names[0])
             names = [name for name, _ in discriminator.named_modules() if name]

@@ -13,26 +13,18 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 from torch.nn.utils.parametrize import is_parametrized
 
-from msgan_cli.errors import UserError
 from msgan_cli.models.base import Recipe
 from msgan_cli.regularizers import register_regularizer
 from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
 
 
-def apply_spectral_norm(recipe: Recipe, power_iterations: int = 1) -> int:
-    """Spectrally normalise every weight layer of the recipe's discriminator(s); returns how many."""
-    layers = recipe.discriminator_layers()
-    for _, module in layers:
+def apply_spectral_norm(recipe: Recipe, power_iterations: int = 1) -> None:
+    """Spectrally normalise every weight layer of the recipe's discriminator(s)."""
+    for _, module in recipe.discriminator_layers():
         if not is_parametrized(module, "weight"):
             # A transposed conv keeps its output channels in dim 1.
             dim = 1 if isinstance(module, nn.ConvTranspose2d) else 0
             spectral_norm(module, n_power_iterations=power_iterations, dim=dim)
-    return len(layers)
-
-
-def check_has_weight_layers(name: str, recipe: Recipe) -> None:
-    if not recipe.discriminator_layers():
-        raise UserError(f"reg={name} acts on the discriminator's conv/linear layers; model {recipe.name} has none.")
 
 
 @dataclass
@@ -43,11 +35,8 @@ class SNOptions(RegularizerOptions):
 @register_regularizer("sn")
 class SpectralNormalization(Regularizer):
     phase = "D"
+    needs_discriminator_layers = True
     Options = SNOptions
-
-    def check(self, recipe) -> None:
-        super().check(recipe)
-        check_has_weight_layers(self.name, recipe)
 
     def setup(self, recipe) -> None:
         apply_spectral_norm(recipe, self.options.power_iterations)

@@ -19,25 +19,31 @@ from msgan_cli.errors import UserError
 from msgan_cli.models.base import weight_matrix
 from msgan_cli.regularizers import register_regularizer
 from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
-from msgan_cli.regularizers.sn import apply_spectral_norm, check_has_weight_layers
+from msgan_cli.regularizers.sn import apply_spectral_norm
 from msgan_cli.train.stats import report
 
 MODES = ("static", "dynamic")
 
 
-def spectral_compensate(weight: torch.Tensor, i: int | None = None, gamma: torch.Tensor | None = None) -> torch.Tensor:
+def normalised_svd(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`U, s / s_1, V^T` of the weight as a matrix (rows = dim 0), in float64 for an exact recomposition."""
+    u, s, vh = torch.linalg.svd(weight.reshape(weight.shape[0], -1).double(), full_matrices=False)
+    return u, s / s[0], vh
+
+
+def spectral_compensate(weight: torch.Tensor, i: int | None = None, gamma: torch.Tensor | None = None,
+                        svd: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """The compensated, normalised weight `W_SR` (same shape as `weight`, spectral norm 1).
 
-    1. SVD of the weight matrix: `W = U diag(s) V^T`, s descending.
+    1. SVD of the weight matrix: `W = U diag(s) V^T`, s descending (`svd`: one already computed
+       with `normalised_svd`, so a caller that needed the spectrum first does not decompose twice).
     2. Normalise: `s / s_1`. With nothing else this is spectral normalisation (`i = 1`).
     3. Static compensation (Eq. of Delta_W): the top `i` normalised singular values become 1, the
        rest stay `s_k / s_1`; `i` defaults to floor(rank / 2) as in the paper.
     4. Dynamic compensation: the top `i` become `gamma_j` (the running max of `s_j / s_1`) instead of 1.
     """
-    matrix = weight.reshape(weight.shape[0], -1).double()
-    u, s, vh = torch.linalg.svd(matrix, full_matrices=False)
-    normalised = s / s[0]
-    i = max(len(s) // 2, 1) if i is None else i
+    u, normalised, vh = svd if svd is not None else normalised_svd(weight)
+    i = max(len(normalised) // 2, 1) if i is None else i
     compensated = normalised.clone()
     compensated[:i] = 1.0 if gamma is None else gamma[:i].to(compensated)
     return (u @ torch.diag(compensated) @ vh).to(weight.dtype).reshape(weight.shape)
@@ -54,6 +60,7 @@ class SROptions(RegularizerOptions):
 @register_regularizer("sr")
 class SpectralRegularization(Regularizer):
     phase = "D"
+    needs_discriminator_layers = True
     conflicts = {"sn": "sr already applies spectral normalisation in D's forward pass; drop reg=sn."}
     Options = SROptions
 
@@ -64,7 +71,6 @@ class SpectralRegularization(Regularizer):
 
     def check(self, recipe) -> None:
         super().check(recipe)
-        check_has_weight_layers(self.name, recipe)
         if self.options.mode not in MODES:
             raise UserError(f"reg.sr.mode must be one of {', '.join(MODES)}; got '{self.options.mode}'.")
         if self.options.every < 1 or not 0 < self.options.fraction <= 1:
@@ -90,13 +96,13 @@ class SpectralRegularization(Regularizer):
         transposed = isinstance(module, nn.ConvTranspose2d)
         matrix = weight_matrix(original, module)
         i = max(int(self.options.fraction * min(matrix.shape)), 1)
+        svd = normalised_svd(matrix)   # one decomposition serves the running max and the projection
         gamma = None
-        if self.options.mode == "dynamic":
-            s = torch.linalg.svdvals(matrix.double())
-            current = (s / s[0]).cpu()
-            gamma = torch.maximum(self.gamma.get(name, current), current)
+        if self.options.mode == "dynamic":   # kept on the weight's device: no host round trip
+            current = svd[1]
+            gamma = torch.maximum(self.gamma.get(name, current).to(current), current)
             self.gamma[name] = gamma
-        compensated = spectral_compensate(matrix, i, gamma)
+        compensated = spectral_compensate(matrix, i, gamma, svd)
         if transposed:
             compensated = compensated.reshape(original.transpose(0, 1).shape).transpose(0, 1)
         original.copy_(compensated.reshape(original.shape))
