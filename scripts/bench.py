@@ -16,7 +16,7 @@ import torch
 
 from msgan_cli.config import compose_config
 from msgan_cli.data import EpochSampler
-from msgan_cli.train.loop import phase_parameters, samples_per_condition, training_step
+from msgan_cli.train.loop import phase_parameters, phases_and_optimizers, samples_per_condition, training_step
 from msgan_cli.train.session import build_session
 from msgan_cli.train.stats import collect
 
@@ -32,6 +32,11 @@ METHODS = {
     "dpm": ["reg=dpm"],
     "sn": ["reg=sn"],
     "sr": ["reg=sr"],
+    "mdgan": ["reg=mdgan"],
+    "mdgan (two_step)": ["reg=mdgan", "reg.mdgan.two_step=true"],
+    "pacgan (m=2)": ["reg=pacgan"],
+    "unrolled (k=5)": ["reg=unrolled"],
+    "unrolled (k=5, first_order)": ["reg=unrolled", "reg.unrolled.first_order=true"],
     "ms + sr": ["reg=[ms,sr]"],
 }
 
@@ -42,8 +47,7 @@ class Runner:
     def __init__(self, overrides: list[str]):
         self.session = build_session(compose_config("train", overrides))
         recipe, cfg = self.session.recipe, self.session.cfg
-        self.phases = recipe.phases()
-        self.optimizers = recipe.configure_optimizers()
+        self.phases, self.optimizers = phases_and_optimizers(self.session)
         self.parameters = phase_parameters(recipe, self.phases)
         self.pairs = samples_per_condition(self.session.regularizers)
         self.sampler = EpochSampler(len(self.session.data.train), cfg.trainer.batch_size, cfg.seed)

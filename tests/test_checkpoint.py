@@ -14,10 +14,11 @@ from msgan_cli.train import checkpoint as checkpoint_module
 from msgan_cli.train.checkpoint import load_checkpoint, save_checkpoint
 
 
-@pytest.mark.parametrize("model,dataset", [("dcgan", "digits"), ("mlp", "ring8")])
-def test_stop_and_resume_equals_uninterrupted(tmp_path, model, dataset):
-    common = [f"model={model}", f"dataset={dataset}", "reg=ms", "trainer.checkpoint_every=3",
-              "eval.metrics=[]"]
+@pytest.mark.parametrize("model,dataset,reg", [("dcgan", "digits", ["reg=ms"]), ("mlp", "ring8", ["reg=ms"]),
+                                               ("mlp", "ring8", ["reg=[mdgan,pacgan]", "reg.mdgan.two_step=true"]),
+                                               ("dcgan", "digits", ["reg=unrolled", "reg.unrolled.steps=2"])])
+def test_stop_and_resume_equals_uninterrupted(tmp_path, model, dataset, reg):
+    common = [f"model={model}", f"dataset={dataset}", *reg, "trainer.checkpoint_every=3", "eval.metrics=[]"]
     train_run(tmp_path / "whole", *common, "trainer.max_steps=8")
     train_run(tmp_path / "split", *common, "trainer.max_steps=5")     # stops at 5 (after a final eval)
     assert state_of(tmp_path / "split")["step"] == 5

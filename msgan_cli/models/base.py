@@ -39,6 +39,7 @@ class Phase:
     name: str
     optimizer: str
     networks: tuple[str, ...]
+    added_by: str | None = None   # the regulariser that added this phase (its own networks); None: the model's
 
 
 class Recipe(nn.Module, ABC):
@@ -87,6 +88,33 @@ class Recipe(nn.Module, ABC):
 
     def networks(self) -> dict[str, nn.Module]:
         return dict(self.named_children())
+
+    # Optional capabilities, for regularisers that need more than generate() (MDGAN, PacGAN, Unrolled
+    # GAN). A model that cannot offer one leaves it unimplemented; `offers()` tells, so a regulariser
+    # can stop before training with a sentence instead of failing mid-step.
+    def offers(self, capability: str) -> bool:
+        """Whether this model implements the optional method `capability` (e.g. "build_encoder")."""
+        return getattr(type(self), capability) is not getattr(Recipe, capability)
+
+    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None,
+                     discriminator: nn.Module | None = None) -> torch.Tensor:
+        """D's logits for samples x with their labels; `discriminator`: another network of the same
+        architecture (e.g. MDGAN's manifold discriminator) instead of the model's own."""
+        raise NotImplementedError
+
+    def discriminator_loss(self, real: torch.Tensor, real_labels: torch.Tensor | None, fake: torch.Tensor,
+                           fake_labels: torch.Tensor | None, discriminator: nn.Module | None = None) -> torch.Tensor:
+        """D's objective for one real and one fake batch (what its D phase minimises, before loss_scale)."""
+        raise NotImplementedError
+
+    def build_discriminator(self, pack: int = 1) -> nn.Module:
+        """A fresh, initialised discriminator of this model's architecture whose input holds `pack`
+        samples concatenated along the channel (feature) axis, with `pack` conditions (PacGAN)."""
+        raise NotImplementedError
+
+    def build_encoder(self) -> nn.Module:
+        """A fresh network mapping a batch of data to latent codes, `encoder(x) -> z` (MDGAN's E)."""
+        raise NotImplementedError
 
     def discriminator_layers(self) -> list[tuple[str, nn.Module]]:
         """Every weight layer (conv, transposed conv, linear) of the discriminator(s), in order, as

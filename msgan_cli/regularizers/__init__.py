@@ -56,16 +56,23 @@ def build_regularizers(reg_cfg: DictConfig | None, recipe: Recipe) -> list[Regul
         for other, reason in regularizer.conflicts.items():
             if other in names:
                 raise UserError(f"reg={regularizer.name} and reg={other} cannot be combined: {reason}")
-    for regularizer in selected:
+    # Network replacements first, so re-parametrisations (sn, sr) act on the final networks.
+    for regularizer in sorted(selected, key=lambda r: not r.replaces_networks):
         regularizer.setup(recipe)
     return selected
 
 
 import_submodules(__name__, __path__, skip=("base",))
 
+from msgan_cli.regularizers.dpm import diversity_penalty  # noqa: E402
 from msgan_cli.regularizers.dsgan import dsgan_loss, dsgan_ratio  # noqa: E402
+from msgan_cli.regularizers.mdgan import mode_regularizers  # noqa: E402
 from msgan_cli.regularizers.mode_seeking import mode_seeking_loss, mode_seeking_ratio  # noqa: E402
+from msgan_cli.regularizers.pacgan import pack  # noqa: E402
 from msgan_cli.regularizers.sr import spectral_compensate  # noqa: E402
+from msgan_cli.regularizers.unrolled import adam_update, unroll_discriminator  # noqa: E402
 
-__all__ = ["REGULARIZERS", "Regularizer", "RegularizerOptions", "build_regularizers", "dsgan_loss", "dsgan_ratio",
-           "mode_seeking_loss", "mode_seeking_ratio", "parse_options", "register_regularizer", "spectral_compensate"]
+__all__ = ["REGULARIZERS", "Regularizer", "RegularizerOptions", "adam_update", "build_regularizers",
+           "diversity_penalty", "dsgan_loss", "dsgan_ratio", "mode_regularizers", "mode_seeking_loss",
+           "mode_seeking_ratio", "pack", "parse_options", "register_regularizer", "spectral_compensate",
+           "unroll_discriminator"]

@@ -6,13 +6,14 @@ needs from the model and the step context, and turns the context into the functi
 """
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
 from msgan_cli.errors import UserError
-from msgan_cli.models.base import Recipe
+from msgan_cli.models.base import Phase, Recipe
 
 if TYPE_CHECKING:
     from msgan_cli.train.context import StepContext
@@ -35,12 +36,19 @@ class Regularizer:
     samples_per_condition: ClassVar[int] = 1    # 2: asks the step for pairs (same condition, two z)
     needs_latent: ClassVar[bool] = False
     needs_discriminator_layers: ClassVar[bool] = False   # acts on D's conv/linear weights (sn, sr, dpm)
+    needs_capabilities: ClassVar[dict[str, str]] = {}   # optional Recipe method -> what it is for (messages)
     conflicts: ClassVar[dict[str, str]] = {}    # other regulariser -> why they cannot be combined
+    replaces_networks: ClassVar[bool] = False   # setup swaps a network (PacGAN's D): runs before the others'
     Options: ClassVar[type[RegularizerOptions]] = RegularizerOptions
 
     def __init__(self, options: RegularizerOptions, recipe: Recipe):
         self.options = options
         self.weight = options.weight
+
+    @property
+    def batch_multiple(self) -> int:
+        """The per-process batch must be a multiple of this (PacGAN packs m samples). Default: 1."""
+        return 1
 
     def check(self, recipe: Recipe) -> None:
         """Stop before training, with a sentence naming the fix, if the model lacks what this needs."""
@@ -51,6 +59,10 @@ class Regularizer:
         if self.needs_discriminator_layers and not recipe.discriminator_layers():
             raise UserError(f"reg={self.name} acts on the discriminator's conv/linear layers; "
                             f"model {recipe.name} has none.")
+        for capability, purpose in self.needs_capabilities.items():
+            if not recipe.offers(capability):
+                raise UserError(f"reg={self.name} needs {purpose}, which model {recipe.name} does not offer "
+                                f"(Recipe.{capability}): pick another model or drop reg={self.name}.")
         phases = [phase.name for phase in recipe.phases()]
         if self.phase not in phases:
             raise UserError(f"reg={self.name} acts in phase {self.phase}, which model {recipe.name} "
@@ -59,6 +71,32 @@ class Regularizer:
     def setup(self, recipe: Recipe) -> None:
         """Change the model before its optimisers exist (e.g. re-parametrise D's weights). Default: nothing.
         Runs for `msgan eval` and `msgan sample` too, so a checkpoint's keys always match."""
+
+    def configure_optimizers(self, recipe: Recipe, optimizers: dict[str, torch.optim.Optimizer]) -> None:
+        """After the model's optimisers exist: add optimisers (or parameter groups) for networks
+        `setup` added, or keep a reference to one (Unrolled GAN reads D's). Default: nothing."""
+
+    def phases(self, phases: list[Phase]) -> list[Phase]:
+        """The step's phases with this regulariser's changes: a phase of its own (`added_by` set to its
+        name) or a network it added joining a phase. Default: unchanged."""
+        return phases
+
+    def begin_step(self, ctx: "StepContext") -> None:
+        """Once per step, before the first phase (e.g. a forward pass shared by several phases)."""
+
+    def model_terms_context(self, phase: str, ctx: "StepContext") -> AbstractContextManager:
+        """A context the model's own terms of `phase` are computed in (Unrolled GAN: G's loss against
+        D advanced k steps). Default: none."""
+        return nullcontext()
+
+    def terms(self, phase: str, ctx: "StepContext") -> dict[str, torch.Tensor]:
+        """The weighted terms this regulariser adds to `phase`'s objective, logged as
+        `Loss/<phase>/<key>`. Default: `{name: weight * loss(ctx)}` in `self.phase`. Override it only
+        to act in several phases or with several terms (MDGAN)."""
+        if phase != self.phase or self.weight == 0:
+            return {}
+        term = self.loss(ctx)
+        return {} if term is None else {self.name: self.weight * term}
 
     def loss(self, ctx: "StepContext") -> torch.Tensor | None:
         """The unweighted term for this step, or None for a regulariser that adds no term (it acts

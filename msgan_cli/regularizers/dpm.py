@@ -73,7 +73,10 @@ class DiversityPenalty(Regularizer):
         finally:
             handle.remove()
         features = captured[0]
+        # A packing D (reg=pacgan) has one feature row per pack of m samples: compare each pack's
+        # features with its m latents concatenated.
+        z = fake.z.reshape(len(features), -1)
         with torch.no_grad():
             report("Diag/dpm/feature_similarity", normalized_gram(features, self.options.s).mean())
-            report("Diag/dpm/latent_similarity", normalized_gram(fake.z, self.options.s).mean())
-        return diversity_penalty(features, fake.z, self.options.s, self.options.eps)
+            report("Diag/dpm/latent_similarity", normalized_gram(z, self.options.s).mean())
+        return diversity_penalty(features, z, self.options.s, self.options.eps)

@@ -47,7 +47,14 @@ class StepContext:
     pair_batch: str = "doubled"
     autocast: AbstractContextManager = field(default_factory=nullcontext)
     cache: dict[str, object] = field(default_factory=dict)   # for regularisers to share work within a step
+    # What D is taught to call real; None: the data batch. A regulariser may set it in `begin_step`
+    # (MDGAN's diffusion step teaches D that reconstructions G(E(x)) are the real side).
+    real_for_discriminator: torch.Tensor | None = None
     _generated: Generated | None = None
+
+    @property
+    def discriminator_real(self) -> torch.Tensor:
+        return self.real if self.real_for_discriminator is None else self.real_for_discriminator
 
     @property
     def loss_scale(self) -> int:

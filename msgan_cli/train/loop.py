@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from contextlib import ExitStack
 from pathlib import Path
 
 import torch
@@ -61,14 +62,19 @@ def samples_per_condition(regularizers: list[Regularizer]) -> int:
     return max([r.samples_per_condition for r in regularizers], default=1)
 
 
-def check_trainer_options(trainer: DictConfig, pairs: int, world_size: int) -> None:
+def check_trainer_options(trainer: DictConfig, regularizers: list[Regularizer], world_size: int) -> None:
     if trainer.pair_batch not in PAIR_BATCH_LAYOUTS:
         raise UserError(f"trainer.pair_batch must be one of {', '.join(PAIR_BATCH_LAYOUTS)}; got '{trainer.pair_batch}'.")
     per_rank = trainer.batch_size // world_size
     if trainer.batch_size % world_size:
         raise UserError(f"trainer.batch_size={trainer.batch_size} does not split over {world_size} processes.")
+    pairs = samples_per_condition(regularizers)
     if trainer.pair_batch == "split" and per_rank % pairs:
         raise UserError(f"trainer.pair_batch=split needs a per-process batch divisible by {pairs}; got {per_rank}.")
+    for regularizer in regularizers:
+        if per_rank % regularizer.batch_multiple:
+            raise UserError(f"reg={regularizer.name} needs a per-process batch that is a multiple of "
+                            f"{regularizer.batch_multiple}; got {per_rank}: change trainer.batch_size.")
     for key in ("max_steps", "log_every", "sample_every", "checkpoint_every"):
         if trainer[key] < (0 if key == "max_steps" else 1):
             raise UserError(f"trainer.{key} must be positive; got {trainer[key]}.")
@@ -78,15 +84,17 @@ def run_phase(phase: Phase, ctx: StepContext, session: Session, optimizer: torch
               parameters: list[torch.nn.Parameter]) -> None:
     optimizer.zero_grad(set_to_none=True)
     with ctx.autocast:
-        terms = session.recipe.phase_losses(phase.name, ctx)
+        terms = {}
+        if phase.added_by is None:   # a phase of the model's (not one a regulariser added)
+            with ExitStack() as contexts:
+                for regularizer in session.regularizers:
+                    contexts.enter_context(regularizer.model_terms_context(phase.name, ctx))
+                terms = session.recipe.phase_losses(phase.name, ctx)
         for regularizer in session.regularizers:
-            if regularizer.phase == phase.name and regularizer.weight != 0:
-                term = regularizer.loss(ctx)
-                if term is None:
-                    continue
-                if regularizer.name in terms:
-                    raise RuntimeError(f"regulariser {regularizer.name} collides with a model term of that name")
-                terms[regularizer.name] = regularizer.weight * term
+            added = regularizer.terms(phase.name, ctx)
+            if set(added) & set(terms):
+                raise RuntimeError(f"regulariser {regularizer.name}'s terms collide with {sorted(set(added) & set(terms))}")
+            terms.update(added)
     total = sum(terms.values())
     for name, value in terms.items():
         report(f"Loss/{phase.name}/{name}", value)
@@ -103,8 +111,22 @@ def training_step(session: Session, phases: list[Phase], optimizers, parameters,
     real, labels = session.data.train.batch(sampler.next().to(session.device))
     ctx = StepContext(session.recipe, real, labels if session.recipe.conditional else None, step, pairs,
                       session.cfg.trainer.pair_batch, session.autocast())
+    with ctx.autocast:
+        for regularizer in session.regularizers:
+            regularizer.begin_step(ctx)
     for phase in phases:
         run_phase(phase, ctx, session, optimizers[phase.optimizer], parameters[phase.name])
+
+
+def phases_and_optimizers(session: Session) -> tuple[list[Phase], dict[str, torch.optim.Optimizer]]:
+    """The model's phases and optimisers, with what the regularisers add (MDGAN's encoder and
+    manifold discriminator)."""
+    phases = session.recipe.phases()
+    optimizers = session.recipe.configure_optimizers()
+    for regularizer in session.regularizers:
+        phases = regularizer.phases(phases)
+        regularizer.configure_optimizers(session.recipe, optimizers)
+    return phases, optimizers
 
 
 def phase_parameters(recipe: Recipe, phases: list[Phase]) -> dict[str, list[torch.nn.Parameter]]:
@@ -150,10 +172,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
     session = build_session(cfg, info)
     recipe, data, trainer = session.recipe, session.data, cfg.trainer
     pairs = samples_per_condition(session.regularizers)
-    check_trainer_options(trainer, pairs, info.world_size)
+    check_trainer_options(trainer, session.regularizers, info.world_size)
     metric_names = resolve_metric_names(cfg.eval.metrics, recipe, data)   # a bad name fails now, not at the end
-    phases = recipe.phases()
-    optimizers = recipe.configure_optimizers()
+    phases, optimizers = phases_and_optimizers(session)
     parameters = phase_parameters(recipe, phases)
     try:
         sampler = EpochSampler(len(data.train), trainer.batch_size, cfg.seed, info.rank, info.world_size)

@@ -3,7 +3,7 @@ from msgan_cli.data import Data
 from msgan_cli.errors import UserError
 from msgan_cli.models import register_model
 from msgan_cli.models.adversarial import AdversarialRecipe
-from msgan_cli.models.base import one_hot, resolve_num_classes
+from msgan_cli.models.base import resolve_num_classes
 from msgan_cli.models.dcgan.networks import DCGANDiscriminator, DCGANGenerator, init_dcgan_weights
 
 
@@ -26,11 +26,16 @@ class DCGAN(AdversarialRecipe):
         if self.latent_dim == 0 and not self.conditional:
             raise UserError("model.nz=0 leaves an unconditional DCGAN with no input at all: set model.nz > 0.")
         self.generator = DCGANGenerator(cfg.nz, self.num_classes, channels, cfg.width, cfg.resolution)
-        self.discriminator = DCGANDiscriminator(self.num_classes, channels, cfg.width, cfg.resolution)
-        init_dcgan_weights(self)
+        init_dcgan_weights(self.generator)
+        self.discriminator = self.build_discriminator()
 
-    def generate(self, z, labels):
-        return self.generator(z, one_hot(labels, self.num_classes, z))
+    def build_discriminator(self, pack: int = 1) -> DCGANDiscriminator:
+        channels = self.sample_shape[0]
+        net = DCGANDiscriminator(self.num_classes * pack, channels * pack, self.cfg.width, self.cfg.resolution)
+        init_dcgan_weights(net)
+        return net
 
-    def discriminate(self, x, labels):
-        return self.discriminator(x, one_hot(labels, self.num_classes, x))
+    def build_encoder(self) -> DCGANDiscriminator:
+        net = DCGANDiscriminator(0, self.sample_shape[0], self.cfg.width, self.cfg.resolution, outputs=self.latent_dim)
+        init_dcgan_weights(net)
+        return net

@@ -5,6 +5,7 @@ width * 2^(L-1) channels, then stride-2 transposed convs halving the channels up
 (BatchNorm + ReLU between, tanh at the end). Discriminator: the label broadcast to constant maps and
 concatenated to the image, stride-2 convs doubling the channels (LeakyReLU 0.2, BatchNorm after all
 but the first), a 4x4 conv to one logit. At 32x32 with width 128 this is the paper's code exactly.
+The same network with `outputs = nz` and no condition serves as MDGAN's encoder.
 """
 import math
 
@@ -36,7 +37,7 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, num_classes: int, channels: int, width: int, resolution: int):
+    def __init__(self, num_classes: int, channels: int, width: int, resolution: int, outputs: int = 1):
         super().__init__()
         levels = _num_upsamplings(resolution)
         widths = [width * 2 ** i for i in range(levels)]              # e.g. [w, 2w, 4w] at 32x32
@@ -44,13 +45,15 @@ class DCGANDiscriminator(nn.Module):
         for c_in, c_out in zip(widths, widths[1:]):
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
         self.features = nn.Sequential(*layers)
-        self.head = nn.Conv2d(widths[-1], 1, 4, 1, 0)
+        self.head = nn.Conv2d(widths[-1], outputs, 4, 1, 0)
 
-    def forward(self, x: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """(N,) logits, or (N, outputs) when built with several outputs."""
         if condition is not None:
             maps = condition[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
             x = torch.cat([x, maps], 1)
-        return self.head(self.features(x)).flatten()
+        out = self.head(self.features(x)).flatten(1)
+        return out.flatten() if out.shape[1] == 1 else out
 
 
 def init_dcgan_weights(module: nn.Module) -> None:

@@ -4,7 +4,7 @@ from msgan_cli.data import Data
 from msgan_cli.errors import UserError
 from msgan_cli.models import register_model
 from msgan_cli.models.adversarial import AdversarialRecipe
-from msgan_cli.models.base import one_hot, resolve_num_classes
+from msgan_cli.models.base import resolve_num_classes
 from msgan_cli.models.mlp.networks import ACTIVATIONS, MLPDiscriminator, MLPGenerator
 
 
@@ -21,14 +21,18 @@ class MLPGAN(AdversarialRecipe):
             raise UserError("model.nz must be at least 1 for the 2D GAN (it has no other input).")
         self.num_classes = resolve_num_classes(cfg.conditional, data, "mlp")
         self.latent_dim = cfg.nz
-        g, d = cfg.generator, cfg.discriminator
+        g = cfg.generator
         self.generator = MLPGenerator(cfg.nz, self.num_classes, data.shape[0], g.hidden, g.layers,
                                       g.activation, g.batchnorm)
-        self.discriminator = MLPDiscriminator(data.shape[0], self.num_classes, d.hidden, d.layers,
-                                              d.activation, d.maxout_pieces)
+        self.discriminator = self.build_discriminator()
 
-    def generate(self, z, labels):
-        return self.generator(z, one_hot(labels, self.num_classes, z))
+    def build_discriminator(self, pack: int = 1) -> MLPDiscriminator:
+        d = self.cfg.discriminator
+        return MLPDiscriminator(self.sample_shape[0] * pack, self.num_classes * pack, d.hidden, d.layers,
+                                d.activation, d.maxout_pieces)
 
-    def discriminate(self, x, labels):
-        return self.discriminator(x, one_hot(labels, self.num_classes, x))
+    def build_encoder(self) -> MLPDiscriminator:
+        """E has D's architecture (PacGAN: maxout) with nz outputs and no condition."""
+        d = self.cfg.discriminator
+        return MLPDiscriminator(self.sample_shape[0], 0, d.hidden, d.layers, d.activation, d.maxout_pieces,
+                                outputs=self.latent_dim)

@@ -49,14 +49,18 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
+    """D, or with `outputs = nz` and no condition MDGAN's encoder."""
+
     def __init__(self, in_features: int, num_classes: int, hidden: int, layers: int, activation: str,
-                 maxout_pieces: int):
+                 maxout_pieces: int, outputs: int = 1):
         super().__init__()
         self.features = hidden_stack(in_features + num_classes, hidden, layers, activation,
                                      maxout_pieces=maxout_pieces)
-        self.head = nn.Linear(hidden, 1)
+        self.head = nn.Linear(hidden, outputs)
 
-    def forward(self, x: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """(N,) logits, or (N, outputs) when built with several outputs."""
         if condition is not None:
             x = torch.cat([x, condition], 1)
-        return self.head(self.features(x)).flatten()
+        out = self.head(self.features(x))
+        return out.flatten() if out.shape[1] == 1 else out
