@@ -67,11 +67,9 @@ def eval_command(overrides: list[str]) -> dict[str, float]:
         if cfg.get(key) is not None:
             options[key] = cfg[key]
     names = resolve_metric_names(cfg.metrics if cfg.metrics is not None else options.metrics,
-                                 session.recipe, session.data)
-    metrics = evaluate_run(session, names, options)
+                                 session.recipe, session.data, options)
+    metrics, protocol = evaluate_run(session, names, options, step)
     write_json(run_dir / "metrics.json", metrics)
-    protocol = {"checkpoint_step": step, "metrics": names, "num_samples": int(options.num_samples),
-                "seed": int(options.seed), "classifier": OmegaConf.to_container(options.classifier, resolve=True)}
     write_json(run_dir / "eval_protocol.json", protocol)
     print(json.dumps(metrics, indent=2, sort_keys=True))
     print(f"Wrote {run_dir / 'metrics.json'} and {run_dir / 'eval_protocol.json'}")

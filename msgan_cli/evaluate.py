@@ -6,6 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from msgan_cli.config import compose_config
 from msgan_cli.data import Data
 from msgan_cli.errors import UserError
 from msgan_cli.metrics import METRICS, EvalContext
@@ -17,20 +18,34 @@ from msgan_cli.train.session import build_session
 log = logging.getLogger(__name__)
 
 
-def resolve_metric_names(requested, recipe: Recipe, data: Data) -> list[str]:
-    """`auto` means every metric that applies; a named metric must exist and apply, or UserError."""
+def resolve_metric_names(requested, recipe: Recipe, data: Data, options: DictConfig) -> list[str]:
+    """`auto` means every metric that applies and whose needs (weights) are on this machine; a named
+    metric must exist, apply and be available, or UserError."""
     if requested in (None, "auto") or (isinstance(requested, (list, ListConfig)) and list(requested) == ["auto"]):
-        return [name for name, metric in sorted(METRICS.items()) if metric.unsupported(recipe, data) is None]
+        names = []
+        for name, metric in sorted(METRICS.items()):
+            if metric.unsupported(recipe, data) is not None:
+                continue
+            if (missing := metric.unavailable(options)) is not None:
+                log.info("eval.metrics=auto skips %s: %s", name, missing)
+                continue
+            names.append(name)
+        return names
     names = [requested] if isinstance(requested, str) else list(requested)
     for name in names:
-        reason = METRICS.lookup(name).unsupported(recipe, data)
+        metric = METRICS.lookup(name)
+        reason = metric.unsupported(recipe, data)
         if reason:
             raise UserError(f"Metric {name} does not apply to model {recipe.name} on {data.name}: {reason}.")
+        if (missing := metric.unavailable(options)) is not None:
+            raise UserError(f"Metric {name} cannot run here: {missing}")
     return names
 
 
-def evaluate_run(session, metric_names: list[str], options: DictConfig) -> dict[str, float]:
-    """Flat `{name: number}` of every metric, computed with a fixed seed (the same on every call)."""
+def evaluate_run(session, metric_names: list[str], options: DictConfig,
+                 step: int | None = None) -> tuple[dict[str, float], dict]:
+    """Flat `{name: number}` of every metric, computed with a fixed seed (the same on every call), and
+    the protocol: how each number was measured (sample counts, bins, extractor and its accuracy, seed)."""
     ctx = EvalContext(session.recipe, session.data, session.device, options, session.cfg.dataset,
                       seed=int(options.seed))
     results: dict[str, float] = {}
@@ -38,14 +53,22 @@ def evaluate_run(session, metric_names: list[str], options: DictConfig) -> dict[
         values = METRICS[name].compute(ctx)
         log.info("%s: %s", name, ", ".join(f"{k}={v:.4g}" for k, v in values.items()))
         results.update(values)
-    return results
+    protocol = {"checkpoint_step": step, "metrics": metric_names, "num_samples": int(options.num_samples),
+                "seed": int(options.seed), "per_metric": ctx.protocol}
+    if "classifier" in ctx.cache:
+        protocol["classifier"] = {"test_accuracy": ctx.cache["classifier"][1],
+                                  **OmegaConf.to_container(options.classifier, resolve=True)}
+    return results, protocol
 
 
 def load_run_config(run_dir: Path) -> DictConfig:
+    """The run's resolved config; evaluation options it predates get today's defaults."""
     path = run_dir / ".hydra" / "config.yaml"
     if not path.exists():
         raise UserError(f"{run_dir} is not a msgan run directory (no .hydra/config.yaml).")
-    return OmegaConf.load(path)
+    cfg = OmegaConf.load(path)
+    cfg.eval = OmegaConf.merge(compose_config("train", []).eval, cfg.eval)
+    return cfg
 
 
 def load_trained_session(run_dir: Path, device: str | None = None):

@@ -32,6 +32,9 @@ TINY = [
     "eval.num_samples=64",
     "eval.classifier.steps=40",
     "eval.classifier.width=4",
+    "eval.ndb.bins=8",
+    "eval.ndb.per_class_bins=3",
+    "eval.kid.subsets=10",
 ]
 
 

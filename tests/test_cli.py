@@ -29,7 +29,16 @@ def test_train_fills_the_run_directory(finished_run):
         assert (run / path).exists(), path
     assert any((run / "tb").iterdir())
     assert f"tensorboard --logdir {run / 'tb'}" in result.stdout
-    assert "class_acc" in json.loads((run / "metrics.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    # eval.metrics=auto: everything that applies to a conditional DCGAN on digits and runs offline
+    for name in ("class_acc", "mode_score", "ndb_jsd/ndb", "ndb_jsd/per_class_mean_jsd", "fid/classifier",
+                 "kid/classifier_mean", "is/classifier_mean", "pairwise_div/pixel_l1"):
+        assert name in metrics, name
+    assert "lpips_div" not in metrics   # its backbone weights are not on this machine
+    protocol = json.loads((run / "eval_protocol.json").read_text())
+    assert protocol["per_metric"]["ndb_jsd"]["bins"] == 8
+    assert protocol["per_metric"]["fid"]["extractor"] == "classifier"
+    assert 0 <= protocol["classifier"]["test_accuracy"] <= 1
 
 
 def test_eval_writes_metrics_and_protocol(finished_run):
@@ -39,6 +48,15 @@ def test_eval_writes_metrics_and_protocol(finished_run):
     protocol = json.loads((run / "eval_protocol.json").read_text())
     assert protocol["metrics"] == ["class_acc"] and protocol["num_samples"] == 40 and protocol["checkpoint_step"] == 4
     assert set(json.loads((run / "metrics.json").read_text())) == {"class_acc", "class_acc/classifier_test_acc"}
+
+
+@pytest.mark.parametrize("metrics,needle", [("[lpips_div]", "alexnet-owt-7be5be79.pth"),
+                                            ("[fid]", "eval.extractor.weights=PATH")])
+def test_metrics_that_need_weights_say_how_to_supply_them(finished_run, metrics, needle):
+    run, _ = finished_run
+    extra = ["eval.extractor.name=inception"] if metrics == "[fid]" else []
+    result = msgan("train", *TINY, *extra, f"eval.metrics={metrics}", f"hydra.run.dir={run.parent / 'weights'}")
+    assert result.returncode == 2 and needle in result.stderr and "Traceback" not in result.stderr
 
 
 def test_sample_writes_a_grid_per_condition(finished_run, tmp_path):

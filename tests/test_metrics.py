@@ -1,11 +1,13 @@
 """Metrics against cases with a known answer."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from msgan_cli.data.mixtures2d import mixture_centres, sample_mixture
-from msgan_cli.metrics import modes_2d, pairwise_distances
+from msgan_cli.metrics import (NDBBins, frechet_distance, inception_score, kernel_inception_distance, modes_2d, ndb_jsd,
+                               pairwise_distances)
 from msgan_cli.report import mean_std
 
 
@@ -41,3 +43,107 @@ def test_mean_std_uses_the_sample_standard_deviation():
     mean, std = mean_std([1.0, 2.0, 3.0, 4.0])
     assert mean == 2.5 and std == pytest.approx(math.sqrt(5 / 3))
     assert mean_std([7.0]) == (7.0, 0.0)
+
+
+# --- NDB / JSD (gans-n-gmms utils/ndb.py protocol) ---------------------------------------------
+
+def test_two_proportion_z_test_hand_computed():
+    from msgan_cli.metrics.ndb import two_proportion_z_test
+    # p1 = 0.5 of 100, p2 = 0.3 of 100: pooled 0.4, se = sqrt(0.4 * 0.6 * 0.02) = 0.0693, z = 2.887,
+    # two-tailed p = 0.0039 < 0.05; p2 = 0.45: z = 0.71, p = 0.48.
+    different = two_proportion_z_test(np.array([0.5, 0.5, 0.0]), 100, np.array([0.3, 0.45, 0.0]), 100, 0.05)
+    assert different.tolist() == [True, False, False]   # a bin empty on both sides does not differ
+
+
+def test_jensen_shannon_known_values():
+    from msgan_cli.metrics.ndb import jensen_shannon
+    assert jensen_shannon(np.array([0.5, 0.5]), np.array([0.5, 0.5])) == 0.0
+    assert jensen_shannon(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == pytest.approx(math.log(2))
+
+
+def test_ndb_of_the_same_distribution_is_about_alpha_k():
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(6000, 3))
+    bins = NDBBins.fit(real, num_bins=40, seed=0)
+    counts = [bins.evaluate(rng.normal(size=(3000, 3)))["ndb"] for _ in range(5)]
+    assert np.mean(counts) <= 0.05 * 40 * 2.5           # about alpha * K = 2 expected
+    assert bins.evaluate(rng.normal(size=(3000, 3)))["jsd"] < 0.01
+
+
+def test_ndb_of_disjoint_distributions_is_k():
+    rng = np.random.default_rng(1)
+    real, fake = rng.normal(size=(2000, 4)), rng.normal(size=(1000, 4)) + 100.0
+    result = ndb_jsd(real, fake, num_bins=20, whitening=True)
+    assert result["ndb"] == 20 and result["ndb_ratio"] == 1.0
+    assert result["jsd"] > 0.5
+
+
+def test_ndb_of_a_collapsed_generator_is_large():
+    rng = np.random.default_rng(2)
+    real = rng.normal(size=(3000, 3))
+    collapsed = rng.normal(size=(1000, 3)) * 0.05       # every sample near one point
+    assert ndb_jsd(real, collapsed, num_bins=20)["ndb"] > 15
+
+
+# --- FID / KID / IS ------------------------------------------------------------------------------
+
+def test_fid_known_answers():
+    torch.manual_seed(0)
+    features = torch.randn(3000, 8, dtype=torch.float64)
+    assert frechet_distance(features, features) == pytest.approx(0.0, abs=1e-6)
+    shift = torch.tensor([3.0, 0, 0, 4.0, 0, 0, 0, 0], dtype=torch.float64)
+    assert frechet_distance(features, features + shift) == pytest.approx(25.0, rel=1e-6)   # |shift|^2
+
+
+def test_kid_is_near_zero_for_the_same_distribution_and_not_otherwise():
+    torch.manual_seed(0)
+    a, b = torch.randn(1000, 6, dtype=torch.float64), torch.randn(1000, 6, dtype=torch.float64)
+    same, _ = kernel_inception_distance(a, b, subset_size=500, subsets=20)
+    shifted, _ = kernel_inception_distance(a, b + 2.0, subset_size=500, subsets=20)
+    assert abs(same) < 0.01 and shifted > 1.0
+
+
+def test_inception_score_known_answers():
+    confident = torch.nn.functional.one_hot(torch.arange(1000) % 10, 10).double() * 50   # every class, sure
+    assert inception_score(confident, splits=1)[0] == pytest.approx(10.0, rel=1e-3)
+    one_class = torch.zeros(1000, 10, dtype=torch.float64)
+    one_class[:, 3] = 50
+    assert inception_score(one_class, splits=10)[0] == pytest.approx(1.0, rel=1e-3)
+
+
+def test_mode_score_known_answers():
+    from msgan_cli.metrics.classification import mode_score
+    uniform = torch.full((10,), 0.1)
+    confident = torch.nn.functional.one_hot(torch.arange(1000) % 10, 10).float()
+    assert mode_score(confident, uniform) == pytest.approx(10.0, rel=1e-4)   # exp(log 10 - 0)
+    collapsed = torch.nn.functional.one_hot(torch.zeros(1000, dtype=torch.long), 10).float()
+    assert mode_score(collapsed, uniform) == pytest.approx(1.0, rel=1e-4)    # exp(log 10 - log 10)
+
+
+def test_stacked_modes_counts_triples():
+    from msgan_cli.metrics.classification import stacked_modes
+    predictions = torch.tensor([[1, 2, 3], [1, 2, 3], [0, 0, 9], [9, 9, 9]])
+    result = stacked_modes(predictions)
+    assert result["modes"] == 3 and result["num_modes_total"] == 1000
+    p = torch.tensor([0.5, 0.25, 0.25], dtype=torch.float64)
+    assert result["kl"] == pytest.approx(float((p * (p * 1000).log()).sum()))
+
+
+def test_lpips_pairs_identical_outputs_give_zero():
+    from torchmetrics.functional.image.lpips import _LPIPS
+    from msgan_cli.metrics.diversity import lpips_diversity
+    torch.manual_seed(0)
+    net = _LPIPS(pretrained=True, net="alex", pnet_rand=True).eval()   # random backbone: offline
+    images = torch.rand(6, 1, 32, 32) * 2 - 1
+    assert lpips_diversity(images, images, net) == pytest.approx(0.0, abs=1e-6)
+    assert lpips_diversity(images, images.flip(0), net) > 0
+
+
+def test_stacked_modes_on_a_stacked_run(tmp_path):
+    from conftest import train_run
+    from test_training import dataset_overrides
+    metrics = train_run(tmp_path, "model.nz=8", *dataset_overrides("stacked_fashion_mnist", tmp_path),
+                        "eval.metrics=[stacked_modes,ndb_jsd]")
+    assert 1 <= metrics["stacked_modes/modes"] <= 64 and metrics["stacked_modes/num_modes_total"] == 1000
+    assert 0 <= metrics["stacked_modes/classifier_test_acc"] <= 1
+    assert "ndb_jsd/ndb" in metrics and "ndb_jsd/per_class_mean_ndb" not in metrics   # unconditional

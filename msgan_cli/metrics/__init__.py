@@ -31,6 +31,7 @@ class EvalContext:
     dataset_cfg: DictConfig
     seed: int = 0
     cache: dict[str, object] = field(default_factory=dict)
+    protocol: dict[str, dict] = field(default_factory=dict)   # per metric: how it was measured
 
     def __post_init__(self):
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
@@ -66,21 +67,30 @@ class EvalContext:
         return self.generate(z, labels)
 
 
+def always_available(options: DictConfig) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
     compute: Callable[[EvalContext], dict[str, float]]
     # Returns None when the metric applies to (recipe, data), else the reason it does not.
     unsupported: Callable[[Recipe, Data], str | None]
+    # Returns None when what the metric needs is on this machine (e.g. pretrained weights) under the
+    # evaluation options, else what is missing and how to supply it. `eval.metrics=auto` skips it then.
+    unavailable: Callable[[DictConfig], str | None] = always_available
 
 
 METRICS: Registry[Metric] = Registry("metric", "eval.metrics")
 
 
-def register_metric(name: str, unsupported: Callable[[Recipe, Data], str | None]):
-    """Decorator for a metric function; `unsupported(recipe, data)` says why it does not apply, or None."""
+def register_metric(name: str, unsupported: Callable[[Recipe, Data], str | None],
+                    unavailable: Callable[[DictConfig], str | None] = always_available):
+    """Decorator for a metric function; `unsupported(recipe, data)` says why it does not apply, or None;
+    `unavailable(eval_options)` says what is missing on this machine, or None."""
     def decorate(compute: Callable[[EvalContext], dict[str, float]]):
-        METRICS.register(name)(Metric(name, compute, unsupported))
+        METRICS.register(name)(Metric(name, compute, unsupported, unavailable))
         return compute
     return decorate
 
@@ -88,6 +98,9 @@ def register_metric(name: str, unsupported: Callable[[Recipe, Data], str | None]
 import_submodules(__name__, __path__)
 
 from msgan_cli.metrics.diversity import pairwise_distances  # noqa: E402
+from msgan_cli.metrics.fidelity import frechet_distance, inception_score, kernel_inception_distance  # noqa: E402
 from msgan_cli.metrics.modes import modes_2d  # noqa: E402
+from msgan_cli.metrics.ndb import NDBBins, ndb_jsd  # noqa: E402
 
-__all__ = ["METRICS", "EvalContext", "Metric", "modes_2d", "pairwise_distances", "register_metric"]
+__all__ = ["METRICS", "EvalContext", "Metric", "NDBBins", "frechet_distance", "inception_score",
+           "kernel_inception_distance", "modes_2d", "ndb_jsd", "pairwise_distances", "register_metric"]

@@ -173,7 +173,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
     recipe, data, trainer = session.recipe, session.data, cfg.trainer
     pairs = samples_per_condition(session.regularizers)
     check_trainer_options(trainer, session.regularizers, info.world_size)
-    metric_names = resolve_metric_names(cfg.eval.metrics, recipe, data)   # a bad name fails now, not at the end
+    metric_names = resolve_metric_names(cfg.eval.metrics, recipe, data, cfg.eval)   # a bad name fails now, not at the end
     phases, optimizers = phases_and_optimizers(session)
     parameters = phase_parameters(recipe, phases)
     try:
@@ -220,8 +220,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
         samples_dir = run_dir / "samples"
         samples_dir.mkdir(exist_ok=True)
         save_image(sample_grid(recipe, data, session.device, seed=cfg.seed), samples_dir / "final.png")
-        metrics = evaluate_run(session, metric_names, cfg.eval)
+        metrics, protocol = evaluate_run(session, metric_names, cfg.eval, step)
         write_json(run_dir / "metrics.json", metrics)
+        write_json(run_dir / "eval_protocol.json", protocol)
         writer.hyperparameters(metrics, step)
         writer.close()
     if info.world_size > 1:

@@ -1,0 +1,188 @@
+"""`fid`, `kid`, `is`: torchmetrics' implementations on features from a configurable extractor
+(METHODS.md 6.4), so they work offline.
+
+`eval.extractor.name`:
+- `inception`: torchmetrics' Inception-v3 (torch-fidelity's FID weights), from `eval.extractor.weights`
+  (a local file) or torch's hub cache; these machines cannot download it, and a missing file says so.
+- `classifier`: the project's classifier trained on the dataset (its pooled features for FID/KID, its
+  logits for IS). Numbers on this scale are comparable between runs of this project only.
+- `auto`: inception when its weights are present, else classifier.
+The extractor's name is part of every result key (`fid/classifier`, `fid/inception`), so numbers from
+different extractors never share a column. Features are computed once per evaluation and fed to
+torchmetrics through an identity extractor; the real side is the training split.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.inception import InceptionScore
+from torchmetrics.image.kid import KernelInceptionDistance
+
+from msgan_cli.errors import UserError
+from msgan_cli.metrics import EvalContext, register_metric
+
+INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"   # torch-fidelity's FID Inception file
+
+
+class Precomputed(nn.Module):
+    """An identity 'extractor', so torchmetrics consumes features computed once elsewhere."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+
+def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """FID between two feature sets (n, d): `|mu_r - mu_f|^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2))`."""
+    metric = FrechetInceptionDistance(feature=Precomputed(real.shape[1]))
+    metric.update(real.double(), real=True)
+    metric.update(fake.double(), real=False)
+    return float(metric.compute())
+
+
+def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subset_size: int = 1000,
+                              subsets: int = 100) -> tuple[float, float]:
+    """KID (unbiased MMD^2, cubic polynomial kernel) over random subsets: (mean, std)."""
+    size = min(subset_size, len(real), len(fake))
+    metric = KernelInceptionDistance(feature=Precomputed(real.shape[1]), subset_size=size, subsets=subsets)
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    mean, std = metric.compute()
+    return float(mean), float(std)
+
+
+def inception_score(logits: torch.Tensor, splits: int = 10) -> tuple[float, float]:
+    """IS = exp(E_x KL(p(y|x) || p(y))) per split of the samples: (mean, std)."""
+    metric = InceptionScore(feature=Precomputed(logits.shape[1]), splits=splits)
+    metric.update(logits)
+    mean, std = metric.compute()
+    return float(mean), float(std)
+
+
+def inception_weights(options) -> Path | None:
+    """The local Inception weights file, or None when there is none."""
+    if options.weights:
+        return Path(str(options.weights)).expanduser()
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS
+    return cached if cached.exists() else None
+
+
+def resolve_extractor(options) -> str:
+    """`classifier` or `inception`, with a message when inception cannot be used."""
+    name = str(options.name)
+    if name == "auto":
+        return "inception" if inception_weights(options) is not None else "classifier"
+    if name == "classifier":
+        return name
+    if name != "inception":
+        raise UserError(f"eval.extractor.name must be auto, inception or classifier; got '{name}'.")
+    weights = inception_weights(options)
+    if weights is None or not weights.exists():
+        raise UserError(
+            f"eval.extractor.name=inception needs the FID Inception weights ({INCEPTION_WEIGHTS}), which cannot be "
+            f"downloaded here: set eval.extractor.weights=PATH to a local copy (or put it in "
+            f"{Path(torch.hub.get_dir()) / 'checkpoints'}), or use eval.extractor.name=classifier.")
+    try:
+        import torch_fidelity  # noqa: F401
+    except ImportError:
+        raise UserError("eval.extractor.name=inception needs torch-fidelity: pip install torch-fidelity "
+                        "(or use eval.extractor.name=classifier).") from None
+    return name
+
+
+class InceptionFeatures(nn.Module):
+    """torch-fidelity's FID Inception on images in [-1, 1]: 2048 pool features or 1008 logits."""
+
+    def __init__(self, weights: Path, output: str, antialias: bool):
+        super().__init__()
+        from torchmetrics.image.fid import NoTrainInceptionV3
+        self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=[output],
+                                      feature_extractor_weights_path=str(weights), antialias=antialias)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[1] == 1:
+            images = images.repeat(1, 3, 1, 1)
+        return self.net(((images * 0.5 + 0.5).clamp(0, 1) * 255).to(torch.uint8)).double()
+
+
+def features(ctx: EvalContext, images: torch.Tensor, output: str) -> torch.Tensor:
+    """Pool features (`output="features"`) or logits of images with the configured extractor."""
+    extractor = resolve_extractor(ctx.options.extractor)
+    if extractor == "classifier":
+        classifier, _ = ctx.classifier()
+        net = classifier.features if output == "features" else classifier
+    else:
+        net = InceptionFeatures(inception_weights(ctx.options.extractor),
+                                "2048" if output == "features" else "logits_unbiased",
+                                bool(ctx.options.extractor.antialias)).to(ctx.device)
+    with torch.no_grad():
+        return torch.cat([net(images[i:i + 250]).double().cpu() for i in range(0, len(images), 250)])
+
+
+def feature_sets(ctx: EvalContext, output: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(real, fake) features, computed once per evaluation and shared by fid, kid and is."""
+    key = f"fidelity/{output}"
+    if key not in ctx.cache:
+        n = min(ctx.num_samples, len(ctx.data.train))
+        real = ctx.data.train.batch(torch.randperm(len(ctx.data.train), generator=torch.Generator().manual_seed(ctx.seed))[:n]
+                                    .to(ctx.device))[0]
+        fake = ctx.sample(ctx.num_samples, ctx.labels(ctx.num_samples))
+        ctx.cache[key] = (features(ctx, real, output), features(ctx, fake, output))
+    return ctx.cache[key]
+
+
+def protocol(ctx: EvalContext) -> dict:
+    extractor = resolve_extractor(ctx.options.extractor)
+    entry = {"extractor": extractor, "real": f"train split, {min(ctx.num_samples, len(ctx.data.train))} samples",
+             "fake": f"{ctx.num_samples} samples"}
+    if extractor == "inception":
+        entry |= {"weights": str(inception_weights(ctx.options.extractor)), "antialias": bool(ctx.options.extractor.antialias)}
+    else:
+        entry["classifier_test_acc"] = ctx.classifier()[1]
+    return entry
+
+
+def extractor_unavailable(options) -> str | None:
+    try:
+        resolve_extractor(options.extractor)
+    except UserError as error:
+        return str(error)
+    return None
+
+
+def needs_labelled_images(recipe, data) -> str | None:
+    """Images with class labels, so the project's classifier can serve as the extractor offline."""
+    if data.kind != "image" or data.label_kind != "class":
+        return f"it needs an image dataset with class labels for its feature extractor ({data.name} is not)"
+    return None
+
+
+@register_metric("fid", unsupported=needs_labelled_images, unavailable=extractor_unavailable)
+def fid(ctx: EvalContext) -> dict[str, float]:
+    real, fake = feature_sets(ctx, "features")
+    ctx.protocol["fid"] = protocol(ctx)
+    return {f"fid/{resolve_extractor(ctx.options.extractor)}": frechet_distance(real, fake)}
+
+
+@register_metric("kid", unsupported=needs_labelled_images, unavailable=extractor_unavailable)
+def kid(ctx: EvalContext) -> dict[str, float]:
+    real, fake = feature_sets(ctx, "features")
+    mean, std = kernel_inception_distance(real, fake, int(ctx.options.kid.subset_size), int(ctx.options.kid.subsets))
+    ctx.protocol["kid"] = protocol(ctx) | dict(ctx.options.kid)
+    name = resolve_extractor(ctx.options.extractor)
+    return {f"kid/{name}_mean": mean, f"kid/{name}_std": std}
+
+
+@register_metric("is", unsupported=needs_labelled_images, unavailable=extractor_unavailable)
+def inception_score_metric(ctx: EvalContext) -> dict[str, float]:
+    _, fake_logits = feature_sets(ctx, "logits")
+    mean, std = inception_score(fake_logits, int(ctx.options.is_splits))
+    ctx.protocol["is"] = protocol(ctx) | {"splits": int(ctx.options.is_splits)}
+    name = resolve_extractor(ctx.options.extractor)
+    return {f"is/{name}_mean": mean, f"is/{name}_std": std}
