@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from msgan_cli.config import compose_config
@@ -49,10 +50,15 @@ def evaluate_run(session, metric_names: list[str], options: DictConfig,
     ctx = EvalContext(session.recipe, session.data, session.device, options, session.cfg.dataset,
                       seed=int(options.seed))
     results: dict[str, float] = {}
-    for name in metric_names:
-        values = METRICS[name].compute(ctx)
-        log.info("%s: %s", name, ", ".join(f"{k}={v:.4g}" for k, v in values.items()))
-        results.update(values)
+    # Some library metrics draw from the global RNG (KID's subsets): fork it, so evaluating during
+    # training leaves the training run's random stream exactly as it was.
+    cuda = [session.device] if session.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(int(options.seed))
+        for name in metric_names:
+            values = METRICS[name].compute(ctx)
+            log.info("%s: %s", name, ", ".join(f"{k}={v:.4g}" for k, v in values.items()))
+            results.update(values)
     protocol = {"checkpoint_step": step, "metrics": metric_names, "num_samples": int(options.num_samples),
                 "seed": int(options.seed), "per_metric": ctx.protocol}
     if "classifier" in ctx.cache:

@@ -29,6 +29,17 @@ def test_two_process_training_keeps_replicas_identical(tmp_path):
     assert (run / "metrics.json").exists() and (run / "checkpoints" / "last.pt").exists()
     assert len(list((run / "tb").iterdir())) == 1   # one event file: rank 0's
 
+    # The final metrics were computed with each rank generating half the samples, then gathered: they
+    # equal a one-process evaluation of the same checkpoint.
+    two_processes = json.loads((run / "metrics.json").read_text())
+    single = subprocess.run([sys.executable, "-m", "msgan_cli.cli", "eval", f"run={run}", "device=cpu"],
+                            capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    one_process = json.loads((run / "metrics.json").read_text())
+    assert set(one_process) == set(two_processes) and "ndb_jsd/ndb" in one_process
+    for name, value in two_processes.items():
+        assert value == pytest.approx(one_process[name], rel=1e-4, abs=1e-5), name
+
 
 @pytest.mark.slow
 def test_resume_under_ddp_needs_the_same_world_size(tmp_path):

@@ -126,3 +126,24 @@ def test_every_regulariser_on_every_model(tmp_path, model, dataset, reg):
 def test_regularisers_compose(tmp_path, regs):
     metrics = train_run(tmp_path, f"reg={regs}")
     assert all(math.isfinite(v) for v in metrics.values())
+
+
+def test_metrics_during_training_and_the_best_checkpoint(tmp_path):
+    common = ["model=mlp", *dataset_overrides("ring8", tmp_path), "trainer.max_steps=6", "eval.metrics=[modes_2d]",
+              "trainer.checkpoint_every=3"]
+    train_run(tmp_path / "plain", *common)
+    metrics = train_run(tmp_path / "evaluated", *common, "trainer.eval_every=2", "trainer.best_metric=modes_2d/kl")
+    tags = tensorboard_tags(tmp_path / "evaluated")["scalars"]
+    assert "Metrics/modes_2d/modes" in tags
+    best = torch.load(tmp_path / "evaluated" / "checkpoints" / "best.pt", weights_only=True)
+    assert best["metric"] == "modes_2d/kl" and best["step"] in (2, 4, 6)
+    assert best["value"] <= metrics["modes_2d/kl"]
+    assert state_of(tmp_path / "evaluated")["best"]["value"] == best["value"]
+    # Evaluating during training leaves training itself untouched.
+    plain, evaluated = state_of(tmp_path / "plain")["model"], state_of(tmp_path / "evaluated")["model"]
+    assert all(torch.equal(plain[k], evaluated[k]) for k in plain)
+
+
+def test_best_metric_must_come_from_a_chosen_metric(tmp_path):
+    with pytest.raises(UserError, match="best_metric=fid/classifier is not produced"):
+        train_run(tmp_path, "eval.metrics=[class_acc]", "trainer.best_metric=fid/classifier")

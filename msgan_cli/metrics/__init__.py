@@ -17,6 +17,7 @@ from msgan_cli.metrics.classifier import SmallClassifier, load_or_train_classifi
 from msgan_cli.models import Recipe
 from msgan_cli.registry import Registry, import_submodules
 from msgan_cli.sampling import evaluation_mode
+from msgan_cli.train.distributed import shard_and_gather
 
 
 @dataclass
@@ -47,13 +48,20 @@ class EvalContext:
         return torch.arange(n, device=self.device) % self.recipe.num_classes
 
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None, chunk: int = 500) -> torch.Tensor:
-        """G's outputs in eval mode, in chunks, as float32."""
-        outputs = []
-        with evaluation_mode(self.recipe):
-            for start in range(0, len(z), chunk):
-                part = None if labels is None else labels[start:start + chunk]
-                outputs.append(self.recipe.generate(z[start:start + chunk], part).float())
-        return torch.cat(outputs)
+        """G's outputs in eval mode, in chunks, as float32. Under DDP each process generates its share
+        and all receive every output: the same samples as one process, each computed once."""
+        label_column = torch.zeros(len(z), 1, device=z.device) if labels is None else labels[:, None].to(z.dtype)
+
+        def generate_rows(rows: torch.Tensor) -> torch.Tensor:
+            outputs = []
+            with evaluation_mode(self.recipe):
+                for start in range(0, len(rows), chunk):
+                    part = rows[start:start + chunk]
+                    conditions = None if labels is None else part[:, -1].long()
+                    outputs.append(self.recipe.generate(part[:, :-1], conditions).float())
+            return torch.cat(outputs)
+
+        return shard_and_gather(torch.cat([z, label_column], 1), generate_rows)
 
     def classifier(self) -> tuple[SmallClassifier, float]:
         """The dataset's classifier and its test accuracy (trained on first use, then cached)."""

@@ -9,7 +9,8 @@
 - `auto`: inception when its weights are present, else classifier.
 The extractor's name is part of every result key (`fid/classifier`, `fid/inception`), so numbers from
 different extractors never share a column. Features are computed once per evaluation and fed to
-torchmetrics through an identity extractor; the real side is the training split.
+torchmetrics through an identity extractor; the real side is the training split. Under DDP every
+rank already holds all samples (see EvalContext.generate), so torchmetrics' own cross-rank sync is off.
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ class Precomputed(nn.Module):
 
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     """FID between two feature sets (n, d): `|mu_r - mu_f|^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2))`."""
-    metric = FrechetInceptionDistance(feature=Precomputed(real.shape[1]))
+    metric = FrechetInceptionDistance(feature=Precomputed(real.shape[1]), sync_on_compute=False)
     metric.update(real.double(), real=True)
     metric.update(fake.double(), real=False)
     return float(metric.compute())
@@ -50,7 +51,8 @@ def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subset_siz
                               subsets: int = 100) -> tuple[float, float]:
     """KID (unbiased MMD^2, cubic polynomial kernel) over random subsets: (mean, std)."""
     size = min(subset_size, len(real), len(fake))
-    metric = KernelInceptionDistance(feature=Precomputed(real.shape[1]), subset_size=size, subsets=subsets)
+    metric = KernelInceptionDistance(feature=Precomputed(real.shape[1]), subset_size=size, subsets=subsets,
+                                     sync_on_compute=False)
     metric.update(real, real=True)
     metric.update(fake, real=False)
     mean, std = metric.compute()
@@ -59,7 +61,7 @@ def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subset_siz
 
 def inception_score(logits: torch.Tensor, splits: int = 10) -> tuple[float, float]:
     """IS = exp(E_x KL(p(y|x) || p(y))) per split of the samples: (mean, std)."""
-    metric = InceptionScore(feature=Precomputed(logits.shape[1]), splits=splits)
+    metric = InceptionScore(feature=Precomputed(logits.shape[1]), splits=splits, sync_on_compute=False)
     metric.update(logits)
     mean, std = metric.compute()
     return float(mean), float(std)

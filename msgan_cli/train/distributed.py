@@ -118,3 +118,20 @@ def replica_max_difference(module: torch.nn.Module) -> float:
     gap = (flat - reference).abs().max()
     dist.all_reduce(gap, op=dist.ReduceOp.MAX)
     return float(gap)
+
+
+def shard_and_gather(rows: torch.Tensor, compute) -> torch.Tensor:
+    """`compute(rows)` with the rows split across processes, every process getting the whole result,
+    so evaluation generates each sample once and all ranks see the same samples as one process would."""
+    if not is_distributed():
+        return compute(rows)
+    world, rank = dist.get_world_size(), dist.get_rank()
+    per_rank = -(-len(rows) // world)
+    mine = rows[rank * per_rank:(rank + 1) * per_rank]
+    padding = per_rank - len(mine)   # the last ranks may hold fewer rows: pad to equal sizes for all_gather
+    if padding:
+        mine = torch.cat([mine, rows[:padding]])
+    result = compute(mine).contiguous()
+    parts = [torch.empty_like(result) for _ in range(world)]
+    dist.all_gather(parts, result)
+    return torch.cat(parts)[:len(rows)]

@@ -25,7 +25,8 @@ from msgan_cli.models import Phase, Recipe
 from msgan_cli.regularizers import Regularizer
 from msgan_cli.sampling import sample_grid
 from msgan_cli.train import distributed
-from msgan_cli.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, write_json
+from msgan_cli.train.checkpoint import (BestCheckpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
+                                       write_json)
 from msgan_cli.train.context import PAIR_BATCH_LAYOUTS, StepContext
 from msgan_cli.train.session import Session, build_session
 from msgan_cli.train.spectrum import SpectralMonitor
@@ -75,8 +76,8 @@ def check_trainer_options(trainer: DictConfig, regularizers: list[Regularizer], 
         if per_rank % regularizer.batch_multiple:
             raise UserError(f"reg={regularizer.name} needs a per-process batch that is a multiple of "
                             f"{regularizer.batch_multiple}; got {per_rank}: change trainer.batch_size.")
-    for key in ("max_steps", "log_every", "sample_every", "checkpoint_every"):
-        if trainer[key] < (0 if key == "max_steps" else 1):
+    for key in ("max_steps", "log_every", "sample_every", "checkpoint_every", "eval_every"):
+        if trainer[key] < (0 if key in ("max_steps", "eval_every") else 1):
             raise UserError(f"trainer.{key} must be positive; got {trainer[key]}.")
 
 
@@ -134,7 +135,7 @@ def phase_parameters(recipe: Recipe, phases: list[Phase]) -> dict[str, list[torc
     return {p.name: [q for net in p.networks for q in getattr(recipe, net).parameters()] for p in phases}
 
 
-def training_state(step: int, session: Session, optimizers, sampler) -> dict:
+def training_state(step: int, session: Session, optimizers, sampler, best: BestCheckpoint) -> dict:
     return {
         "step": step,
         "model": session.recipe.state_dict(),
@@ -142,11 +143,12 @@ def training_state(step: int, session: Session, optimizers, sampler) -> dict:
         "sampler": sampler.state_dict(),
         "rng": {"ranks": distributed.gather_objects(rng_state())},   # each rank's own stream
         "regularizers": {r.name: r.state_dict() for r in session.regularizers},
+        "best": best.state_dict(),
         "config": OmegaConf.to_container(session.cfg, resolve=True),
     }
 
 
-def restore(state: dict, path: Path, session: Session, optimizers, sampler) -> int:
+def restore(state: dict, path: Path, session: Session, optimizers, sampler, best: BestCheckpoint) -> int:
     try:
         session.recipe.load_state_dict(state["model"])
         for name, optimizer in optimizers.items():
@@ -155,6 +157,7 @@ def restore(state: dict, path: Path, session: Session, optimizers, sampler) -> i
         raise UserError(f"Checkpoint {path} does not fit this run's model/optimisers ({str(error).splitlines()[0][:160]}). "
                         f"Resume with the config it was made with, or use a new run directory.") from None
     sampler.load_state_dict(state["sampler"])
+    best.load_state_dict(state.get("best", {}))
     for regularizer in session.regularizers:
         regularizer.load_state_dict(state["regularizers"].get(regularizer.name, {}))
     rank_states = state["rng"]["ranks"]
@@ -182,9 +185,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
         raise UserError(f"{error}: lower trainer.batch_size.") from None
 
     checkpoint_path = run_dir / "checkpoints" / "last.pt"
+    best = BestCheckpoint(run_dir / "checkpoints" / "best.pt", trainer.best_metric, trainer.best_mode, metric_names)
     step = 0
     if checkpoint_path.exists():
-        step = restore(load_checkpoint(checkpoint_path, session.device), checkpoint_path, session, optimizers, sampler)
+        step = restore(load_checkpoint(checkpoint_path, session.device), checkpoint_path, session, optimizers, sampler, best)
         log.info("Resuming %s from step %d", run_dir, step)
     elif info.rank > 0:
         torch.manual_seed(cfg.seed + 7919 * info.rank)   # each rank its own latents; weights stay rank 0's
@@ -205,22 +209,25 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
             writer.image("Samples/grid", sample_grid(recipe, data, session.device, seed=cfg.seed), step)
         if monitor is not None and step % trainer.spectrum.every == 0:
             monitor.update(step, recipe, writer)
+        if trainer.eval_every and step % trainer.eval_every == 0 and step < trainer.max_steps:
+            evaluate_during_training(step, session, metric_names, writer, best)
         if step % trainer.checkpoint_every == 0:
-            save_run_checkpoint(checkpoint_path, step, session, optimizers, sampler)
+            save_run_checkpoint(checkpoint_path, step, session, optimizers, sampler, best)
     progress.close()
-    save_run_checkpoint(checkpoint_path, step, session, optimizers, sampler)
+    save_run_checkpoint(checkpoint_path, step, session, optimizers, sampler, best)
     if stop.any_rank():
         log.warning("Stopped by a signal at step %d; checkpoint saved. Run the same command again to resume.", step)
         if writer is not None:
             writer.close()
         raise SystemExit(128 + (stop.received or signal.SIGTERM))
 
-    metrics = None
+    metrics, protocol = evaluate_during_training(step, session, metric_names, writer, best)   # every rank takes part
+    if best.step == step:   # the final weights are the best: last.pt must record it for a later resume
+        save_run_checkpoint(checkpoint_path, step, session, optimizers, sampler, best)
     if info.is_main:
         samples_dir = run_dir / "samples"
         samples_dir.mkdir(exist_ok=True)
         save_image(sample_grid(recipe, data, session.device, seed=cfg.seed), samples_dir / "final.png")
-        metrics, protocol = evaluate_run(session, metric_names, cfg.eval, step)
         write_json(run_dir / "metrics.json", metrics)
         write_json(run_dir / "eval_protocol.json", protocol)
         writer.hyperparameters(metrics, step)
@@ -230,7 +237,18 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
         if info.is_main:
             write_json(run_dir / "distributed.json", {"world_size": info.world_size, "replica_max_abs_diff": gap})
     distributed.barrier()
-    return metrics
+    return metrics if info.is_main else None
+
+
+def evaluate_during_training(step: int, session: Session, metric_names: list[str], writer: RunWriter | None,
+                             best: BestCheckpoint) -> tuple[dict[str, float], dict]:
+    """The metrics now (every rank generates its share of the samples), logged as `Metrics/<name>`;
+    keeps checkpoints/best.pt. Uses its own seeded generators: the training RNG is not touched."""
+    metrics, protocol = evaluate_run(session, metric_names, session.cfg.eval, step)
+    if writer is not None:
+        writer.scalars(step, {f"Metrics/{name}": value for name, value in metrics.items()})
+    best.update(step, metrics, session.recipe.state_dict(), write=session.info.is_main)
+    return metrics, protocol
 
 
 def log_scalars(step: int, writer: RunWriter | None, progress: tqdm) -> None:
@@ -247,9 +265,9 @@ def log_scalars(step: int, writer: RunWriter | None, progress: tqdm) -> None:
                           for n, v in scalars.items() if n.endswith("/total")})
 
 
-def save_run_checkpoint(path: Path, step: int, session: Session, optimizers, sampler) -> None:
+def save_run_checkpoint(path: Path, step: int, session: Session, optimizers, sampler, best: BestCheckpoint) -> None:
     distributed.broadcast_state(session.recipe)   # BatchNorm statistics: rank 0's, as DDP would keep them
-    state = training_state(step, session, optimizers, sampler)   # every rank: it gathers RNG states
+    state = training_state(step, session, optimizers, sampler, best)   # every rank: it gathers RNG states
     if session.info.is_main:
         save_checkpoint(state, path)
     distributed.barrier()
