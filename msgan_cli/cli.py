@@ -12,6 +12,7 @@ commands:
   eval      metrics of a finished run:      msgan eval run=DIR [metrics=[...]]
   sample    sample grids from a run:        msgan sample run=DIR n=64 [condition=C]
   report    one table of a sweep:           msgan report SWEEP_DIR
+  train-classifier  the metrics' classifier:  msgan train-classifier dataset=NAME
 
 examples:
   msgan train                              # the embedded default: conditional DCGAN + mode seeking on digits
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, options = argv[0], argv[1:]
-    if command not in ("train", "eval", "sample", "report"):
+    if command not in ("train", "eval", "sample", "report", "train-classifier"):
         print(f"msgan: unknown command '{command}'.\n\n{USAGE}", file=sys.stderr)
         return 2
 
@@ -40,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command == "train":
             return run_train(options)
-        {"eval": commands.eval_command, "sample": commands.sample_command,
-         "report": commands.report_command}[command](options)
+        {"eval": commands.eval_command, "sample": commands.sample_command, "report": commands.report_command,
+         "train-classifier": commands.train_classifier_command}[command](options)
     except UserError as error:
         print(f"msgan {command}: {error}", file=sys.stderr)
         return 2

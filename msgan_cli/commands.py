@@ -117,3 +117,25 @@ def report_command(arguments: list[str]) -> Path:
     print(text)
     print(f"Wrote {markdown_path} and {markdown_path.with_suffix('.csv')}")
     return markdown_path
+
+
+def train_classifier_command(overrides: list[str]) -> tuple[Path, float]:
+    """`msgan train-classifier dataset=NAME [eval.classifier.steps=...] [hardware=cpu]`: trains (or finds
+    in the cache) the classifier the metrics use for a dataset, and prints its test accuracy. For a
+    stacked dataset it is the classifier of the single channels (what stacked_modes uses)."""
+    from msgan_cli.data import load_dataset
+    from msgan_cli.metrics.classification import channel_data, needs_stacked
+    from msgan_cli.metrics.classifier import cache_path, load_or_train_classifier
+    from msgan_cli.train.session import select_device
+
+    cfg = compose_config("train", overrides)
+    device = select_device(cfg.hardware, process_info())
+    data = load_dataset(cfg.dataset).to(device)
+    if needs_stacked(None, data) is None:
+        data = channel_data(data)
+    if data.kind != "image" or data.label_kind != "class":
+        raise UserError(f"Dataset {data.name} has no class labels to train a classifier on.")
+    path = cache_path(data, cfg.dataset, cfg.eval.classifier)
+    _, accuracy = load_or_train_classifier(data, cfg.dataset, cfg.eval.classifier, device)
+    print(f"{data.name} classifier: test accuracy {accuracy:.4f}\n  {path}")
+    return path, accuracy

@@ -1,6 +1,7 @@
 """The `msgan` command as a user runs it: subcommands, run-directory contents, sweeps, and errors
 that name the fix without a traceback."""
 import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -110,3 +111,16 @@ def test_user_errors_are_one_clear_message(args, needles, tmp_path):
     assert "Traceback" not in output
     for needle in needles:
         assert needle in output, (needle, output)
+
+
+def test_train_classifier_caches_it_for_the_metrics(tmp_path):
+    options = ["dataset=digits", "eval.classifier.steps=30", "eval.classifier.width=4", "hardware=cpu"]
+    result = msgan("train-classifier", *options)
+    assert result.returncode == 0, result.stderr
+    path = Path(result.stdout.strip().splitlines()[-1].strip())
+    assert path.exists() and "test accuracy" in result.stdout
+    written = path.stat().st_mtime_ns
+    again = msgan("train-classifier", *options)      # found in the cache, not retrained
+    assert again.returncode == 0 and path.stat().st_mtime_ns == written and result.stdout == again.stdout
+    refused = msgan("train-classifier", "dataset=grid25")
+    assert refused.returncode == 2 and "no class labels" in refused.stderr
