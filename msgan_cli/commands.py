@@ -115,7 +115,7 @@ def report_command(arguments: list[str]) -> Path:
         raise UserError("Usage: msgan report SWEEP_DIR  (a multirun folder, e.g. multirun/2026-11-23/12-00-00).")
     markdown_path, text = build_report(Path(arguments[0]))
     print(text)
-    print(f"Wrote {markdown_path} and {markdown_path.with_suffix('.csv')}")
+    print(f"Wrote {markdown_path}, {markdown_path.with_suffix('.csv')} and {markdown_path.with_suffix('.png')}")
     return markdown_path
 
 

@@ -1,25 +1,49 @@
-"""`msgan report SWEEP_DIR`: one table of a sweep, a row per (dataset, model, method), a column per
-metric as mean +- std over seeds, with the number of seeds. Runs without metrics.json (failed or
-unfinished) are listed under the table, not silently dropped. Written as Markdown and CSV."""
+"""`msgan report SWEEP_DIR`: the tables of a sweep, one per (dataset, model), a row per method (the
+`reg` choice and its weight), a column per metric as mean +- std over seeds, with the number of seeds.
+Runs without metrics.json (failed or unfinished) are listed under the tables, not silently dropped.
+Written as Markdown (report.md), CSV (report.csv, every metric, one flat table) and a plot
+(report.png: each headline metric against the regulariser weight where the sweep varied it, else one
+bar per method), and printed.
+"""
 from __future__ import annotations
 
 import csv
-import math
-from collections import defaultdict
-from pathlib import Path
-
 import json
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from msgan_cli.errors import UserError
 
+# Shown first, and plotted (the metrics that tell collapse from diversity); others follow in name order.
+HEADLINE = ("modes_2d/modes", "modes_2d/high_quality", "modes_2d/kl", "stacked_modes/modes", "stacked_modes/kl",
+            "ndb_jsd/ndb", "ndb_jsd/jsd", "ndb_jsd/per_class_mean_ndb", "ndb_jsd/per_class_mean_jsd",
+            "fid/inception", "fid/classifier", "class_acc", "lpips_div", "pairwise_div/pixel_l1")
+PER_CLASS = re.compile(r"/class\d+_")   # per-class columns: in the CSV only, the Markdown stays readable
+
+
+@dataclass
+class Group:
+    """The runs of one (dataset, model, method): metric values over seeds."""
+
+    family: str                  # the regularisers without weights, e.g. "ms" or "dpm+ms" or "none"
+    weight: float | None         # the weight when one regulariser is selected
+    values: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    seeds: set = field(default_factory=set)
+
+
+def selected_regularizers(cfg) -> list[tuple[str, float]]:
+    return [(name, float(node.weight)) for name, node in sorted((cfg.get("reg") or {}).items())
+            if node.get("enabled", False)]
+
 
 def method_label(cfg) -> str:
     """`none`, or the selected regularisers with their weights, e.g. `ms(w=1)+sr(w=0.5)`."""
-    selected = [f"{name}(w={node.weight:g})" for name, node in sorted((cfg.get("reg") or {}).items())
-                if node.get("enabled", False)]
-    return "+".join(selected) or "none"
+    return "+".join(f"{name}(w={weight:g})" for name, weight in selected_regularizers(cfg)) or "none"
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -28,10 +52,9 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return mean, std
 
 
-def collect_runs(sweep_dir: Path) -> tuple[dict, list[Path]]:
-    """{(dataset, model, method): {metric: [values over seeds]}} and the runs that have no metrics."""
-    groups: dict[tuple[str, str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    seeds: dict[tuple[str, str, str], set] = defaultdict(set)
+def collect_runs(sweep_dir: Path) -> tuple[dict[tuple[str, str, str], Group], list[Path]]:
+    """{(dataset, model, method): Group} and the runs that have no metrics."""
+    groups: dict[tuple[str, str, str], Group] = {}
     unfinished = []
     for config_path in sorted(sweep_dir.rglob(".hydra/config.yaml")):
         run_dir = config_path.parent.parent
@@ -40,13 +63,27 @@ def collect_runs(sweep_dir: Path) -> tuple[dict, list[Path]]:
         if not metrics_path.exists():
             unfinished.append(run_dir)
             continue
+        regs = selected_regularizers(cfg)
         key = (str(cfg.dataset.name), str(cfg.model.name), method_label(cfg))
-        if cfg.seed in seeds[key]:
+        group = groups.setdefault(key, Group("+".join(n for n, _ in regs) or "none",
+                                             regs[0][1] if len(regs) == 1 else None))
+        if cfg.seed in group.seeds:
             continue   # the same config and seed again (e.g. a sweep axis that does not apply to this method)
-        seeds[key].add(cfg.seed)
+        group.seeds.add(cfg.seed)
         for name, value in json.loads(metrics_path.read_text()).items():
-            groups[key][name].append(float(value))
+            group.values[name].append(float(value))
     return groups, unfinished
+
+
+def ordered_metrics(names: set[str]) -> list[str]:
+    return [m for m in HEADLINE if m in names] + sorted(names - set(HEADLINE))
+
+
+def cell(values: list[float] | None) -> str:
+    if not values:
+        return ""
+    mean, std = mean_std(values)
+    return f"{mean:.4g} ± {std:.2g}"
 
 
 def build_report(sweep_dir: Path) -> tuple[Path, str]:
@@ -55,29 +92,79 @@ def build_report(sweep_dir: Path) -> tuple[Path, str]:
     groups, unfinished = collect_runs(sweep_dir)
     if not groups and not unfinished:
         raise UserError(f"No msgan runs (.hydra/config.yaml) found under {sweep_dir}.")
-    metrics = sorted({name for values in groups.values() for name in values})
-    header = ["dataset", "model", "method", "seeds"] + metrics
-    rows = []
-    for (dataset, model, method), values in sorted(groups.items()):
-        seeds = max(len(v) for v in values.values())
-        cells = []
-        for name in metrics:
-            if name in values:
-                mean, std = mean_std(values[name])
-                cells.append(f"{mean:.4g} ± {std:.2g}")
-            else:
-                cells.append("")
-        rows.append([dataset, model, method, str(seeds)] + cells)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    tables = defaultdict(dict)   # (dataset, model) -> {method: Group}
+    for (dataset, model, method), group in sorted(groups.items()):
+        tables[(dataset, model)][method] = group
+
+    lines, csv_rows = [], []
+    all_metrics = ordered_metrics({m for g in groups.values() for m in g.values})
+    for (dataset, model), methods in tables.items():
+        metrics = ordered_metrics({m for g in methods.values() for m in g.values})
+        shown = [m for m in metrics if not PER_CLASS.search(m)]
+        lines += [f"### {dataset} / {model}", "", "| method | seeds | " + " | ".join(shown) + " |",
+                  "|" + "---|" * (len(shown) + 2)]
+        for method, group in methods.items():
+            lines.append(f"| {method} | {len(group.seeds)} | " + " | ".join(cell(group.values.get(m)) for m in shown) + " |")
+            csv_rows.append([dataset, model, method, len(group.seeds)] + [cell(group.values.get(m)) for m in all_metrics])
+        lines.append("")
     if unfinished:
-        lines += ["", f"Runs without metrics.json (failed or unfinished): {len(unfinished)}"]
+        lines += [f"Runs without metrics.json (failed or unfinished): {len(unfinished)}"]
         lines += [f"- {path}" for path in unfinished]
     text = "\n".join(lines) + "\n"
     markdown_path = sweep_dir / "report.md"
     markdown_path.write_text(text)
     with open(markdown_path.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerow(["dataset", "model", "method", "seeds"] + all_metrics)
+        writer.writerows(csv_rows)
+    if groups:
+        plot_report(tables, markdown_path.with_suffix(".png"))
     return markdown_path, text
+
+
+def plot_report(tables: dict, path: Path, per_table: int = 4) -> None:
+    """One row of panels per (dataset, model), one panel per headline metric (mean +- std over seeds)."""
+    import matplotlib
+    matplotlib.use("Agg")   # files only, no display
+    import matplotlib.pyplot as plt
+
+    rows = list(tables.items())
+    figure, axes = plt.subplots(len(rows), per_table, figsize=(4 * per_table, 3.2 * len(rows)), squeeze=False)
+    for row, ((dataset, model), methods) in enumerate(rows):
+        metrics = [m for m in ordered_metrics({m for g in methods.values() for m in g.values})
+                   if not PER_CLASS.search(m) and not m.endswith(("num_modes_total", "classifier_test_acc", "_std"))]
+        for column in range(per_table):
+            axis = axes[row][column]
+            if column >= len(metrics):
+                axis.axis("off")
+                continue
+            plot_metric(axis, methods, metrics[column])
+            axis.set_title(f"{dataset} / {model}: {metrics[column]}", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def plot_metric(axis, methods: dict[str, Group], metric: str) -> None:
+    """Against the weight for a regulariser swept over several weights (reg=none as a dashed line);
+    otherwise one bar per method."""
+    families = defaultdict(list)
+    for group in methods.values():
+        if metric in group.values and group.weight is not None:
+            families[group.family].append(group)
+    swept = {family: groups for family, groups in families.items() if len(groups) > 1}
+    if swept:
+        for family, groups in swept.items():
+            groups = sorted(groups, key=lambda g: g.weight)
+            stats = [mean_std(g.values[metric]) for g in groups]
+            axis.errorbar([g.weight for g in groups], [m for m, _ in stats], yerr=[s for _, s in stats],
+                          marker="o", capsize=3, label=family)
+        if "none" in methods and metric in methods["none"].values:
+            axis.axhline(mean_std(methods["none"].values[metric])[0], linestyle="--", color="grey", label="none")
+        axis.set_xlabel("weight")
+        axis.legend(fontsize=7)
+        return
+    names = [name for name, group in methods.items() if metric in group.values]
+    stats = [mean_std(methods[name].values[metric]) for name in names]
+    axis.bar(range(len(names)), [m for m, _ in stats], yerr=[s for _, s in stats], capsize=3)
+    axis.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)

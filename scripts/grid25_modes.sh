@@ -10,7 +10,7 @@ set -euo pipefail
 steps="${1:-3000}"
 seeds="${2:-0,1,2}"
 sweep="multirun/grid25-modes-$(date +%Y%m%d-%H%M%S)"
-common=(experiment=grid25_mlp "trainer.max_steps=$steps" "seed=$seeds" trainer.progress_bar=false)
+common=(experiment=grid25_pacgan "trainer.max_steps=$steps" "seed=$seeds" trainer.progress_bar=false)
 OMP_NUM_THREADS=1 msgan train -m reg=unrolled "${common[@]}" hydra.sweep.dir="$sweep/unrolled" &
 unrolled=$!
 OMP_NUM_THREADS=1 msgan train -m reg=none,ms,dsgan,dpm,mdgan,sn,sr,pacgan "${common[@]}" hydra.sweep.dir="$sweep/others"

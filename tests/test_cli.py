@@ -73,7 +73,7 @@ def test_report_of_a_single_run(finished_run):
     run, _ = finished_run
     result = msgan("report", str(run))
     assert result.returncode == 0, result.stderr
-    assert "| digits | dcgan | ms(w=1) | 1 |" in result.stdout
+    assert "### digits / dcgan" in result.stdout and "| ms(w=1) | 1 |" in result.stdout
 
 
 def test_multirun_sweep_and_report(tmp_path):
@@ -84,10 +84,11 @@ def test_multirun_sweep_and_report(tmp_path):
     assert len(list(sweep.glob("*/metrics.json"))) == 8
     report = msgan("report", str(sweep))
     assert report.returncode == 0, report.stderr
-    rows = [line for line in report.stdout.splitlines() if line.startswith("| digits")]
+    rows = [line for line in report.stdout.splitlines() if line.startswith("| ms") or line.startswith("| none")]
     # reg=none ignores the swept ms weight: its duplicate runs count once per seed.
-    assert [row.split(" | ")[2:4] for row in rows] == [["ms(w=0.5)", "2"], ["ms(w=2)", "2"], ["none", "2"]]
+    assert [row.split(" | ")[0:2] for row in rows] == [["| ms(w=0.5)", "2"], ["| ms(w=2)", "2"], ["| none", "2"]]
     assert (sweep / "report.md").exists() and (sweep / "report.csv").exists()
+    assert (sweep / "report.png").stat().st_size > 1000     # the metric against the swept weight
 
 
 @pytest.mark.parametrize("args,needles", [

@@ -147,3 +147,16 @@ def test_metrics_during_training_and_the_best_checkpoint(tmp_path):
 def test_best_metric_must_come_from_a_chosen_metric(tmp_path):
     with pytest.raises(UserError, match="best_metric=fid/classifier is not produced"):
         train_run(tmp_path, "eval.metrics=[class_acc]", "trainer.best_metric=fid/classifier")
+
+
+PRESETS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", PRESETS)
+def test_every_preset_trains_and_evaluates(tmp_path, experiment):
+    dataset = compose(f"experiment={experiment}").dataset.name
+    metrics = train_run(tmp_path, f"experiment={experiment}", *dataset_overrides(dataset, tmp_path),
+                        "trainer.eval_every=0", "trainer.best_metric=null")
+    expected = {"ring8": "modes_2d/modes", "grid25": "modes_2d/modes", "stacked_fashion_mnist": "stacked_modes/modes",
+                "digits": "ndb_jsd/per_class_mean_jsd", "fashion_mnist": "fid/classifier"}[dataset]
+    assert expected in metrics and all(math.isfinite(v) for v in metrics.values())
