@@ -6,6 +6,7 @@ needs from the model and the step context, and turns the context into the functi
 """
 from __future__ import annotations
 
+import dataclasses
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -17,6 +18,31 @@ from msgan_cli.models.base import Phase, Recipe
 
 if TYPE_CHECKING:
     from msgan_cli.train.context import StepContext
+
+
+def option(default, *, choices: tuple | None = None, minimum: float | None = None, above: float | None = None,
+           maximum: float | None = None):
+    """A field of an Options dataclass with its allowed values, checked before training by the plug-in
+    base: `choices`, an inclusive `minimum` / `maximum`, or a strict lower bound `above`. None is
+    always allowed for a field whose default is None (an option that is off)."""
+    limits = {"choices": choices, "minimum": minimum, "above": above, "maximum": maximum}
+    return dataclasses.field(default=default, metadata={k: v for k, v in limits.items() if v is not None})
+
+
+def option_error(name: str, field: dataclasses.Field, value) -> str | None:
+    """Why `value` is not allowed for the option, or None."""
+    limits = field.metadata
+    if value is None and field.default is None:
+        return None
+    if "choices" in limits and value not in limits["choices"]:
+        return f"must be one of {', '.join(map(str, limits['choices']))}"
+    if "minimum" in limits and value < limits["minimum"]:
+        return f"must be at least {limits['minimum']}"
+    if "above" in limits and value <= limits["above"]:
+        return f"must be above {limits['above']}"
+    if "maximum" in limits and value > limits["maximum"]:
+        return f"must be at most {limits['maximum']}"
+    return None
 
 
 @dataclass
@@ -37,6 +63,7 @@ class Regularizer:
     needs_latent: ClassVar[bool] = False
     needs_discriminator_layers: ClassVar[bool] = False   # acts on D's conv/linear weights (sn, sr, dpm)
     needs_capabilities: ClassVar[dict[str, str]] = {}   # optional Recipe method -> what it is for (messages)
+    needs_single_discriminator: ClassVar[bool] = False   # acts on "the" D (PacGAN packs it, Unrolled GAN unrolls it)
     conflicts: ClassVar[dict[str, str]] = {}    # other regulariser -> why they cannot be combined
     replaces_networks: ClassVar[bool] = False   # setup swaps a network (PacGAN's D): runs before the others'
     Options: ClassVar[type[RegularizerOptions]] = RegularizerOptions
@@ -51,7 +78,15 @@ class Regularizer:
         return 1
 
     def check(self, recipe: Recipe) -> None:
-        """Stop before training, with a sentence naming the fix, if the model lacks what this needs."""
+        """Stop before training, with a sentence naming the fix, if an option is out of range or the
+        model lacks what this needs."""
+        for field in dataclasses.fields(self.options):
+            value = getattr(self.options, field.name)
+            if (problem := option_error(field.name, field, value)) is not None:
+                raise UserError(f"reg.{self.name}.{field.name} {problem}; got {value!r}.")
+        if self.needs_single_discriminator and len(recipe.discriminator_names) != 1:
+            raise UserError(f"reg={self.name} acts on a single discriminator; model {recipe.name} has "
+                            f"{len(recipe.discriminator_names)}.")
         if self.needs_latent and not recipe.has_latent:
             raise UserError(
                 f"reg={self.name} needs a latent input, but model {recipe.name} has none: "

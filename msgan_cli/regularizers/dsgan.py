@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from msgan_cli.errors import UserError
 from msgan_cli.regularizers import register_regularizer
-from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
+from msgan_cli.regularizers.base import Regularizer, RegularizerOptions, option
 from msgan_cli.train.stats import report
 
 
@@ -41,7 +40,7 @@ def dsgan_loss(fake1: torch.Tensor, fake2: torch.Tensor, z1: torch.Tensor, z2: t
 @dataclass
 class DSGANOptions(RegularizerOptions):
     weight: float = 8.0          # the code's lambda for image-to-image tasks (5 for inpainting)
-    tau: float | None = None     # clip of the ratio; off by default, as in the code
+    tau: float | None = option(None, above=0)   # clip of the ratio; off (null) by default, as in the code
 
 
 @register_regularizer("dsgan")
@@ -50,11 +49,6 @@ class DiversitySensitive(Regularizer):
     samples_per_condition = 2
     needs_latent = True
     Options = DSGANOptions
-
-    def check(self, recipe) -> None:
-        super().check(recipe)
-        if self.options.tau is not None and self.options.tau <= 0:
-            raise UserError(f"reg.dsgan.tau must be positive (or null for no clip); got {self.options.tau}.")
 
     def loss(self, ctx) -> torch.Tensor:
         fake1, fake2, z1, z2 = ctx.pair()

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from msgan_cli.errors import UserError
 from msgan_cli.regularizers import register_regularizer
-from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
+from msgan_cli.regularizers.base import Regularizer, RegularizerOptions, option
 from msgan_cli.train.stats import report
 
 REDUCTIONS = ("mean", "per_sample")
@@ -50,7 +49,7 @@ def mode_seeking_loss(fake1: torch.Tensor, fake2: torch.Tensor, z1: torch.Tensor
 @dataclass
 class ModeSeekingOptions(RegularizerOptions):
     eps: float = 1e-5          # the code's 1e-5
-    reduction: str = "mean"    # "mean" (code) or "per_sample"
+    reduction: str = option("mean", choices=REDUCTIONS)   # "mean" (code) or "per_sample"
 
 
 @register_regularizer("ms")
@@ -59,11 +58,6 @@ class ModeSeeking(Regularizer):
     samples_per_condition = 2
     needs_latent = True
     Options = ModeSeekingOptions
-
-    def check(self, recipe) -> None:
-        super().check(recipe)
-        if self.options.reduction not in REDUCTIONS:
-            raise UserError(f"reg.ms.reduction must be one of {', '.join(REDUCTIONS)}; got '{self.options.reduction}'.")
 
     def loss(self, ctx) -> torch.Tensor:
         fake1, fake2, z1, z2 = ctx.pair()

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from msgan_cli.errors import UserError
 from msgan_cli.regularizers import register_regularizer
-from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
+from msgan_cli.regularizers.base import Regularizer, RegularizerOptions, option
 
 
 def pack(x: torch.Tensor, m: int) -> torch.Tensor:
@@ -38,13 +37,14 @@ class PackedDiscriminator(nn.Module):
 
 @dataclass
 class PacGANOptions(RegularizerOptions):
-    pack: int = 2   # m, the samples D sees at once (the paper: 2, 3, 4)
+    pack: int = option(2, minimum=2)   # m, the samples D sees at once (the paper: 2, 3, 4)
 
 
 @register_regularizer("pacgan")
 class Packing(Regularizer):
     phase = "D"
-    replaces_networks = True   # sn / sr must normalise the packed D, not the one it replaces
+    replaces_networks = True
+    needs_single_discriminator = True   # sn / sr must normalise the packed D, not the one it replaces
     needs_capabilities = {"build_discriminator": "a discriminator it can rebuild for packed inputs",
                           "discriminate": "a discriminator"}
     Options = PacGANOptions
@@ -52,14 +52,6 @@ class Packing(Regularizer):
     @property
     def batch_multiple(self) -> int:
         return self.options.pack
-
-    def check(self, recipe) -> None:
-        super().check(recipe)
-        if self.options.pack < 2:
-            raise UserError(f"reg.pacgan.pack must be at least 2 (the paper uses 2 to 4); got {self.options.pack}.")
-        if len(recipe.discriminator_names) != 1:
-            raise UserError(f"reg=pacgan packs a single discriminator; model {recipe.name} has "
-                            f"{len(recipe.discriminator_names)}.")
 
     def setup(self, recipe) -> None:
         device = next(recipe.parameters()).device

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from msgan_cli.errors import UserError
 from msgan_cli.models.base import weight_matrix
 from msgan_cli.regularizers import register_regularizer
-from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
+from msgan_cli.regularizers.base import Regularizer, RegularizerOptions, option
 from msgan_cli.regularizers.sn import apply_spectral_norm
 from msgan_cli.train.stats import report
 
@@ -51,9 +50,9 @@ def spectral_compensate(weight: torch.Tensor, i: int | None = None, gamma: torch
 
 @dataclass
 class SROptions(RegularizerOptions):
-    every: int = 5           # D steps between projections (the official code: 5)
-    mode: str = "static"     # static | dynamic (the paper's ImageNet code)
-    fraction: float = 0.5    # i = floor(fraction * rank): the paper's r / 2
+    every: int = option(5, minimum=1)                 # D steps between projections (the official code: 5)
+    mode: str = option("static", choices=MODES)       # static | dynamic (the paper's ImageNet code)
+    fraction: float = option(0.5, above=0, maximum=1)  # i = floor(fraction * rank): the paper's r / 2
     power_iterations: int = 1
 
 
@@ -68,13 +67,6 @@ class SpectralRegularization(Regularizer):
         super().__init__(options, recipe)
         self.d_steps, self.projections = 0, 0
         self.gamma: dict[str, torch.Tensor] = {}   # dynamic mode: running max of s_j / s_1 per layer
-
-    def check(self, recipe) -> None:
-        super().check(recipe)
-        if self.options.mode not in MODES:
-            raise UserError(f"reg.sr.mode must be one of {', '.join(MODES)}; got '{self.options.mode}'.")
-        if self.options.every < 1 or not 0 < self.options.fraction <= 1:
-            raise UserError("reg.sr.every must be >= 1 and reg.sr.fraction in (0, 1].")
 
     def setup(self, recipe) -> None:
         apply_spectral_norm(recipe, self.options.power_iterations)

@@ -20,7 +20,7 @@ from torch import nn
 
 from msgan_cli.errors import UserError
 from msgan_cli.regularizers import register_regularizer
-from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
+from msgan_cli.regularizers.base import Regularizer, RegularizerOptions, option
 from msgan_cli.train.stats import report
 
 
@@ -99,23 +99,16 @@ def unroll_discriminator(recipe, ctx, optimizer: torch.optim.Adam, steps: int,
 
 @dataclass
 class UnrolledOptions(RegularizerOptions):
-    steps: int = 5              # k: unrolled D steps (the paper's 2D experiments: 5)
-    first_order: bool = False   # true: no gradient through the unrolled steps (an approximation)
+    steps: int = option(5, minimum=1)   # k: unrolled D steps (the paper's 2D experiments: 5)
+    first_order: bool = False           # true: no gradient through the unrolled steps (an approximation)
 
 
 @register_regularizer("unrolled")
 class Unrolled(Regularizer):
     phase = "G"
     needs_capabilities = {"discriminator_loss": "the model's discriminator objective (to unroll D)"}
+    needs_single_discriminator = True
     Options = UnrolledOptions
-
-    def check(self, recipe) -> None:
-        super().check(recipe)
-        if self.options.steps < 1:
-            raise UserError(f"reg.unrolled.steps must be at least 1; got {self.options.steps}.")
-        if len(recipe.discriminator_names) != 1:
-            raise UserError(f"reg=unrolled unrolls a single discriminator; model {recipe.name} has "
-                            f"{len(recipe.discriminator_names)}.")
 
     def configure_optimizers(self, recipe, optimizers) -> None:
         optimizer = optimizers.get("discriminator")
