@@ -87,3 +87,16 @@ def test_sigterm_writes_a_checkpoint_and_the_run_resumes(tmp_path):
     resumed = msgan("train", *TINY, f"trainer.max_steps={stopped_at + 2}", f"hydra.run.dir={run}")
     assert resumed.returncode == 0, resumed.stderr
     assert state_of(run)["step"] == stopped_at + 2 and (run / "metrics.json").exists()
+
+
+def test_every_start_and_resume_records_where_it_ran(tmp_path, monkeypatch):
+    import json
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    train_run(tmp_path, "trainer.max_steps=2", "eval.metrics=[]")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    train_run(tmp_path, "trainer.max_steps=4", "eval.metrics=[]")          # resumed, as a requeued job would be
+    attempts = json.loads((tmp_path / "run_info.json").read_text())["attempts"]
+    assert [a["from_step"] for a in attempts] == [0, 2]
+    assert attempts[0]["slurm"] == {"job_id": "4242", "array_task_id": "3"} and attempts[1]["slurm"]["restart_count"] == "1"
+    assert attempts[1]["world_size"] == 1 and attempts[1]["device"] == "cpu" and attempts[1]["host"]

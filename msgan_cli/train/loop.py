@@ -28,6 +28,7 @@ from msgan_cli.train import distributed
 from msgan_cli.train.checkpoint import (BestCheckpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
                                        write_json)
 from msgan_cli.train.context import PAIR_BATCH_LAYOUTS, StepContext
+from msgan_cli.train.placement import placement, placement_hyperparameters, record_placement
 from msgan_cli.train.session import Session, build_session
 from msgan_cli.train.spectrum import SpectralMonitor
 from msgan_cli.train.stats import collect, report
@@ -194,7 +195,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
         torch.manual_seed(cfg.seed + 7919 * info.rank)   # each rank its own latents; weights stay rank 0's
     distributed.broadcast_state(recipe)
 
+    where = placement(info.world_size, session.device, step)
     writer = RunWriter(run_dir, cfg, resume_step=step) if info.is_main else None
+    if info.is_main:
+        record_placement(run_dir, where)
     monitor = SpectralMonitor(trainer.spectrum) if writer is not None and trainer.spectrum.every else None
     stop = StopSignal()
     progress = tqdm(total=trainer.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
@@ -230,7 +234,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
         save_image(sample_grid(recipe, data, session.device, seed=cfg.seed), samples_dir / "final.png")
         write_json(run_dir / "metrics.json", metrics)
         write_json(run_dir / "eval_protocol.json", protocol)
-        writer.hyperparameters(metrics, step)
+        writer.hyperparameters(metrics, step, placement_hyperparameters(where))
         writer.close()
     if info.world_size > 1:
         gap = distributed.replica_max_difference(recipe)

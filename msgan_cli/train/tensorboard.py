@@ -42,10 +42,11 @@ class RunWriter:
     def image(self, tag: str, image: torch.Tensor, step: int) -> None:
         self.writer.add_image(tag, image, step)
 
-    def hyperparameters(self, metrics: dict[str, float], step: int) -> None:
-        """The run's flattened config beside its final metrics, for TensorBoard's HPARAMS tab."""
+    def hyperparameters(self, metrics: dict[str, float], step: int, extra: dict | None = None) -> None:
+        """The run's flattened config (and `extra`, e.g. where it ran) beside its final metrics, for
+        TensorBoard's HPARAMS tab."""
         tags = {f"Metrics/{name}": value for name, value in metrics.items()}
-        experiment, start, end = hparams(flatten_config(self.cfg), tags)
+        experiment, start, end = hparams(flatten_config(self.cfg) | (extra or {}), tags)
         for summary in (experiment, start, end):
             self.writer.file_writer.add_summary(summary)
         self.scalars(step, tags)

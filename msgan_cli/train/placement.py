@@ -1,0 +1,44 @@
+"""Where a run ran: host, SLURM job (and array task), world size, device. Each start or resume of a
+run appends one record to `<run>/run_info.json`, so a requeued SLURM job shows every attempt; the
+latest also goes to TensorBoard's hyper-parameters (`run.host`, `run.slurm_job_id`, ...)."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from msgan_cli.train.checkpoint import write_json
+
+SLURM_VARIABLES = {"job_id": "SLURM_JOB_ID", "array_job_id": "SLURM_ARRAY_JOB_ID",
+                   "array_task_id": "SLURM_ARRAY_TASK_ID", "partition": "SLURM_JOB_PARTITION",
+                   "nodelist": "SLURM_JOB_NODELIST", "restart_count": "SLURM_RESTART_COUNT"}
+
+
+def placement(world_size: int, device: torch.device, step: int) -> dict:
+    """This process's view of where the run is: what a report needs to tell runs apart."""
+    record = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "from_step": step,
+              "host": socket.gethostname(), "world_size": world_size, "device": str(device),
+              "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+              "torch": torch.__version__}
+    slurm = {key: os.environ[var] for key, var in SLURM_VARIABLES.items() if var in os.environ}
+    if slurm:
+        record["slurm"] = slurm
+    return record
+
+
+def record_placement(run_dir: Path, record: dict) -> None:
+    """Append this attempt to run_info.json (written atomically)."""
+    path = run_dir / "run_info.json"
+    attempts = json.loads(path.read_text())["attempts"] if path.exists() else []
+    write_json(path, {"attempts": attempts + [record]})
+
+
+def placement_hyperparameters(record: dict) -> dict[str, str | int]:
+    """The record flattened for TensorBoard's HPARAMS tab (`run.host`, `run.slurm_job_id`, ...)."""
+    flat = {f"run.{key}": value for key, value in record.items() if key != "slurm" and value is not None}
+    flat |= {f"run.slurm_{key}": value for key, value in record.get("slurm", {}).items()}
+    return flat
