@@ -6,8 +6,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
-from conftest import TINY
+from conftest import TINY, state_of
 
 
 def torchrun(*args, cwd):
@@ -48,3 +49,20 @@ def test_resume_under_ddp_needs_the_same_world_size(tmp_path):
     result = subprocess.run([sys.executable, "-m", "msgan_cli.cli", "train", *TINY, "hardware=cpu",
                              f"hydra.run.dir={run}"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "written by 2 processes" in result.stderr
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one_process_with_the_same_global_batch(tmp_path):
+    """Sharded data, the global batch's latents split by rank, gradients averaged: 2 processes give one
+    process's weights, for a model without BatchNorm (its batch statistics are per process) and a loss
+    that is a mean over samples (reg.ms.reduction=per_sample; the code's batch-level ratio is not)."""
+    common = ["model=mlp_unrolled", "dataset=ring8", "dataset.num_train=500", "reg=ms", "reg.ms.reduction=per_sample",
+              "trainer.max_steps=6",
+              "eval.metrics=[]"]
+    assert torchrun(*common, f"hydra.run.dir={tmp_path / 'two'}", cwd=tmp_path).returncode == 0
+    single = subprocess.run([sys.executable, "-m", "msgan_cli.cli", "train", *TINY, "hardware=cpu", *common,
+                             f"hydra.run.dir={tmp_path / 'one'}"], capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    two, one = state_of(tmp_path / "two"), state_of(tmp_path / "one")
+    for name, tensor in one["model"].items():
+        torch.testing.assert_close(two["model"][name], tensor, rtol=1e-5, atol=1e-6, msg=name)

@@ -80,3 +80,15 @@ def test_a_requeued_job_resumes_and_loses_nothing(tmp_path):
     assert requeued["step"] == whole["step"] == 400
     for name, tensor in whole["model"].items():
         assert torch.equal(tensor, requeued["model"][name]), name
+
+
+def test_a_ddp_job_inside_slurm_writes_one_run(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = msgan("train", "-m", *ON_SLURM, "hydra.launcher.tasks_per_node=2", "hardware=ddp", "reg=ms", "seed=0",
+                   "trainer.max_steps=4", *[o for o in FAST if o != "hardware=cpu"], "hardware.device=cpu",
+                   f"hydra.sweep.dir={sweep}", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = sweep / "0"
+    assert json.loads((run / "distributed.json").read_text()) == {"world_size": 2, "replica_max_abs_diff": 0.0}
+    assert json.loads((run / "run_info.json").read_text())["attempts"][0]["world_size"] == 2
+    assert len(list((run / "tb").iterdir())) == 1   # rank 0 writes

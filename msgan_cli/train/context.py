@@ -46,6 +46,8 @@ class StepContext:
     samples_per_condition: int = 1
     pair_batch: str = "doubled"
     autocast: AbstractContextManager = field(default_factory=nullcontext)
+    rank: int = 0                        # DDP: this process's share of the global batch is share `rank`
+    world_size: int = 1
     cache: dict[str, object] = field(default_factory=dict)   # for regularisers to share work within a step
     # What D is taught to call real; None: the data batch. A regulariser may set it in `begin_step`
     # (MDGAN's diffusion step teaches D that reconstructions G(E(x)) are the real side).
@@ -66,7 +68,10 @@ class StepContext:
             k = self.samples_per_condition
             n = len(self.real) if self.pair_batch == "doubled" else len(self.real) // k
             labels = None if self.labels is None else self.labels[:n].repeat(k)
-            z = self.recipe.sample_latent(k * n, self.real.device)
+            # Every rank draws the latents of the whole global batch from the same stream and keeps its
+            # own rows, so N processes use exactly the latents of one process with the global batch.
+            z = self.recipe.sample_latent(k * n * self.world_size, self.real.device)
+            z = z.view(k, self.world_size * n, z.shape[1])[:, self.rank * n:(self.rank + 1) * n].reshape(k * n, z.shape[1])
             with self.autocast:
                 images = self.recipe.generate(z, labels)
             self._generated = Generated(images, z, labels, k)

@@ -112,7 +112,7 @@ def training_step(session: Session, phases: list[Phase], optimizers, parameters,
     """One step: this rank's share of the batch, one shared step context, every phase in order."""
     real, labels = session.data.train.batch(sampler.next().to(session.device))
     ctx = StepContext(session.recipe, real, labels if session.recipe.conditional else None, step, pairs,
-                      session.cfg.trainer.pair_batch, session.autocast())
+                      session.cfg.trainer.pair_batch, session.autocast(), session.info.rank, session.info.world_size)
     with ctx.autocast:
         for regularizer in session.regularizers:
             regularizer.begin_step(ctx)
@@ -191,8 +191,6 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
     if checkpoint_path.exists():
         step = restore(load_checkpoint(checkpoint_path, session.device), checkpoint_path, session, optimizers, sampler, best)
         log.info("Resuming %s from step %d", run_dir, step)
-    elif info.rank > 0:
-        torch.manual_seed(cfg.seed + 7919 * info.rank)   # each rank its own latents; weights stay rank 0's
     distributed.broadcast_state(recipe)
 
     where = placement(info.world_size, session.device, step)
