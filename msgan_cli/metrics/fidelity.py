@@ -132,8 +132,8 @@ def feature_sets(ctx: EvalContext, output: str) -> tuple[torch.Tensor, torch.Ten
     key = f"fidelity/{output}"
     if key not in ctx.cache:
         n = min(ctx.num_samples, len(ctx.data.train))
-        real = ctx.data.train.batch(torch.randperm(len(ctx.data.train), generator=torch.Generator().manual_seed(ctx.seed))[:n]
-                                    .to(ctx.device))[0]
+        chosen = torch.randperm(len(ctx.data.train), generator=torch.Generator().manual_seed(ctx.seed))[:n]
+        real = ctx.data.train.batch(chosen.to(ctx.device))[0]
         fake = ctx.sample(ctx.num_samples, ctx.labels(ctx.num_samples))
         ctx.cache[key] = (features(ctx, real, output), features(ctx, fake, output))
     return ctx.cache[key]

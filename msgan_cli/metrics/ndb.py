@@ -95,10 +95,16 @@ def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
 
 def ndb_jsd(real, fake, num_bins: int = 100, whitening: bool = False, significance: float = 0.05,
             max_dims: int | None = None, seed: int = 0) -> dict[str, float]:
-    """NDB, NDB / K and JSD of `fake` against bins fitted on `real` (arrays or tensors of shape (n, d))."""
-    as_array = lambda x: x.detach().cpu().flatten(1).double().numpy() if torch.is_tensor(x) else np.asarray(x)  # noqa: E731
-    bins = NDBBins.fit(as_array(real), num_bins, whitening, max_dims, seed)
-    return bins.evaluate(as_array(fake), significance)
+    """NDB, NDB / K and JSD of `fake` against bins fitted on `real` (arrays or tensors; images are flattened)."""
+    bins = NDBBins.fit(as_rows(real), num_bins, whitening, max_dims, seed)
+    return bins.evaluate(as_rows(fake), significance)
+
+
+def as_rows(samples) -> np.ndarray:
+    """(n, d) float64 rows from an array or a tensor of any sample shape."""
+    if torch.is_tensor(samples):
+        return samples.detach().cpu().flatten(1).double().numpy()
+    return np.asarray(samples, dtype=np.float64).reshape(len(samples), -1)
 
 
 def needs_data_samples(recipe, data) -> str | None:
