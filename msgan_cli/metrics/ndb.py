@@ -124,16 +124,21 @@ def ndb_jsd_metric(ctx: EvalContext) -> dict[str, float]:
     real, real_labels = ctx.data.train.batch(chosen.to(ctx.device))
     labels = ctx.labels(ctx.num_samples)
     fake = ctx.sample(ctx.num_samples, labels)
-    results = {f"ndb_jsd/{k}": v for k, v in ndb_jsd(real, fake, int(options.bins), **settings).items()}
-    ctx.protocol["ndb_jsd"] = {"bins": int(options.bins), **settings, "real": f"train split, {len(real)} samples",
+    bins = min(int(options.bins), len(real))   # never more bins than real samples (a tiny dataset)
+    results = {f"ndb_jsd/{k}": v for k, v in ndb_jsd(real, fake, bins, **settings).items()}
+    ctx.protocol["ndb_jsd"] = {"bins": bins, **settings, "real": f"train split, {len(real)} samples",
                                "fake": f"{len(fake)} samples", "reference": "gans-n-gmms utils/ndb.py"}
     if labels is not None and options.per_class:
-        bins = int(options.per_class_bins)
-        per_class = [ndb_jsd(real[real_labels == c], fake[labels == c], bins, **settings)
-                     for c in range(ctx.recipe.num_classes)]
-        for c, values in enumerate(per_class):
+        per_class, skipped = {}, []
+        for c in range(ctx.recipe.num_classes):
+            real_c = real[real_labels == c]
+            if len(real_c) < 2:   # a class with (almost) no real samples cannot be binned
+                skipped.append(c)
+                continue
+            per_class[c] = ndb_jsd(real_c, fake[labels == c], min(int(options.per_class_bins), len(real_c)), **settings)
+        for c, values in per_class.items():
             results |= {f"ndb_jsd/class{c}_ndb": values["ndb"], f"ndb_jsd/class{c}_jsd": values["jsd"]}
         for key in ("ndb", "jsd"):
-            results[f"ndb_jsd/per_class_mean_{key}"] = float(np.mean([values[key] for values in per_class]))
-        ctx.protocol["ndb_jsd"]["per_class_bins"] = bins
+            results[f"ndb_jsd/per_class_mean_{key}"] = float(np.mean([values[key] for values in per_class.values()]))
+        ctx.protocol["ndb_jsd"] |= {"per_class_bins": int(options.per_class_bins), "classes_without_real_samples": skipped}
     return results
