@@ -42,7 +42,8 @@ def train_main(cfg: DictConfig) -> float | None:
 def print_run_summary(run_dir: Path, metrics: dict[str, float]) -> None:
     if not process_info().is_main:
         return
-    shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+    from msgan_cli.report import PER_CLASS   # per-class values stay in metrics.json, not on the terminal
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not PER_CLASS.search(k))
     print(f"\nRun finished: {run_dir}\n"
           f"  metrics:     {run_dir / 'metrics.json'}  ({shown})\n"
           f"  samples:     {run_dir / 'samples' / 'final.png'}\n"
