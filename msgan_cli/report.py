@@ -3,7 +3,7 @@
 Runs without metrics.json (failed or unfinished) are listed under the tables, not silently dropped.
 Written as Markdown (report.md), CSV (report.csv, every metric, one flat table) and a plot
 (report.png: each headline metric against the regulariser weight where the sweep varied it, else one
-bar per method), and printed.
+bar per method), and printed. A last column says where the runs ran (host, SLURM job, GPU).
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ class Group:
     weight: float | None         # the weight when one regulariser is selected
     values: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     seeds: set = field(default_factory=set)
+    places: set = field(default_factory=set)   # where its runs last ran: "host", or "host, SLURM job 12_3"
 
 
 def selected_regularizers(cfg) -> list[tuple[str, float]]:
@@ -70,9 +71,22 @@ def collect_runs(sweep_dir: Path) -> tuple[dict[tuple[str, str, str], Group], li
         if cfg.seed in group.seeds:
             continue   # the same config and seed again (e.g. a sweep axis that does not apply to this method)
         group.seeds.add(cfg.seed)
+        if (place := last_placement(run_dir)) is not None:
+            group.places.add(place)
         for name, value in json.loads(metrics_path.read_text()).items():
             group.values[name].append(float(value))
     return groups, unfinished
+
+
+def last_placement(run_dir: Path) -> str | None:
+    """Where the run's latest attempt ran, from run_info.json (train/placement.py)."""
+    path = run_dir / "run_info.json"
+    if not path.exists():
+        return None
+    latest = json.loads(path.read_text())["attempts"][-1]
+    slurm = latest.get("slurm", {})
+    job = (f"{slurm['array_job_id']}_{slurm['array_task_id']}" if "array_job_id" in slurm else slurm.get("job_id"))
+    return latest["host"] + (f", SLURM job {job}" if job else "") + (f", {latest['gpu']}" if latest.get("gpu") else "")
 
 
 def ordered_metrics(names: set[str]) -> list[str]:
@@ -101,11 +115,14 @@ def build_report(sweep_dir: Path) -> tuple[Path, str]:
     for (dataset, model), methods in tables.items():
         metrics = ordered_metrics({m for g in methods.values() for m in g.values})
         shown = [m for m in metrics if not PER_CLASS.search(m)]
-        lines += [f"### {dataset} / {model}", "", "| method | seeds | " + " | ".join(shown) + " |",
-                  "|" + "---|" * (len(shown) + 2)]
+        lines += [f"### {dataset} / {model}", "", "| method | seeds | " + " | ".join(shown) + " | ran on |",
+                  "|" + "---|" * (len(shown) + 3)]
         for method, group in methods.items():
-            lines.append(f"| {method} | {len(group.seeds)} | " + " | ".join(cell(group.values.get(m)) for m in shown) + " |")
-            csv_rows.append([dataset, model, method, len(group.seeds)] + [cell(group.values.get(m)) for m in all_metrics])
+            places = "; ".join(sorted(group.places))
+            lines.append(f"| {method} | {len(group.seeds)} | " + " | ".join(cell(group.values.get(m)) for m in shown)
+                         + f" | {places} |")
+            csv_rows.append([dataset, model, method, len(group.seeds)] + [cell(group.values.get(m)) for m in all_metrics]
+                            + [places])
         lines.append("")
     if unfinished:
         lines += [f"Runs without metrics.json (failed or unfinished): {len(unfinished)}"]
@@ -115,7 +132,7 @@ def build_report(sweep_dir: Path) -> tuple[Path, str]:
     markdown_path.write_text(text)
     with open(markdown_path.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["dataset", "model", "method", "seeds"] + all_metrics)
+        writer.writerow(["dataset", "model", "method", "seeds"] + all_metrics + ["ran on"])
         writer.writerows(csv_rows)
     if groups:
         plot_report(tables, markdown_path.with_suffix(".png"))

@@ -41,6 +41,7 @@ def test_a_sweep_is_one_job_array_with_a_run_directory_per_job(tmp_path):
     assert len(array_jobs) == 1 and sorted(info["slurm"]["array_task_id"] for info in infos) == ["0", "1"]
     report = msgan("report", str(sweep))
     assert report.returncode == 0 and "| ms(w=1) | 1 |" in report.stdout and "| none | 1 |" in report.stdout
+    assert f"SLURM job {array_jobs.pop()}_" in report.stdout      # where each method's runs ran
 
 
 def squeue_state(job: str) -> str:
