@@ -125,14 +125,14 @@ def train_classifier_command(overrides: list[str]) -> tuple[Path, float]:
     in the cache) the classifier the metrics use for a dataset, and prints its test accuracy. For a
     stacked dataset it is the classifier of the single channels (what stacked_modes uses)."""
     from msgan_cli.data import load_dataset
-    from msgan_cli.metrics.classification import channel_data, needs_stacked
+    from msgan_cli.metrics.classification import channel_data, is_stacked
     from msgan_cli.metrics.classifier import cache_path, load_or_train_classifier
     from msgan_cli.train.session import select_device
 
     cfg = compose_config("train", overrides)
     device = select_device(cfg.hardware, process_info())
     data = load_dataset(cfg.dataset).to(device)
-    if needs_stacked(None, data) is None:
+    if is_stacked(data):
         data = channel_data(data)
     if data.kind != "image" or data.label_kind != "class":
         raise UserError(f"Dataset {data.name} has no class labels to train a classifier on.")

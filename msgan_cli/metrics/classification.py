@@ -57,8 +57,8 @@ def mode_score_metric(ctx: EvalContext) -> dict[str, float]:
     samples = ctx.sample(ctx.num_samples, ctx.labels(ctx.num_samples))
     with torch.no_grad():
         probabilities = torch.cat([classifier(samples[i:i + 500]).softmax(1) for i in range(0, len(samples), 500)])
-    train_labels = ctx.data.train.batch(torch.arange(len(ctx.data.train), device=ctx.device))[1]
-    label_distribution = torch.bincount(train_labels, minlength=ctx.data.num_classes).float() / len(train_labels)
+    train_labels = ctx.data.train.labels   # the labels only: no need to build every training image
+    label_distribution = torch.bincount(train_labels.cpu(), minlength=ctx.data.num_classes).float() / len(train_labels)
     return {"mode_score": mode_score(probabilities.cpu(), label_distribution.cpu()),
             "mode_score/classifier_test_acc": test_accuracy}
 
@@ -78,8 +78,13 @@ def stacked_modes(channel_predictions: torch.Tensor, num_channel_classes: int = 
     return {"modes": float(torch.unique(modes).numel()), "kl": kl, "num_modes_total": float(total)}
 
 
+def is_stacked(data: Data) -> bool:
+    """Whether the dataset's images are channels stacked from a labelled base set (Stacked MNIST)."""
+    return hasattr(data.train, "base")
+
+
 def needs_stacked(recipe, data) -> str | None:
-    return None if hasattr(data.train, "base") else f"it needs a stacked dataset ({data.name} is not)"
+    return None if is_stacked(data) else f"it needs a stacked dataset ({data.name} is not)"
 
 
 def channel_data(data: Data) -> Data:

@@ -113,29 +113,34 @@ class InceptionFeatures(nn.Module):
         return self.net(((images * 0.5 + 0.5).clamp(0, 1) * 255).to(torch.uint8)).double()
 
 
-def features(ctx: EvalContext, images: torch.Tensor, output: str) -> torch.Tensor:
-    """Pool features (`output="features"`) or logits of images with the configured extractor."""
-    extractor = resolve_extractor(ctx.options.extractor)
-    if extractor == "classifier":
+def extractor_network(ctx: EvalContext, output: str):
+    """The configured extractor giving pool features (`output="features"`) or logits."""
+    if resolve_extractor(ctx.options.extractor) == "classifier":
         classifier, _ = ctx.classifier()
-        net = classifier.features if output == "features" else classifier
-    else:
-        net = InceptionFeatures(inception_weights(ctx.options.extractor),
-                                "2048" if output == "features" else "logits_unbiased",
-                                bool(ctx.options.extractor.antialias)).to(ctx.device)
-    with torch.no_grad():
-        return torch.cat([net(images[i:i + 250]).double().cpu() for i in range(0, len(images), 250)])
+        return classifier.features if output == "features" else classifier
+    return InceptionFeatures(inception_weights(ctx.options.extractor),
+                             "2048" if output == "features" else "logits_unbiased",
+                             bool(ctx.options.extractor.antialias)).to(ctx.device)
 
 
-def feature_sets(ctx: EvalContext, output: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(real, fake) features, computed once per evaluation and shared by fid, kid and is."""
-    key = f"fidelity/{output}"
-    if key not in ctx.cache:
+def evaluation_images(ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """(real, fake) images, drawn once per evaluation: fid, kid and is score the same samples."""
+    if "fidelity/images" not in ctx.cache:
         n = min(ctx.num_samples, len(ctx.data.train))
         chosen = torch.randperm(len(ctx.data.train), generator=torch.Generator().manual_seed(ctx.seed))[:n]
         real = ctx.data.train.batch(chosen.to(ctx.device))[0]
-        fake = ctx.sample(ctx.num_samples, ctx.labels(ctx.num_samples))
-        ctx.cache[key] = (features(ctx, real, output), features(ctx, fake, output))
+        ctx.cache["fidelity/images"] = (real, ctx.sample(ctx.num_samples, ctx.labels(ctx.num_samples)))
+    return ctx.cache["fidelity/images"]
+
+
+def feature_sets(ctx: EvalContext, output: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(real, fake) features or logits, computed once per evaluation and shared by fid, kid and is."""
+    key = f"fidelity/{output}"
+    if key not in ctx.cache:
+        net = extractor_network(ctx, output)   # built once for both sets (Inception loads its weights)
+        with torch.no_grad():
+            ctx.cache[key] = tuple(torch.cat([net(images[i:i + 250]).double().cpu() for i in range(0, len(images), 250)])
+                                   for images in evaluation_images(ctx))
     return ctx.cache[key]
 
 

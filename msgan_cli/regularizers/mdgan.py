@@ -96,13 +96,14 @@ class ModeRegularization(Regularizer):
             ctx.real_for_discriminator = reconstruction.detach()
 
     def terms(self, phase, ctx) -> dict[str, torch.Tensor]:
-        if phase not in (MANIFOLD_PHASE, self.phase) or self.weight == 0 and phase == self.phase:
-            return {}
-        recipe, reconstruction = ctx.recipe, ctx.cache["mdgan/reconstruction"]
+        recipe = ctx.recipe
         manifold_d = recipe.manifold_discriminator if self.options.two_step else None
         if phase == MANIFOLD_PHASE:   # D1: x is real, G(E(x)) is fake
             return {"mdgan/manifold_adv": recipe.discriminator_loss(
-                ctx.real, ctx.labels, reconstruction.detach(), ctx.labels, manifold_d)}
+                ctx.real, ctx.labels, ctx.cache["mdgan/reconstruction"].detach(), ctx.labels, manifold_d)}
+        if phase != self.phase or self.weight == 0:
+            return {}
+        reconstruction = ctx.cache["mdgan/reconstruction"]
         logits = recipe.discriminate(reconstruction, ctx.labels, manifold_d)
         geometric, mode = mode_regularizers(ctx.real, reconstruction, logits)
         report("Diag/mdgan/reconstruction", geometric.detach())
