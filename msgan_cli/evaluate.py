@@ -20,14 +20,14 @@ log = logging.getLogger(__name__)
 
 
 def resolve_metric_names(requested, recipe: Recipe, data: Data, options: DictConfig) -> list[str]:
-    """`auto` means every metric that applies and whose needs (weights) are on this machine; a named
+    """`auto` means every metric that applies and whose needs (weights, labels) are at hand; a named
     metric must exist, apply and be available, or UserError."""
     if requested in (None, "auto") or (isinstance(requested, (list, ListConfig)) and list(requested) == ["auto"]):
         names = []
         for name, metric in sorted(METRICS.items()):
             if metric.unsupported(recipe, data) is not None:
                 continue
-            if (missing := metric.unavailable(options)) is not None:
+            if (missing := metric.unavailable(options, data)) is not None:
                 log.info("eval.metrics=auto skips %s: %s", name, missing)
                 continue
             names.append(name)
@@ -38,7 +38,7 @@ def resolve_metric_names(requested, recipe: Recipe, data: Data, options: DictCon
         reason = metric.unsupported(recipe, data)
         if reason:
             raise UserError(f"Metric {name} does not apply to model {recipe.name} on {data.name}: {reason}.")
-        if (missing := metric.unavailable(options)) is not None:
+        if (missing := metric.unavailable(options, data)) is not None:
             raise UserError(f"Metric {name} cannot run here: {missing}")
     return names
 

@@ -1,4 +1,5 @@
 """Metrics against cases with a known answer."""
+import json
 import math
 
 import numpy as np
@@ -147,3 +148,52 @@ def test_stacked_modes_on_a_stacked_run(tmp_path):
     assert 1 <= metrics["stacked_modes/modes"] <= 64 and metrics["stacked_modes/num_modes_total"] == 1000
     assert 0 <= metrics["stacked_modes/classifier_test_acc"] <= 1
     assert "ndb_jsd/ndb" in metrics and "ndb_jsd/per_class_mean_ndb" not in metrics   # unconditional
+
+
+def random_inception_weights(path, monkeypatch):
+    """A weights file in the format of torch-fidelity's FID Inception, randomly initialised: the real
+    one cannot be downloaded here, but loading and running it takes the same code path."""
+    from torch_fidelity import feature_extractor_inceptionv3 as inception
+    torch.manual_seed(0)
+    with monkeypatch.context() as patch:
+        patch.setattr(inception, "load_state_dict_from_url", lambda *args, **kwargs: {})
+        patch.setattr(inception.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
+        network = inception.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    torch.save(network.state_dict(), path)
+    return path
+
+
+@pytest.mark.slow
+def test_inception_extractor_scores_an_unlabelled_image_folder(tmp_path, monkeypatch):
+    from conftest import compose, train_run, write_image_folder
+    from msgan_cli.errors import UserError
+    from msgan_cli.evaluate import resolve_metric_names
+    from msgan_cli.metrics.fidelity import INCEPTION_WEIGHTS, InceptionExtractor
+    from msgan_cli.train.session import build_session
+    (tmp_path / "images").mkdir()
+    folder = ["dataset=image_folder", f"dataset.root={write_image_folder(tmp_path / 'images')}", "dataset.resolution=32"]
+
+    # Without the weights the only extractor would be a classifier, and these images have no classes.
+    cfg = compose(*folder)
+    session = build_session(cfg)
+    recipe, data = session.recipe, session.data
+    assert "fid" not in resolve_metric_names("auto", recipe, data, cfg.eval)
+    with pytest.raises(UserError, match="eval.extractor.weights=PATH"):
+        resolve_metric_names(["fid"], recipe, data, cfg.eval)
+
+    weights = random_inception_weights(tmp_path / INCEPTION_WEIGHTS, monkeypatch)
+    # The IS logits msgan derives from the pool features are torch-fidelity's own 'logits_unbiased'.
+    from torchmetrics.image.fid import NoTrainInceptionV3
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    _, logits = InceptionExtractor(weights, antialias=True)(images)
+    reference = NoTrainInceptionV3(name="inception-v3-compat", features_list=["logits_unbiased"],
+                                   feature_extractor_weights_path=str(weights))(((images + 1) * 127.5).to(torch.uint8))
+    torch.testing.assert_close(logits, reference.double(), rtol=1e-4, atol=1e-4)
+
+    with_weights = [*folder, f"eval.extractor.weights={weights}", "eval.num_samples=8", "eval.is_splits=2"]
+    assert {"fid", "kid", "is"} <= set(resolve_metric_names("auto", recipe, data, compose(*with_weights).eval))
+    run = tmp_path / "run"
+    metrics = train_run(run, *with_weights, "eval.metrics=[fid,kid,is]")
+    assert metrics["fid/inception"] > 0 and metrics["is/inception_mean"] >= 1
+    protocol = json.loads((run / "eval_protocol.json").read_text())["per_metric"]["fid"]
+    assert protocol["extractor"] == "inception" and protocol["weights"] == str(weights)

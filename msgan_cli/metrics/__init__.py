@@ -75,7 +75,7 @@ class EvalContext:
         return self.generate(z, labels)
 
 
-def always_available(options: DictConfig) -> str | None:
+def always_available(options: DictConfig, data: Data) -> str | None:
     return None
 
 
@@ -85,18 +85,19 @@ class Metric:
     compute: Callable[[EvalContext], dict[str, float]]
     # Returns None when the metric applies to (recipe, data), else the reason it does not.
     unsupported: Callable[[Recipe, Data], str | None]
-    # Returns None when what the metric needs is on this machine (e.g. pretrained weights) under the
-    # evaluation options, else what is missing and how to supply it. `eval.metrics=auto` skips it then.
-    unavailable: Callable[[DictConfig], str | None] = always_available
+    # Returns None when what the metric needs is at hand under the evaluation options for this data
+    # (pretrained weights on this machine, or labels to train the project's classifier on), else what is
+    # missing and how to supply it. `eval.metrics=auto` skips it then; naming it is an error.
+    unavailable: Callable[[DictConfig, Data], str | None] = always_available
 
 
 METRICS: Registry[Metric] = Registry("metric", "eval.metrics")
 
 
 def register_metric(name: str, unsupported: Callable[[Recipe, Data], str | None],
-                    unavailable: Callable[[DictConfig], str | None] = always_available):
+                    unavailable: Callable[[DictConfig, Data], str | None] = always_available):
     """Decorator for a metric function; `unsupported(recipe, data)` says why it does not apply, or None;
-    `unavailable(eval_options)` says what is missing on this machine, or None."""
+    `unavailable(eval_options, data)` says what is missing to compute it here, or None."""
     def decorate(compute: Callable[[EvalContext], dict[str, float]]):
         METRICS.register(name)(Metric(name, compute, unsupported, unavailable))
         return compute

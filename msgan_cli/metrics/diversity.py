@@ -44,7 +44,7 @@ LPIPS_BACKBONE_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923
                         "squeeze": "squeezenet1_1-b8a52dc0.pth"}
 
 
-def lpips_unavailable(options) -> str | None:
+def lpips_unavailable(options, data) -> str | None:
     net = str(options.lpips.net)
     if net not in LPIPS_BACKBONE_FILES:
         return f"eval.lpips.net must be one of {', '.join(LPIPS_BACKBONE_FILES)}; got '{net}'."

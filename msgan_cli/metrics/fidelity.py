@@ -14,6 +14,8 @@ rank already holds all samples (see EvalContext.generate), so torchmetrics' own 
 """
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -47,12 +49,22 @@ def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     return float(metric.compute())
 
 
+@contextmanager
+def features_already_in_memory():
+    """KID and IS warn, when built, that they buffer every feature; ours are precomputed and in memory
+    already, so the warning would tell the user nothing."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer.*")
+        yield
+
+
 def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subset_size: int = 1000,
                               subsets: int = 100) -> tuple[float, float]:
     """KID (unbiased MMD^2, cubic polynomial kernel) over random subsets: (mean, std)."""
     size = min(subset_size, len(real), len(fake))
-    metric = KernelInceptionDistance(feature=Precomputed(real.shape[1]), subset_size=size, subsets=subsets,
-                                     sync_on_compute=False)
+    with features_already_in_memory():
+        metric = KernelInceptionDistance(feature=Precomputed(real.shape[1]), subset_size=size, subsets=subsets,
+                                         sync_on_compute=False)
     metric.update(real, real=True)
     metric.update(fake, real=False)
     mean, std = metric.compute()
@@ -61,7 +73,8 @@ def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subset_siz
 
 def inception_score(logits: torch.Tensor, splits: int = 10) -> tuple[float, float]:
     """IS = exp(E_x KL(p(y|x) || p(y))) per split of the samples: (mean, std)."""
-    metric = InceptionScore(feature=Precomputed(logits.shape[1]), splits=splits, sync_on_compute=False)
+    with features_already_in_memory():
+        metric = InceptionScore(feature=Precomputed(logits.shape[1]), splits=splits, sync_on_compute=False)
     metric.update(logits)
     mean, std = metric.compute()
     return float(mean), float(std)
@@ -98,50 +111,60 @@ def resolve_extractor(options) -> str:
     return name
 
 
-class InceptionFeatures(nn.Module):
-    """torch-fidelity's FID Inception on images in [-1, 1]: 2048 pool features or 1008 logits."""
+class InceptionExtractor(nn.Module):
+    """torch-fidelity's FID Inception on images in [-1, 1]: (2048 pool features, 1008 IS logits)."""
 
-    def __init__(self, weights: Path, output: str, antialias: bool):
+    def __init__(self, weights: Path, antialias: bool):
         super().__init__()
         from torchmetrics.image.fid import NoTrainInceptionV3
-        self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=[output],
+        self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
                                       feature_extractor_weights_path=str(weights), antialias=antialias)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if images.shape[1] == 1:
             images = images.repeat(1, 3, 1, 1)
-        return self.net(((images * 0.5 + 0.5).clamp(0, 1) * 255).to(torch.uint8)).double()
+        features = self.net(((images * 0.5 + 0.5).clamp(0, 1) * 255).to(torch.uint8)).double()
+        # torch-fidelity's 'logits_unbiased' (what IS reads) are the pool features times fc's weight, no
+        # bias: derived here rather than by a second pass through the network.
+        return features, features.mm(self.net.fc.weight.T.double())
 
 
-def extractor_network(ctx: EvalContext, output: str):
-    """The configured extractor giving pool features (`output="features"`) or logits."""
-    if resolve_extractor(ctx.options.extractor) == "classifier":
-        classifier, _ = ctx.classifier()
-        return classifier.features if output == "features" else classifier
-    return InceptionFeatures(inception_weights(ctx.options.extractor),
-                             "2048" if output == "features" else "logits_unbiased",
-                             bool(ctx.options.extractor.antialias)).to(ctx.device)
+class ClassifierExtractor(nn.Module):
+    """The project's classifier: (pooled features, logits)."""
+
+    def __init__(self, classifier: nn.Module):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.classifier.features(images)
+        return features.double(), self.classifier.head(features).double()
 
 
 def evaluation_images(ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor]:
-    """(real, fake) images, drawn once per evaluation: fid, kid and is score the same samples."""
-    if "fidelity/images" not in ctx.cache:
-        n = min(ctx.num_samples, len(ctx.data.train))
-        chosen = torch.randperm(len(ctx.data.train), generator=torch.Generator().manual_seed(ctx.seed))[:n]
-        real = ctx.data.train.batch(chosen.to(ctx.device))[0]
-        ctx.cache["fidelity/images"] = (real, ctx.sample(ctx.num_samples, ctx.labels(ctx.num_samples)))
-    return ctx.cache["fidelity/images"]
+    """(real, fake) images: the real ones a seeded subset of the training split."""
+    n = min(ctx.num_samples, len(ctx.data.train))
+    chosen = torch.randperm(len(ctx.data.train), generator=torch.Generator().manual_seed(ctx.seed))[:n]
+    real = ctx.data.train.batch(chosen.to(ctx.device))[0]
+    return real, ctx.sample(ctx.num_samples, ctx.labels(ctx.num_samples))
 
 
-def feature_sets(ctx: EvalContext, output: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(real, fake) features or logits, computed once per evaluation and shared by fid, kid and is."""
-    key = f"fidelity/{output}"
-    if key not in ctx.cache:
-        net = extractor_network(ctx, output)   # built once for both sets (Inception loads its weights)
+def extracted(ctx: EvalContext) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """{"features": (real, fake), "logits": (real, fake)} from one pass of the configured extractor over
+    one draw of images per evaluation, shared by fid, kid and is."""
+    if "fidelity/extracted" not in ctx.cache:
+        if resolve_extractor(ctx.options.extractor) == "classifier":
+            network = ClassifierExtractor(ctx.classifier()[0])
+        else:   # built once (Inception loads its weights)
+            network = InceptionExtractor(inception_weights(ctx.options.extractor), bool(ctx.options.extractor.antialias))
+        outputs = []
         with torch.no_grad():
-            ctx.cache[key] = tuple(torch.cat([net(images[i:i + 250]).double().cpu() for i in range(0, len(images), 250)])
-                                   for images in evaluation_images(ctx))
-    return ctx.cache[key]
+            for images in evaluation_images(ctx):
+                chunks = [network.to(ctx.device)(images[i:i + 250]) for i in range(0, len(images), 250)]
+                outputs.append([torch.cat([chunk[k] for chunk in chunks]).cpu() for k in (0, 1)])
+        (real_features, real_logits), (fake_features, fake_logits) = outputs
+        ctx.cache["fidelity/extracted"] = {"features": (real_features, fake_features), "logits": (real_logits, fake_logits)}
+    return ctx.cache["fidelity/extracted"]
 
 
 def protocol(ctx: EvalContext) -> dict:
@@ -155,40 +178,42 @@ def protocol(ctx: EvalContext) -> dict:
     return entry
 
 
-def extractor_unavailable(options) -> str | None:
+def extractor_unavailable(options, data) -> str | None:
+    """The configured extractor cannot be had: Inception without its weights, or the project's
+    classifier on a dataset without class labels to train it on."""
     try:
-        resolve_extractor(options.extractor)
+        extractor = resolve_extractor(options.extractor)
     except UserError as error:
         return str(error)
+    if extractor == "classifier" and data.label_kind != "class":
+        return (f"its feature extractor would be the project's classifier, which needs class labels ({data.name} has "
+                f"none): supply the FID Inception weights with eval.extractor.weights=PATH ({INCEPTION_WEIGHTS}).")
     return None
 
 
-def needs_labelled_images(recipe, data) -> str | None:
-    """Images with class labels, so the project's classifier can serve as the extractor offline."""
-    if data.kind != "image" or data.label_kind != "class":
-        return f"it needs an image dataset with class labels for its feature extractor ({data.name} is not)"
-    return None
+def needs_images(recipe, data) -> str | None:
+    return None if data.kind == "image" else f"it needs an image dataset ({data.name} is not)"
 
 
-@register_metric("fid", unsupported=needs_labelled_images, unavailable=extractor_unavailable)
+@register_metric("fid", unsupported=needs_images, unavailable=extractor_unavailable)
 def fid(ctx: EvalContext) -> dict[str, float]:
-    real, fake = feature_sets(ctx, "features")
+    real, fake = extracted(ctx)["features"]
     ctx.protocol["fid"] = protocol(ctx)
     return {f"fid/{resolve_extractor(ctx.options.extractor)}": frechet_distance(real, fake)}
 
 
-@register_metric("kid", unsupported=needs_labelled_images, unavailable=extractor_unavailable)
+@register_metric("kid", unsupported=needs_images, unavailable=extractor_unavailable)
 def kid(ctx: EvalContext) -> dict[str, float]:
-    real, fake = feature_sets(ctx, "features")
+    real, fake = extracted(ctx)["features"]
     mean, std = kernel_inception_distance(real, fake, int(ctx.options.kid.subset_size), int(ctx.options.kid.subsets))
     ctx.protocol["kid"] = protocol(ctx) | dict(ctx.options.kid)
     name = resolve_extractor(ctx.options.extractor)
     return {f"kid/{name}_mean": mean, f"kid/{name}_std": std}
 
 
-@register_metric("is", unsupported=needs_labelled_images, unavailable=extractor_unavailable)
+@register_metric("is", unsupported=needs_images, unavailable=extractor_unavailable)
 def inception_score_metric(ctx: EvalContext) -> dict[str, float]:
-    _, fake_logits = feature_sets(ctx, "logits")
+    _, fake_logits = extracted(ctx)["logits"]
     mean, std = inception_score(fake_logits, int(ctx.options.is_splits))
     ctx.protocol["is"] = protocol(ctx) | {"splits": int(ctx.options.is_splits)}
     name = resolve_extractor(ctx.options.extractor)
