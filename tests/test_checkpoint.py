@@ -29,6 +29,11 @@ def test_stop_and_resume_equals_uninterrupted(tmp_path, model, dataset, reg):
         assert torch.equal(tensor, split["model"][name]), name
     assert torch.equal(whole["optimizers"]["generator"]["state"][0]["exp_avg"],
                        split["optimizers"]["generator"]["state"][0]["exp_avg"])
+    # The spectral monitor (every 2 steps in TINY) carries on from where it stopped.
+    assert whole["spectrum"]["best_share"] == split["spectrum"]["best_share"] != {}
+    for name, curves in whole["spectrum"]["curves"].items():
+        assert len(curves) == len(split["spectrum"]["curves"][name]) == 4, name
+        assert all(torch.equal(a, b) for a, b in zip(curves, split["spectrum"]["curves"][name])), name
 
 
 def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -49,7 +54,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
 def test_checkpoint_holds_everything_a_resume_needs(tmp_path):
     train_run(tmp_path, "reg=ms")
     state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
-    assert {"step", "model", "optimizers", "sampler", "rng", "regularizers", "config"} <= set(state)
+    assert {"step", "model", "optimizers", "sampler", "rng", "regularizers", "best", "spectrum", "config"} <= set(state)
     assert state["config"]["reg"]["ms"]["weight"] == 1.0 and state["sampler"]["position"] > 0
 
 

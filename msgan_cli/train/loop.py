@@ -136,7 +136,9 @@ def phase_parameters(recipe: Recipe, phases: list[Phase]) -> dict[str, list[torc
     return {p.name: [q for net in p.networks for q in getattr(recipe, net).parameters()] for p in phases}
 
 
-def training_state(step: int, session: Session, optimizers, sampler, best: BestCheckpoint) -> dict:
+def training_state(step: int, session: Session, optimizers, sampler, trackers: dict) -> dict:
+    """Everything a resume needs; `trackers` are the loop's own stateful helpers (best checkpoint,
+    spectral monitor), each saved under its name."""
     return {
         "step": step,
         "model": session.recipe.state_dict(),
@@ -144,12 +146,12 @@ def training_state(step: int, session: Session, optimizers, sampler, best: BestC
         "sampler": sampler.state_dict(),
         "rng": {"ranks": distributed.gather_objects(rng_state())},   # each rank's own stream
         "regularizers": {r.name: r.state_dict() for r in session.regularizers},
-        "best": best.state_dict(),
+        **{name: tracker.state_dict() for name, tracker in trackers.items()},
         "config": OmegaConf.to_container(session.cfg, resolve=True),
     }
 
 
-def restore(state: dict, path: Path, session: Session, optimizers, sampler, best: BestCheckpoint) -> int:
+def restore(state: dict, path: Path, session: Session, optimizers, sampler, trackers: dict) -> int:
     try:
         session.recipe.load_state_dict(state["model"])
         for name, optimizer in optimizers.items():
@@ -158,7 +160,8 @@ def restore(state: dict, path: Path, session: Session, optimizers, sampler, best
         raise UserError(f"Checkpoint {path} does not fit this run's model/optimisers ({str(error).splitlines()[0][:160]}). "
                         f"Resume with the config it was made with, or use a new run directory.") from None
     sampler.load_state_dict(state["sampler"])
-    best.load_state_dict(state.get("best", {}))
+    for name, tracker in trackers.items():
+        tracker.load_state_dict(state.get(name, {}))   # absent in checkpoints older than the tracker
     for regularizer in session.regularizers:
         regularizer.load_state_dict(state["regularizers"].get(regularizer.name, {}))
     rank_states = state["rng"]["ranks"]
@@ -187,9 +190,12 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
 
     checkpoint_path = run_dir / "checkpoints" / "last.pt"
     best = BestCheckpoint(run_dir / "checkpoints" / "best.pt", trainer.best_metric, trainer.best_mode, metric_names)
+    trackers = {"best": best}
+    if trainer.spectrum.every:
+        trackers["spectrum"] = SpectralMonitor(trainer.spectrum)
     step = 0
     if checkpoint_path.exists():
-        step = restore(load_checkpoint(checkpoint_path, session.device), checkpoint_path, session, optimizers, sampler, best)
+        step = restore(load_checkpoint(checkpoint_path, session.device), checkpoint_path, session, optimizers, sampler, trackers)
         log.info("Resuming %s from step %d", run_dir, step)
     distributed.broadcast_state(recipe)
 
@@ -197,7 +203,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
     writer = RunWriter(run_dir, cfg, resume_step=step) if info.is_main else None
     if info.is_main:
         record_placement(run_dir, where)
-    monitor = SpectralMonitor(trainer.spectrum) if writer is not None and trainer.spectrum.every else None
+    monitor = trackers.get("spectrum") if writer is not None else None   # it logs: the main process only
     stop = StopSignal()
     progress = tqdm(total=trainer.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
                     disable=not (info.is_main and trainer.progress_bar))
@@ -214,9 +220,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
         if trainer.eval_every and step % trainer.eval_every == 0 and step < trainer.max_steps:
             evaluate_during_training(step, session, metric_names, writer, best)
         if step % trainer.checkpoint_every == 0:
-            save_run_checkpoint(checkpoint_path, step, session, optimizers, sampler, best)
+            save_run_checkpoint(checkpoint_path, step, session, optimizers, sampler, trackers)
     progress.close()
-    save_run_checkpoint(checkpoint_path, step, session, optimizers, sampler, best)
+    save_run_checkpoint(checkpoint_path, step, session, optimizers, sampler, trackers)
     if stop.any_rank():
         log.warning("Stopped by a signal at step %d; checkpoint saved. Run the same command again to resume.", step)
         if writer is not None:
@@ -225,7 +231,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
 
     metrics, protocol = evaluate_during_training(step, session, metric_names, writer, best)   # every rank takes part
     if best.step == step:   # the final weights are the best: last.pt must record it for a later resume
-        save_run_checkpoint(checkpoint_path, step, session, optimizers, sampler, best)
+        save_run_checkpoint(checkpoint_path, step, session, optimizers, sampler, trackers)
     if info.is_main:
         samples_dir = run_dir / "samples"
         samples_dir.mkdir(exist_ok=True)
@@ -267,9 +273,9 @@ def log_scalars(step: int, writer: RunWriter | None, progress: tqdm) -> None:
                           for n, v in scalars.items() if n.endswith("/total")})
 
 
-def save_run_checkpoint(path: Path, step: int, session: Session, optimizers, sampler, best: BestCheckpoint) -> None:
+def save_run_checkpoint(path: Path, step: int, session: Session, optimizers, sampler, trackers: dict) -> None:
     distributed.broadcast_state(session.recipe)   # BatchNorm statistics: rank 0's, as DDP would keep them
-    state = training_state(step, session, optimizers, sampler, best)   # every rank: it gathers RNG states
+    state = training_state(step, session, optimizers, sampler, trackers)   # every rank: it gathers RNG states
     if session.info.is_main:
         save_checkpoint(state, path)
     distributed.barrier()

@@ -71,3 +71,12 @@ class SpectralMonitor:
         scalars["Spectrum/collapsed_layers"] = float(len(collapsed))
         writer.scalars(step, scalars)
         return collapsed
+
+    # Checkpointed, so that a resumed run warns against the best share it had seen and keeps drawing
+    # the same curves, as the uninterrupted run would.
+    def state_dict(self) -> dict:
+        return {"best_share": dict(self.best_share), "curves": {name: list(c) for name, c in self.curves.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best_share = dict(state.get("best_share", {}))
+        self.curves = {name: list(c) for name, c in state.get("curves", {}).items()}
