@@ -147,6 +147,8 @@ def test_stacked_modes_on_a_stacked_run(tmp_path):
                         "eval.metrics=[stacked_modes,ndb_jsd]")
     assert 1 <= metrics["stacked_modes/modes"] <= 64 and metrics["stacked_modes/num_modes_total"] == 1000
     assert 0 <= metrics["stacked_modes/classifier_test_acc"] <= 1
+    # the reference: as many real images (64 here, of 64 training triples) scored by the same classifier
+    assert 1 <= metrics["stacked_modes/real_data_modes"] <= 64 and metrics["stacked_modes/real_data_kl"] > 0
     assert "ndb_jsd/ndb" in metrics and "ndb_jsd/per_class_mean_ndb" not in metrics   # unconditional
 
 

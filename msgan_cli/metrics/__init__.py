@@ -70,6 +70,12 @@ class EvalContext:
                 self.data, self.dataset_cfg, self.options.classifier, self.device)
         return self.cache["classifier"]
 
+    def real(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, labels) of min(n, all) training samples, a subset fixed by the evaluation seed."""
+        count = min(n, len(self.data.train))
+        chosen = torch.randperm(len(self.data.train), generator=torch.Generator().manual_seed(self.seed))[:count]
+        return self.data.train.batch(chosen.to(self.device))
+
     def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
         z = self.recipe.sample_latent(n, self.device, self.generator)
         return self.generate(z, labels)

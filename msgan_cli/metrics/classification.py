@@ -97,10 +97,20 @@ def channel_data(data: Data) -> Data:
 
 @register_metric("stacked_modes", unsupported=needs_stacked)
 def stacked_modes_metric(ctx: EvalContext) -> dict[str, float]:
+    """Modes and KL of the generator's samples, and the same for as many real training images: with a
+    classifier that errs, the real data's numbers are what a perfect generator would score."""
     channels = channel_data(ctx.data)
     classifier, test_accuracy = load_or_train_classifier(channels, ctx.dataset_cfg, ctx.options.classifier, ctx.device)
-    samples = ctx.sample(ctx.num_samples)
-    predictions = torch.stack([predict(classifier, samples[:, i:i + 1]) for i in range(samples.shape[1])], 1)
-    values = stacked_modes(predictions, channels.num_classes)
-    ctx.protocol["stacked_modes"] = {"samples": ctx.num_samples, "channel_classifier_test_acc": test_accuracy}
-    return {**{f"stacked_modes/{k}": v for k, v in values.items()}, "stacked_modes/classifier_test_acc": test_accuracy}
+
+    def modes_of(images: torch.Tensor) -> dict[str, float]:
+        return stacked_modes(torch.stack([predict(classifier, images[:, i:i + 1]) for i in range(images.shape[1])], 1),
+                             channels.num_classes)
+
+    real_images, _ = ctx.real(ctx.num_samples)
+    real = modes_of(real_images)
+    values = modes_of(ctx.sample(ctx.num_samples))
+    ctx.protocol["stacked_modes"] = {"samples": ctx.num_samples, "real_samples": len(real_images),
+                                     "channel_classifier_test_acc": test_accuracy}
+    return {**{f"stacked_modes/{k}": v for k, v in values.items()},
+            "stacked_modes/real_data_modes": real["modes"], "stacked_modes/real_data_kl": real["kl"],
+            "stacked_modes/classifier_test_acc": test_accuracy}

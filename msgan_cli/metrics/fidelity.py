@@ -143,10 +143,7 @@ class ClassifierExtractor(nn.Module):
 
 def evaluation_images(ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor]:
     """(real, fake) images: the real ones a seeded subset of the training split."""
-    n = min(ctx.num_samples, len(ctx.data.train))
-    chosen = torch.randperm(len(ctx.data.train), generator=torch.Generator().manual_seed(ctx.seed))[:n]
-    real = ctx.data.train.batch(chosen.to(ctx.device))[0]
-    return real, ctx.sample(ctx.num_samples, ctx.labels(ctx.num_samples))
+    return ctx.real(ctx.num_samples)[0], ctx.sample(ctx.num_samples, ctx.labels(ctx.num_samples))
 
 
 def extracted(ctx: EvalContext) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -119,9 +119,7 @@ def ndb_jsd_metric(ctx: EvalContext) -> dict[str, float]:
     settings = dict(whitening=bool(options.whitening), significance=float(options.significance),
                     max_dims=options.max_dims, seed=ctx.seed)
     # The reference clusters all training data; a cap keeps K-means affordable on large sets.
-    count = min(len(ctx.data.train), int(options.max_real))
-    chosen = torch.randperm(len(ctx.data.train), generator=torch.Generator().manual_seed(ctx.seed))[:count]
-    real, real_labels = ctx.data.train.batch(chosen.to(ctx.device))
+    real, real_labels = ctx.real(int(options.max_real))
     labels = ctx.labels(ctx.num_samples)
     fake = ctx.sample(ctx.num_samples, labels)
     bins = min(int(options.bins), len(real))   # never more bins than real samples (a tiny dataset)
