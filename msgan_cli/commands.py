@@ -15,10 +15,10 @@ from torchvision.utils import save_image
 
 from msgan_cli.config import compose_config
 from msgan_cli.errors import UserError
-from msgan_cli.evaluate import evaluate_run, load_trained_session, resolve_metric_names
+from msgan_cli.evaluate import evaluate_run, load_trained_session, merge_evaluation, resolve_metric_names
 from msgan_cli.report import build_report
 from msgan_cli.sampling import evaluation_mode, scatter_image
-from msgan_cli.train.checkpoint import write_json
+from msgan_cli.train.checkpoint import read_json, write_json
 from msgan_cli.train.distributed import process_info
 
 log = logging.getLogger("msgan")
@@ -70,10 +70,15 @@ def eval_command(overrides: list[str]) -> dict[str, float]:
     names = resolve_metric_names(cfg.metrics if cfg.metrics is not None else options.metrics,
                                  session.recipe, session.data, options)
     metrics, protocol = evaluate_run(session, names, options, step)
-    write_json(run_dir / "metrics.json", metrics)
-    write_json(run_dir / "eval_protocol.json", protocol)
+    # Re-evaluating some metrics keeps the others' numbers (and how they were measured).
+    previous, previous_protocol = (read_json(run_dir / name) for name in ("metrics.json", "eval_protocol.json"))
+    merged, merged_protocol = merge_evaluation(previous, previous_protocol, metrics, protocol)
+    write_json(run_dir / "metrics.json", merged)
+    write_json(run_dir / "eval_protocol.json", merged_protocol)
     print(json.dumps(metrics, indent=2, sort_keys=True))
-    print(f"Wrote {run_dir / 'metrics.json'} and {run_dir / 'eval_protocol.json'}")
+    kept = sorted(set(merged) - set(metrics))
+    print(f"Wrote {run_dir / 'metrics.json'} and {run_dir / 'eval_protocol.json'}"
+          + (f" (kept from earlier evaluations: {', '.join(kept)})" if kept else ""))
     return metrics
 
 

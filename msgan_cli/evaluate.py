@@ -59,12 +59,31 @@ def evaluate_run(session, metric_names: list[str], options: DictConfig,
             values = METRICS[name].compute(ctx)
             log.info("%s: %s", name, ", ".join(f"{k}={v:.4g}" for k, v in values.items()))
             results.update(values)
-    protocol = {"checkpoint_step": step, "metrics": metric_names, "num_samples": int(options.num_samples),
-                "seed": int(options.seed), "per_metric": ctx.protocol}
+    # Each metric's entry is self-contained (step, sample count, seed), so entries from several
+    # evaluations can sit in one file (see merge_evaluation).
+    evaluation = {"checkpoint_step": step, "num_samples": int(options.num_samples), "seed": int(options.seed)}
+    protocol = {**evaluation, "metrics": metric_names,
+                "per_metric": {name: {**evaluation, **ctx.protocol.get(name, {})} for name in metric_names}}
     if "classifier" in ctx.cache:
         protocol["classifier"] = {"test_accuracy": ctx.cache["classifier"][1],
                                   **OmegaConf.to_container(options.classifier, resolve=True)}
     return results, protocol
+
+
+def merge_evaluation(previous: dict[str, float], previous_protocol: dict, metrics: dict[str, float],
+                     protocol: dict) -> tuple[dict[str, float], dict]:
+    """A run's metrics.json / eval_protocol.json after re-evaluating some metrics: their values (every
+    key `name` or `name/...`) and protocol entries replace the old ones; the other metrics keep theirs."""
+    def metric_of(key: str) -> str:
+        return key.split("/", 1)[0]
+    kept = {key: value for key, value in previous.items() if metric_of(key) not in protocol["metrics"]}
+    kept_names = {metric_of(key) for key in kept}
+    per_metric = {name: entry for name, entry in previous_protocol.get("per_metric", {}).items() if name in kept_names}
+    merged_protocol = {**protocol, "metrics": sorted(kept_names | set(protocol["metrics"])),
+                       "per_metric": per_metric | protocol["per_metric"]}
+    if "classifier" in previous_protocol and "classifier" not in protocol:
+        merged_protocol["classifier"] = previous_protocol["classifier"]
+    return kept | metrics, merged_protocol
 
 
 def load_run_config(run_dir: Path) -> DictConfig:

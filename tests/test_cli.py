@@ -42,13 +42,20 @@ def test_train_fills_the_run_directory(finished_run):
     assert 0 <= protocol["classifier"]["test_accuracy"] <= 1
 
 
-def test_eval_writes_metrics_and_protocol(finished_run):
+def test_eval_writes_metrics_and_protocol_and_keeps_the_other_metrics(finished_run):
     run, _ = finished_run
+    before = json.loads((run / "metrics.json").read_text())
+    protocol_before = json.loads((run / "eval_protocol.json").read_text())
     result = msgan("eval", f"run={run}", "metrics=[class_acc]", "num_samples=40")
     assert result.returncode == 0, result.stderr
+    after = json.loads((run / "metrics.json").read_text())
     protocol = json.loads((run / "eval_protocol.json").read_text())
-    assert protocol["metrics"] == ["class_acc"] and protocol["num_samples"] == 40 and protocol["checkpoint_step"] == 4
-    assert set(json.loads((run / "metrics.json").read_text())) == {"class_acc", "class_acc/classifier_test_acc"}
+    # class_acc was measured again, on 40 samples; every other metric keeps its value and its protocol
+    assert protocol["per_metric"]["class_acc"] == {"checkpoint_step": 4, "num_samples": 40, "seed": 0}
+    assert protocol_before["per_metric"]["class_acc"]["num_samples"] == 64
+    assert set(after) == set(before) and all(after[k] == before[k] for k in before if not k.startswith("class_acc"))
+    assert protocol["per_metric"]["ndb_jsd"] == protocol_before["per_metric"]["ndb_jsd"]
+    assert set(protocol["metrics"]) == set(protocol_before["metrics"]) and "kept from earlier" in result.stdout
 
 
 @pytest.mark.parametrize("metrics,needle", [("[lpips_div]", "alexnet-owt-7be5be79.pth"),

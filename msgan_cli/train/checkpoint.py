@@ -6,12 +6,15 @@ regulariser state) and the resolved config, as plain tensors, numbers, strings, 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
 import torch
 
 from msgan_cli.errors import UserError
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
 
@@ -69,6 +72,18 @@ def write_json(path: Path, values: dict) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
     os.replace(temporary, path)
+
+
+def read_json(path: Path) -> dict:
+    """A small JSON file's object; {} when it is absent or unreadable (said in the log)."""
+    if not path.exists():
+        return {}
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        log.warning("Ignoring unreadable %s (%s)", path, error)
+        return {}
+    return values if isinstance(values, dict) else {}
 
 
 class BestCheckpoint:
