@@ -1,6 +1,7 @@
 """`msgan <command> [options]`: dispatch only. The commands live in msgan_cli.commands."""
 from __future__ import annotations
 
+import os
 import sys
 
 USAGE = """usage: msgan <command> [key=value ...]
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except (HydraException, OmegaConfBaseException) as error:
         print(f"msgan {command}: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:   # the output was piped into a reader that stopped early (`| head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # so the exit flush does not fail again
+        return 0
     return 0
 
 

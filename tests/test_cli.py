@@ -1,6 +1,8 @@
 """The `msgan` command as a user runs it: subcommands, run-directory contents, sweeps, and errors
 that name the fix without a traceback."""
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,6 +83,15 @@ def test_report_of_a_single_run(finished_run):
     result = msgan("report", str(run))
     assert result.returncode == 0, result.stderr
     assert "### digits / dcgan" in result.stdout and "| ms(w=1) | 1 |" in result.stdout
+
+
+def test_output_piped_into_a_reader_that_stops_early_is_not_an_error(finished_run):
+    run, _ = finished_run
+    process = subprocess.Popen([sys.executable, "-m", "msgan_cli.cli", "report", str(run)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()   # like `msgan report DIR | head -0`
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0 and b"Traceback" not in stderr, stderr.decode()
 
 
 def test_multirun_sweep_and_report(tmp_path):
