@@ -1,5 +1,9 @@
 """The subcommands behind `msgan`. `train` is a Hydra app (multirun, launchers, run directories);
-`eval`, `sample` and `report` read `key=value` options through the same config machinery."""
+`eval`, `sample` and `report` read `key=value` options through the same config machinery.
+
+Each command imports the heavy libraries (torch, torchvision, torchmetrics: several seconds) it
+needs itself, so `msgan report`, a mistyped option and `--help` answer at once.
+"""
 from __future__ import annotations
 
 import json
@@ -8,25 +12,18 @@ import sys
 from pathlib import Path
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
-from torchvision.utils import save_image
 
 from msgan_cli.config import compose_config
 from msgan_cli.errors import UserError
-from msgan_cli.evaluate import evaluate_run, load_trained_session, merge_evaluation, resolve_metric_names
-from msgan_cli.report import build_report
-from msgan_cli.sampling import evaluation_mode, scatter_image
-from msgan_cli.train.checkpoint import read_json, write_json
-from msgan_cli.train.distributed import process_info
 
 log = logging.getLogger("msgan")
 
 
 @hydra.main(config_path="pkg://msgan_cli.conf", config_name="train", version_base="1.3")
 def train_main(cfg: DictConfig) -> float | None:
-    from msgan_cli.train.loop import train   # here, so `msgan --help` stays fast
+    from msgan_cli.train.loop import train
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
@@ -40,6 +37,7 @@ def train_main(cfg: DictConfig) -> float | None:
 
 
 def print_run_summary(run_dir: Path, metrics: dict[str, float]) -> None:
+    from msgan_cli.train.distributed import process_info
     if not process_info().is_main:
         return
     from msgan_cli.report import PER_CLASS   # per-class values stay in metrics.json, not on the terminal
@@ -60,6 +58,9 @@ def required_run_dir(cfg: DictConfig, command: str) -> Path:
 def eval_command(overrides: list[str]) -> dict[str, float]:
     """`msgan eval run=DIR [metrics=[...]] [num_samples=N] [seed=S] [device=cpu]`: writes the run's
     metrics.json and, beside it, eval_protocol.json (what was measured and how)."""
+    from msgan_cli.evaluate import evaluate_run, load_trained_session, merge_evaluation, resolve_metric_names
+    from msgan_cli.train.checkpoint import read_json, write_json
+
     cfg = compose_config("eval", overrides)
     run_dir = required_run_dir(cfg, "eval")
     session, step = load_trained_session(run_dir, cfg.device)
@@ -85,6 +86,12 @@ def eval_command(overrides: list[str]) -> dict[str, float]:
 def sample_command(overrides: list[str]) -> list[Path]:
     """`msgan sample run=DIR n=64 [condition=C] [columns=8] [seed=S]`: n samples per condition (all
     classes, or class C), one PNG per condition with one latent per cell; a scatter plot for 2D data."""
+    import torch
+    from torchvision.utils import save_image
+
+    from msgan_cli.evaluate import load_trained_session
+    from msgan_cli.sampling import evaluation_mode, scatter_image
+
     cfg = compose_config("sample", overrides)
     run_dir = required_run_dir(cfg, "sample")
     session, step = load_trained_session(run_dir, cfg.device)
@@ -117,6 +124,8 @@ def sample_command(overrides: list[str]) -> list[Path]:
 
 def report_command(arguments: list[str]) -> Path:
     """`msgan report SWEEP_DIR [metrics=a,b]`: one table (mean +- std over seeds) of a sweep."""
+    from msgan_cli.report import build_report
+
     if not arguments or "=" in arguments[0]:
         raise UserError("Usage: msgan report SWEEP_DIR  (a multirun folder, e.g. multirun/2026-11-23/12-00-00).")
     markdown_path, text = build_report(Path(arguments[0]))
@@ -132,6 +141,7 @@ def train_classifier_command(overrides: list[str]) -> tuple[Path, float]:
     from msgan_cli.data import load_dataset
     from msgan_cli.metrics.classification import channel_data, is_stacked
     from msgan_cli.metrics.classifier import cache_path, load_or_train_classifier
+    from msgan_cli.train.distributed import process_info
     from msgan_cli.train.session import select_device
 
     cfg = compose_config("train", overrides)

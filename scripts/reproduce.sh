@@ -17,8 +17,8 @@ run() {   # run NAME STEPS SEEDS OVERRIDES...
 case "$sweep_name" in
   ring8)           # PacGAN Table 1 columns (modes, % HQ, KL); ~1 minute per run at 3,000 steps
     run ring8 "${2:-3000}" "${3:-0,1,2}" experiment=ring8_pacgan reg=none,ms,pacgan ;;
-  ring8_unrolled)  # the Unrolled GAN setup: reg=none against reg=unrolled (k=5); ~6 minutes per unrolled run at 2,000 steps
-    run ring8_unrolled "${2:-2000}" "${3:-0,1}" experiment=ring8_unrolled reg=none,unrolled ;;
+  ring8_unrolled)  # the Unrolled GAN setup: reg=none against reg=unrolled (k=5); ~10 minutes per unrolled run at 10,000 steps
+    run ring8_unrolled "${2:-10000}" "${3:-0,1}" experiment=ring8_unrolled reg=none,unrolled ;;
   stacked)         # 1,000 modes; 26,000 samples scored; ~6 minutes per run at 1,500 steps
     run stacked "${2:-1500}" "${3:-0,1}" experiment=stacked_fashion_mnist_dcgan reg=none,ms model.width=32 ;;
   digits)          # MSGAN's categorical experiment on the embedded digits; ~3 minutes per run
