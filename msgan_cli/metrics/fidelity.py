@@ -153,11 +153,12 @@ def extracted(ctx: EvalContext) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         if resolve_extractor(ctx.options.extractor) == "classifier":
             network = ClassifierExtractor(ctx.classifier()[0])
         else:   # built once (Inception loads its weights)
-            network = InceptionExtractor(inception_weights(ctx.options.extractor), bool(ctx.options.extractor.antialias))
+            network = InceptionExtractor(inception_weights(ctx.options.extractor),
+                                         bool(ctx.options.extractor.antialias)).to(ctx.device)
         outputs = []
         with torch.no_grad():
             for images in evaluation_images(ctx):
-                chunks = [network.to(ctx.device)(images[i:i + 250]) for i in range(0, len(images), 250)]
+                chunks = [network(images[i:i + 250]) for i in range(0, len(images), 250)]
                 outputs.append([torch.cat([chunk[k] for chunk in chunks]).cpu() for k in (0, 1)])
         (real_features, real_logits), (fake_features, fake_logits) = outputs
         ctx.cache["fidelity/extracted"] = {"features": (real_features, fake_features), "logits": (real_logits, fake_logits)}
