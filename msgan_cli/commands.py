@@ -59,7 +59,7 @@ def eval_command(overrides: list[str]) -> dict[str, float]:
     """`msgan eval run=DIR [metrics=[...]] [num_samples=N] [seed=S] [device=cpu]`: writes the run's
     metrics.json and, beside it, eval_protocol.json (what was measured and how)."""
     from msgan_cli.evaluate import evaluate_run, load_trained_session, merge_evaluation, resolve_metric_names
-    from msgan_cli.train.checkpoint import read_json, write_json
+    from msgan_cli.jsonfiles import read_json, write_json
 
     cfg = compose_config("eval", overrides)
     run_dir = required_run_dir(cfg, "eval")

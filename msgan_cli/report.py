@@ -8,7 +8,6 @@ bar per method), and printed. A last column says where the runs ran (host, SLURM
 from __future__ import annotations
 
 import csv
-import json
 import math
 import re
 from collections import defaultdict
@@ -18,6 +17,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from msgan_cli.errors import UserError
+from msgan_cli.jsonfiles import read_json
 
 # Shown first, and plotted (the metrics that tell collapse from diversity); others follow in name order.
 HEADLINE = ("modes_2d/modes", "modes_2d/high_quality", "modes_2d/kl", "stacked_modes/modes", "stacked_modes/kl",
@@ -60,8 +60,8 @@ def collect_runs(sweep_dir: Path) -> tuple[dict[tuple[str, str, str], Group], li
     for config_path in sorted(sweep_dir.rglob(".hydra/config.yaml")):
         run_dir = config_path.parent.parent
         cfg = OmegaConf.load(config_path)
-        metrics_path = run_dir / "metrics.json"
-        if not metrics_path.exists():
+        metrics = read_json(run_dir / "metrics.json")
+        if not metrics:   # absent (failed or unfinished) or damaged
             unfinished.append(run_dir)
             continue
         regs = selected_regularizers(cfg)
@@ -73,17 +73,17 @@ def collect_runs(sweep_dir: Path) -> tuple[dict[tuple[str, str, str], Group], li
         group.seeds.add(cfg.seed)
         if (place := last_placement(run_dir)) is not None:
             group.places.add(place)
-        for name, value in json.loads(metrics_path.read_text()).items():
+        for name, value in metrics.items():
             group.values[name].append(float(value))
     return groups, unfinished
 
 
 def last_placement(run_dir: Path) -> str | None:
     """Where the run's latest attempt ran, from run_info.json (train/placement.py)."""
-    path = run_dir / "run_info.json"
-    if not path.exists():
+    attempts = read_json(run_dir / "run_info.json").get("attempts")
+    if not attempts:
         return None
-    latest = json.loads(path.read_text())["attempts"][-1]
+    latest = attempts[-1]
     slurm = latest.get("slurm", {})
     job = (f"{slurm['array_job_id']}_{slurm['array_task_id']}" if "array_job_id" in slurm else slurm.get("job_id"))
     return latest["host"] + (f", SLURM job {job}" if job else "") + (f", {latest['gpu']}" if latest.get("gpu") else "")

@@ -143,3 +143,15 @@ def test_train_classifier_caches_it_for_the_metrics(tmp_path):
     assert again.returncode == 0 and path.stat().st_mtime_ns == written and result.stdout == again.stdout
     refused = msgan("train-classifier", "dataset=grid25")
     assert refused.returncode == 2 and "no class labels" in refused.stderr
+
+
+def test_report_lists_a_run_with_damaged_files_instead_of_failing(finished_run, tmp_path):
+    import shutil
+    from msgan_cli.report import build_report
+    run, _ = finished_run
+    damaged = tmp_path / "sweep" / "0"
+    shutil.copytree(run / ".hydra", damaged / ".hydra")
+    (damaged / "metrics.json").write_text('{"class_acc": 0.')   # a write cut short by hand, say
+    (damaged / "run_info.json").write_text("not json")
+    _, text = build_report(tmp_path / "sweep")
+    assert "Runs without metrics.json (failed or unfinished): 1" in text and str(damaged) in text

@@ -5,16 +5,12 @@ regulariser state) and the resolved config, as plain tensors, numbers, strings, 
 """
 from __future__ import annotations
 
-import json
-import logging
 import os
 from pathlib import Path
 
 import torch
 
 from msgan_cli.errors import UserError
-
-log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
 
@@ -65,25 +61,6 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["cuda"].cpu())
-
-
-def write_json(path: Path, values: dict) -> None:
-    """Write a small JSON file atomically (same rename trick as checkpoints)."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
-    os.replace(temporary, path)
-
-
-def read_json(path: Path) -> dict:
-    """A small JSON file's object; {} when it is absent or unreadable (said in the log)."""
-    if not path.exists():
-        return {}
-    try:
-        values = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        log.warning("Ignoring unreadable %s (%s)", path, error)
-        return {}
-    return values if isinstance(values, dict) else {}
 
 
 class BestCheckpoint:

@@ -25,8 +25,8 @@ from msgan_cli.models import Phase, Recipe
 from msgan_cli.regularizers import Regularizer
 from msgan_cli.sampling import sample_grid
 from msgan_cli.train import distributed
-from msgan_cli.train.checkpoint import (BestCheckpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
-                                       write_json)
+from msgan_cli.jsonfiles import write_json
+from msgan_cli.train.checkpoint import BestCheckpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from msgan_cli.train.context import PAIR_BATCH_LAYOUTS, StepContext
 from msgan_cli.train.placement import placement, placement_hyperparameters, record_placement
 from msgan_cli.train.session import Session, build_session

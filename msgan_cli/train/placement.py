@@ -3,7 +3,6 @@ run appends one record to `<run>/run_info.json`, so a requeued SLURM job shows e
 latest also goes to TensorBoard's hyper-parameters (`run.host`, `run.slurm_job_id`, ...)."""
 from __future__ import annotations
 
-import json
 import os
 import socket
 from datetime import datetime, timezone
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from msgan_cli.train.checkpoint import write_json
+from msgan_cli.jsonfiles import read_json, write_json
 
 SLURM_VARIABLES = {"job_id": "SLURM_JOB_ID", "array_job_id": "SLURM_ARRAY_JOB_ID",
                    "array_task_id": "SLURM_ARRAY_TASK_ID", "partition": "SLURM_JOB_PARTITION",
@@ -33,7 +32,7 @@ def placement(world_size: int, device: torch.device, step: int) -> dict:
 def record_placement(run_dir: Path, record: dict) -> None:
     """Append this attempt to run_info.json (written atomically)."""
     path = run_dir / "run_info.json"
-    attempts = json.loads(path.read_text())["attempts"] if path.exists() else []
+    attempts = read_json(path).get("attempts", [])
     write_json(path, {"attempts": attempts + [record]})
 
 

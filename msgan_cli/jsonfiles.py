@@ -1,0 +1,29 @@
+"""The run directory's small JSON files (metrics.json, eval_protocol.json, run_info.json, ...): written
+atomically, read without failing on a damaged file. No torch here, so `msgan report` stays light."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def write_json(path: Path, values: dict) -> None:
+    """Write a small JSON file atomically (same rename trick as checkpoints)."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
+    os.replace(temporary, path)
+
+
+def read_json(path: Path) -> dict:
+    """A small JSON file's object; {} when it is absent or unreadable (said in the log)."""
+    if not path.exists():
+        return {}
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        log.warning("Ignoring unreadable %s (%s)", path, error)
+        return {}
+    return values if isinstance(values, dict) else {}
