@@ -5,14 +5,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+import uuid
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 
+def temporary_beside(path: Path) -> Path:
+    """A temporary name in `path`'s folder, unique to this write: processes that write the same file at
+    once (jobs of a sweep training the shared classifier) each rename a complete file of their own."""
+    return path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
 def write_json(path: Path, values: dict) -> None:
     """Write a small JSON file atomically (same rename trick as checkpoints)."""
-    temporary = path.with_name(path.name + ".tmp")
+    temporary = temporary_beside(path)
     temporary.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
     os.replace(temporary, path)
 

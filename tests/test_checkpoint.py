@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -49,6 +50,27 @@ def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
         save_checkpoint({"step": 2, "weights": torch.zeros(3)}, path)
     state = torch.load(path, weights_only=True)
     assert state["step"] == 1 and torch.equal(state["weights"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]   # no half-written temporary left behind
+
+
+def _save_repeatedly(path: str, value: int) -> None:
+    for _ in range(30):
+        save_checkpoint({"value": torch.full((2000,), value)}, Path(path))
+
+
+def test_processes_writing_the_same_file_at_once_all_succeed(tmp_path):
+    """Jobs of a sweep that train the same cached classifier save it to one path at the same time."""
+    import multiprocessing
+    path = tmp_path / "shared.pt"
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_save_repeatedly, args=(str(path), value)) for value in (1, 2, 3)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+    assert [writer.exitcode for writer in writers] == [0, 0, 0]
+    assert torch.load(path, weights_only=True)["value"][0].item() in (1, 2, 3)
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.pt"]
 
 
 def test_checkpoint_holds_everything_a_resume_needs(tmp_path):

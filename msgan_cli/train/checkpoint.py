@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from msgan_cli.errors import UserError
+from msgan_cli.jsonfiles import temporary_beside
 
 CHECKPOINT_FORMAT = 1
 
@@ -22,12 +23,16 @@ def save_checkpoint(state: dict, path: Path) -> None:
     checkpoint or the new one, never a half-written file under the real name.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as f:
-        torch.save({"format": CHECKPOINT_FORMAT, **state}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
+    temporary = temporary_beside(path)
+    try:
+        with open(temporary, "wb") as f:
+            torch.save({"format": CHECKPOINT_FORMAT, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)   # the previous file stays; no stray half-written copy either
+        raise
     directory = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(directory)
