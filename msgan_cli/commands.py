@@ -84,36 +84,51 @@ def eval_command(overrides: list[str]) -> dict[str, float]:
 
 
 def sample_command(overrides: list[str]) -> list[Path]:
-    """`msgan sample run=DIR n=64 [condition=C] [columns=8] [seed=S]`: n samples per condition (all
-    classes, or class C), one PNG per condition with one latent per cell; a scatter plot for 2D data."""
+    """`msgan sample run=DIR [n=N] [condition=C] [inputs=8] [columns=8] [seed=S]`: n samples per condition
+    (all classes, or class C), one PNG per condition with one latent per cell; for models conditioned on
+    data (pix2pix) one PNG with a row per held-out input (the first `inputs`, or test input C): the
+    input, its ground truth, then n outputs; a scatter plot for 2D data."""
     import torch
     from torchvision.utils import save_image
 
     from msgan_cli.evaluate import load_trained_session
-    from msgan_cli.sampling import evaluation_mode, scatter_image
+    from msgan_cli.sampling import evaluation_mode, input_grid, scatter_image
 
     cfg = compose_config("sample", overrides)
     run_dir = required_run_dir(cfg, "sample")
     session, step = load_trained_session(run_dir, cfg.device)
     recipe, data, device = session.recipe, session.data, session.device
     out_dir = Path(cfg.out) if cfg.out else run_dir / "samples"
-    out_dir.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
+    if recipe.conditions_come_from_data:
+        split = data.evaluation_split
+        if cfg.condition is not None and not 0 <= int(cfg.condition) < len(split):
+            raise UserError(f"condition must be the index of a held-out input, 0..{len(split) - 1}; got {cfg.condition}.")
+        rows = [int(cfg.condition)] if cfg.condition is not None else list(range(min(int(cfg.inputs), len(split))))
+        grid = input_grid(recipe, split.batch(torch.tensor(rows, device=device)),
+                          recipe.sample_latent(int(cfg.n or 8), device, generator))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / (f"sample-step{step}-" + (f"input{rows[0]}" if cfg.condition is not None else "inputs") + ".png")
+        save_image(grid, path)
+        print(path)
+        return [path]
     if cfg.condition is not None and not recipe.conditional:
         raise UserError(f"condition={cfg.condition} given, but this run's model is unconditional: drop it.")
     if cfg.condition is not None and not 0 <= int(cfg.condition) < recipe.num_classes:
         raise UserError(f"condition must be a class index in 0..{recipe.num_classes - 1}; got {cfg.condition}.")
+    out_dir.mkdir(parents=True, exist_ok=True)
     conditions = [int(cfg.condition)] if cfg.condition is not None else (
         list(range(recipe.num_classes)) if recipe.conditional else [None])
+    n = int(cfg.n or 64)
     written = []
     with evaluation_mode(recipe):
         for condition in conditions:
-            z = recipe.sample_latent(int(cfg.n), device, generator)
-            labels = None if condition is None else torch.full((int(cfg.n),), condition, device=device)
-            outputs = recipe.generate(z, labels).float()
+            z = recipe.sample_latent(n, device, generator)
+            labels = None if condition is None else torch.full((n,), condition, device=device)
+            outputs = recipe.generate_primary(z, labels).float()
             name = f"sample-step{step}" + ("" if condition is None else f"-class{condition}") + ".png"
             if data.kind == "points":
-                real = data.test.batch(torch.arange(min(len(data.test), int(cfg.n)), device=device))[0]
+                real = data.test.batch(torch.arange(min(len(data.test), n), device=device)).samples
                 save_image(scatter_image(real, outputs), out_dir / name)
             else:
                 save_image(outputs * 0.5 + 0.5, out_dir / name, nrow=int(cfg.columns), padding=2, pad_value=1.0)

@@ -2,8 +2,9 @@
 
 The latents are fixed by a seed (not drawn from the training RNG, so sampling never changes what a
 run does next), and the same column latent is used in every row. Rows that look alike across
-columns mean the generator ignores its noise. For the 2D GAN: real points (grey) and generated
-points (red) on one canvas.
+columns mean the generator ignores its noise. A row is a class for class-conditional models; for
+models conditioned on data (pix2pix) it is a held-out input: the input and its ground truth first,
+then the outputs. For the 2D GAN: real points (grey) and generated points (red) on one canvas.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from contextlib import contextmanager
 import torch
 from torchvision.utils import make_grid
 
-from msgan_cli.data import Data
+from msgan_cli.data import Batch, Data
+from msgan_cli.data.batch import take
 from msgan_cli.models import Recipe
 
 
@@ -37,26 +39,50 @@ def grid_conditions(recipe: Recipe, columns: int, max_rows: int = 10) -> tuple[t
 
 
 def sample_grid(recipe: Recipe, data: Data, device: torch.device, columns: int = 8, seed: int = 0,
-                num_points: int = 2500) -> torch.Tensor:
+                num_points: int = 2500, inputs: int = 8) -> torch.Tensor:
     """An RGB image (3, H, W) in [0, 1] for TensorBoard or a PNG."""
     generator = torch.Generator(device=device).manual_seed(seed)
     with evaluation_mode(recipe):
         if data.kind == "points":
             z = recipe.sample_latent(num_points, device, generator)
-            fake = recipe.generate(z, None).float()
-            real = data.test.batch(torch.arange(min(len(data.test), num_points), device=device))[0]
+            fake = recipe.generate_primary(z, None).float()
+            real = data.test.batch(torch.arange(min(len(data.test), num_points), device=device)).samples
             return scatter_image(real, fake)
+        if recipe.conditions_come_from_data:
+            split = data.evaluation_split
+            rows = split.batch(torch.arange(min(inputs, len(split)), device=device))
+            return input_grid(recipe, rows, recipe.sample_latent(columns, device, generator))
         labels, rows = grid_conditions(recipe, columns)
         if labels is None:
             z = recipe.sample_latent(rows * columns, device, generator)
         else:
             labels = labels.to(device)
             z = recipe.sample_latent(columns, device, generator).repeat(rows, 1)
-        images = recipe.generate(z, labels).float()
-    images = images * 0.5 + 0.5
+        images = recipe.generate_primary(z, labels).float()
+    return make_grid(displayable(images).cpu(), nrow=columns, padding=2, pad_value=1.0)
+
+
+def displayable(images: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Images in [-1, 1] as RGB in [0, 1] (grayscale repeated), resized to `size` when given."""
+    images = (images.float() * 0.5 + 0.5).clamp(0, 1)
     if images.shape[1] == 1:
         images = images.expand(-1, 3, -1, -1)
-    return make_grid(images.clamp(0, 1).cpu(), nrow=columns, padding=2, pad_value=1.0)
+    if size is not None and tuple(images.shape[-2:]) != tuple(size):
+        images = torch.nn.functional.interpolate(images, size=size, mode="nearest")
+    return images
+
+
+def input_grid(recipe: Recipe, rows: Batch, z: torch.Tensor) -> torch.Tensor:
+    """One row per held-out sample: its input (when the condition is an image), its ground truth, then
+    G's outputs for the latents `z` (one column each, the same latents in every row)."""
+    n, columns = len(rows), len(z)
+    condition = recipe.condition(rows)
+    with evaluation_mode(recipe):
+        outputs = recipe.generate_primary(z.repeat(n, 1), take(condition, torch.arange(n).repeat_interleave(columns)))
+    size = tuple(outputs.shape[-2:])
+    shown = [displayable(image, size) for image in (recipe.condition_image(condition), rows.samples) if image is not None]
+    cells = torch.cat([*(image[:, None] for image in shown), displayable(outputs).view(n, columns, 3, *size)], 1)
+    return make_grid(cells.flatten(0, 1).cpu(), nrow=cells.shape[1], padding=2, pad_value=1.0)
 
 
 def scatter_image(real: torch.Tensor, fake: torch.Tensor, size: int = 320) -> torch.Tensor:

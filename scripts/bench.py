@@ -50,7 +50,8 @@ class Runner:
         self.phases, self.optimizers = phases_and_optimizers(self.session)
         self.parameters = phase_parameters(recipe, self.phases)
         self.pairs = samples_per_condition(self.session.regularizers)
-        self.sampler = EpochSampler(len(self.session.data.train), cfg.trainer.batch_size, cfg.seed)
+        sampler = EpochSampler(len(self.session.data.train), cfg.trainer.batch_size, cfg.seed)
+        self.source = self.session.data.train.source(sampler, cfg.seed)
         self.step = 0
 
     def time(self, steps: int) -> float:
@@ -58,7 +59,7 @@ class Runner:
         synchronize(self.session.device)
         start = time.perf_counter()
         for _ in range(steps):
-            training_step(self.session, self.phases, self.optimizers, self.parameters, self.sampler, self.pairs, self.step)
+            training_step(self.session, self.phases, self.optimizers, self.parameters, self.source, self.pairs, self.step)
             self.step += 1
         synchronize(self.session.device)
         collect()   # drop what the step reported

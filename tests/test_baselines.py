@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from conftest import compose, tensorboard_tags, train_run
+from msgan_cli.data import Batch
 from msgan_cli.errors import UserError
 from msgan_cli.models.base import Recipe
 from msgan_cli.models.mlp import MLPGAN
@@ -52,8 +53,9 @@ def test_mdgan_trains_its_encoder(tmp_path, two_step):
 
 def test_mdgan_two_step_teaches_d_that_reconstructions_are_real():
     session = build_session(compose(*MLP, "reg=mdgan", "reg.mdgan.two_step=true"))
-    real = session.data.train.batch(torch.arange(8))[0]
-    ctx = StepContext(session.recipe, real, None, step=0)
+    batch = session.data.train.batch(torch.arange(8))
+    real = batch.samples
+    ctx = StepContext(session.recipe, batch, step=0)
     session.regularizers[0].begin_step(ctx)
     reconstruction = ctx.cache["mdgan/reconstruction"]
     assert torch.equal(ctx.discriminator_real, reconstruction.detach())
@@ -87,8 +89,8 @@ def test_packed_discriminator_judges_m_samples_at_once(model, dataset, first_lay
     layer = recipe.discriminator.get_submodule(first_layer)
     plain_layer = plain.discriminator.get_submodule(first_layer.removeprefix("network."))
     assert layer.weight.shape[1] == 3 * plain_layer.weight.shape[1]    # m times the input (and conditions)
-    x, labels = session.data.train.batch(torch.arange(6))
-    labels = labels if recipe.conditional else None
+    batch = session.data.train.batch(torch.arange(6))
+    x, labels = batch.samples, batch.labels if recipe.conditional else None
     recipe.eval()
     logits = recipe.discriminate(x, labels)
     assert logits.shape == (2,)                                         # one logit per pack
@@ -134,14 +136,14 @@ def unrolled_setup(steps: int, *extra: str):
     session = build_session(compose(*SMOOTH_MLP, "reg=unrolled", f"reg.unrolled.steps={steps}", *extra))
     recipe = session.recipe.double()
     _, optimizers = phases_and_optimizers(session)
-    real = session.data.train.batch(torch.arange(8))[0].double()
+    real = session.data.train.batch(torch.arange(8)).samples.double()
     z = recipe.sample_latent(8, real.device, torch.Generator().manual_seed(1)).double()
     return session, recipe, optimizers, real, z
 
 
 def context_for(recipe, real, z) -> StepContext:
-    ctx = StepContext(recipe, real, None, step=0)
-    ctx._generated = Generated(recipe.generate(z, None), z, None, 1)
+    ctx = StepContext(recipe, Batch(real), step=0)
+    ctx._generated = Generated({"image": recipe.generate(z, None)}, z, None, 1, "image")
     return ctx
 
 

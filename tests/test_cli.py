@@ -53,7 +53,8 @@ def test_eval_writes_metrics_and_protocol_and_keeps_the_other_metrics(finished_r
     after = json.loads((run / "metrics.json").read_text())
     protocol = json.loads((run / "eval_protocol.json").read_text())
     # class_acc was measured again, on 40 samples; every other metric keeps its value and its protocol
-    assert protocol["per_metric"]["class_acc"] == {"checkpoint_step": 4, "num_samples": 40, "seed": 0}
+    assert protocol["per_metric"]["class_acc"] == {"checkpoint_step": 4, "num_samples": 40, "seed": 0,
+                                                   "conditions": "class: 10 classes, balanced"}
     assert protocol_before["per_metric"]["class_acc"]["num_samples"] == 64
     assert set(after) == set(before) and all(after[k] == before[k] for k in before if not k.startswith("class_acc"))
     assert protocol["per_metric"]["ndb_jsd"] == protocol_before["per_metric"]["ndb_jsd"]

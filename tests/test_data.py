@@ -30,7 +30,8 @@ def test_fashion_mnist_loader(tmp_path):
     write_fashion(tmp_path)
     data = load_dataset(cfg(name="fashion_mnist", root=str(tmp_path), resolution=32, class_names=list("abcdefghij")))
     assert len(data.train) == 30 and len(data.test) == 20 and data.shape == (1, 32, 32)
-    x, y = data.train.batch(torch.arange(10))
+    batch = data.train.batch(torch.arange(10))
+    x, y = batch.samples, batch.labels
     assert x.shape == (10, 1, 32, 32) and x.min() >= -1 and x.max() <= 1
     assert y.tolist() == list(range(10)) and data.label_kind == "class"
 
@@ -39,7 +40,8 @@ def test_stacked_fashion_mnist_modes(tmp_path):
     write_fashion(tmp_path)
     data = load_dataset(cfg(name="stacked_fashion_mnist", root=str(tmp_path), resolution=32,
                             num_train=50, num_test=10, triples_seed=0))
-    x, mode = data.train.batch(torch.arange(50))
+    batch = data.train.batch(torch.arange(50))
+    x, mode = batch.samples, batch.labels
     assert x.shape == (50, 3, 32, 32) and data.num_classes == 1000 and data.label_kind == "mode"
     # Each channel is one base image; its class (index % 10 in write_fashion) gives one digit of the mode.
     triples = data.train.triples[:50]
@@ -57,7 +59,8 @@ def test_cifar10_loader(tmp_path):
     assert len(data.train) == 20 and len(data.test) == 4 and data.shape == (3, 32, 32)
     with open(tmp_path / "test_batch", "rb") as f:
         raw = pickle.load(f)[b"data"][0]
-    x, y = data.test.batch(torch.tensor([0]))
+    batch = data.test.batch(torch.tensor([0]))
+    x, y = batch.samples, batch.labels
     # Channel-major: the first 1024 values are the red plane, row by row.
     assert torch.allclose(x[0, 0].flatten(), torch.from_numpy(raw[:1024]).float() / 127.5 - 1)
     assert y.tolist() == [1]
@@ -71,7 +74,8 @@ def test_digits_loader():
 @pytest.mark.parametrize("name,modes,spread", [("ring8", 8, 1.0), ("grid25", 25, 4.0)])
 def test_mixtures(name, modes, spread):
     data = load_dataset(cfg(name=name, std=0.01, radius=1.0, num_train=5000, num_test=100, data_seed=0))
-    points, labels = data.train.batch(torch.arange(5000))
+    batch = data.train.batch(torch.arange(5000))
+    points, labels = batch.samples, batch.labels
     centres = data.extras["centres"]
     assert len(centres) == modes and centres.abs().max() == pytest.approx(spread)
     assert torch.bincount(labels, minlength=modes).min() > 5000 / modes / 2

@@ -101,12 +101,12 @@ def test_gpu_requested_without_gpu(tmp_path):
 @pytest.mark.parametrize("layout,fake_batch", [("doubled", 32), ("split", 16)])
 def test_pairs_share_conditions_in_one_generator_call(layout, fake_batch):
     session = build_session(compose("reg=ms"))
-    real, labels = session.data.train.batch(torch.arange(16))
-    ctx = StepContext(session.recipe, real, labels, step=0, samples_per_condition=2, pair_batch=layout)
+    ctx = StepContext(session.recipe, session.data.train.batch(torch.arange(16)), step=0, samples_per_condition=2,
+                      pair_batch=layout)
     generated = ctx.generated()
     assert generated.images.shape[0] == fake_batch
     fake1, fake2, z1, z2 = ctx.pair()
-    first, second = generated.labels.chunk(2)
+    first, second = generated.condition.chunk(2)
     assert torch.equal(first, second)                       # the same conditions in both halves
     assert not torch.equal(z1, z2) and not torch.allclose(fake1, fake2)
     assert ctx.generated() is generated                     # one G call per step, shared by all phases

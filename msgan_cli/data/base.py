@@ -1,8 +1,13 @@
-"""What every dataset hands the training engine: splits held in memory, and a sharded, resumable sampler.
+"""What every dataset hands the training engine: splits, batches, and a sharded, resumable sampler.
 
-All datasets here fit in memory (the largest, Stacked Fashion-MNIST, is 60,000 base images plus an
-index of triples), so they live on the training device and a batch is one gather: no DataLoader
-workers, no host-to-device copy per step (DESIGN.md section 6).
+Two kinds of split (METHODS.md section 7 lists the formats):
+- held in memory (`TensorSplit`, and every dataset that fits: the digits, Fashion-MNIST, the 2D
+  mixtures, the translation benchmark): on the training device, a batch is one gather, no workers,
+  no host-to-device copy per step (DESIGN.md section 6);
+- decoded from files sample by sample (`data/streaming.py`): image folders too large to hold, read
+  by DataLoader worker processes; `dataset.in_memory: auto` decides by size.
+Both draw the same indices from `EpochSampler` and the same per-sample augmentation seeds, so a run
+is the same whichever path it takes, and a resumed run continues with the batch it would have drawn.
 """
 from __future__ import annotations
 
@@ -12,9 +17,13 @@ from typing import Literal
 
 import torch
 
+from msgan_cli.data.batch import Batch
+
+__all__ = ["Batch", "BatchSource", "Data", "EpochSampler", "InMemorySource", "Split", "TensorSplit"]
+
 
 class Split(ABC):
-    """One split of a dataset. Images come out as float in [-1, 1], points as float coordinates."""
+    """One split of a dataset. Batches hold float images in [-1, 1] or float point coordinates."""
 
     labels: torch.Tensor | None
 
@@ -23,12 +32,23 @@ class Split(ABC):
         """Number of samples."""
 
     @abstractmethod
-    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Samples and labels (None if unlabelled) at `index`, on the split's device."""
+    def batch(self, index: torch.Tensor, augment: torch.Tensor | None = None) -> Batch:
+        """The samples at `index`, on the split's device. `augment`: one seed per sample for the
+        dataset's random augmentation (training); None: none (evaluation). Splits without
+        augmentation ignore it."""
 
     @abstractmethod
     def to(self, device: torch.device) -> "Split":
-        """A copy held on `device`."""
+        """A copy whose batches are on `device`."""
+
+    def mode_targets(self, index: torch.Tensor) -> torch.Tensor | None:
+        """For benchmarks whose modes are known by construction: the K correct outputs of each sample
+        at `index`, shape (n, K, *sample shape), in the range of the samples. None for real data."""
+        return None
+
+    def source(self, sampler: "EpochSampler", seed: int) -> "BatchSource":
+        """Where the training loop takes its batches from: by default straight from this split."""
+        return InMemorySource(self, sampler, seed)
 
 
 class TensorSplit(Split):
@@ -42,11 +62,8 @@ class TensorSplit(Split):
     def __len__(self) -> int:
         return len(self.values)
 
-    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = self.values[index]
-        if x.dtype == torch.uint8:
-            x = x.float() / 127.5 - 1.0
-        return x, None if self.labels is None else self.labels[index]
+    def batch(self, index: torch.Tensor, augment: torch.Tensor | None = None) -> Batch:
+        return Batch(self.values[index], None if self.labels is None else self.labels[index]).as_float()
 
     def to(self, device: torch.device) -> "TensorSplit":
         labels = None if self.labels is None else self.labels.to(device)
@@ -57,9 +74,11 @@ class TensorSplit(Split):
 class Data:
     """A loaded dataset.
 
-    `label_kind` says what the labels are: "class" (a condition a conditional model can take),
-    "mode" (the mixture component or stacked-digit triple: for evaluation, not meant as a
-    condition), or None (no labels at all).
+    `label_kind` says what the labels are: "class" (a condition a class-conditional model can take,
+    and what the evaluation classifier learns), "mode" (the mixture component or stacked-digit
+    triple: for evaluation, not meant as a condition), or None (no labels at all).
+    `inputs` says what each sample was made from, for translation models: "image" for paired data
+    (each target image comes with its input image, `input_shape`), None otherwise.
     """
 
     name: str
@@ -72,11 +91,18 @@ class Data:
     class_names: tuple[str, ...] = ()
     # What a metric needs to know about the true distribution (e.g. mixture centres and std).
     extras: dict[str, object] = field(default_factory=dict)
+    inputs: Literal["image"] | None = None
+    input_shape: tuple[int, ...] | None = None
 
     def to(self, device: torch.device) -> "Data":
         test = None if self.test is None else self.test.to(device)
-        return Data(self.name, self.kind, self.train.to(device), test, self.num_classes,
-                    self.label_kind, self.shape, self.class_names, self.extras)
+        return Data(self.name, self.kind, self.train.to(device), test, self.num_classes, self.label_kind,
+                    self.shape, self.class_names, self.extras, self.inputs, self.input_shape)
+
+    @property
+    def evaluation_split(self) -> Split:
+        """The held-out split when there is one (evaluation inputs come from it), else the training split."""
+        return self.test if self.test is not None and len(self.test) else self.train
 
 
 class EpochSampler:
@@ -106,18 +132,66 @@ class EpochSampler:
 
     def next(self) -> torch.Tensor:
         """Indices (on the CPU) of this rank's part of the next global batch; drops the last partial batch."""
+        return self.next_batch()[0]
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(indices, draws) of this rank's part of the next global batch. A draw number counts the
+        samples drawn since the run began; augmentation seeds come from it (`augmentation_seeds`), so a
+        sample is augmented the same way however many workers decode it and after a resume."""
         if self.position + self.global_batch > self.num_samples:
             self.epoch, self.position, self._order = self.epoch + 1, 0, None
-        batch = self._permutation()[self.position:self.position + self.global_batch]
+        start = self.position
+        batch = self._permutation()[start:start + self.global_batch]
         self.position += self.global_batch
         per_rank = self.global_batch // self.world_size
-        return batch[self.rank * per_rank:(self.rank + 1) * per_rank]
+        mine = slice(self.rank * per_rank, (self.rank + 1) * per_rank)
+        draws = self.epoch * self.num_samples + start + torch.arange(self.global_batch)
+        return batch[mine], draws[mine]
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch, self.position, self._order = int(state["epoch"]), int(state["position"]), None
+
+
+def augmentation_seeds(seed: int, draws: torch.Tensor) -> torch.Tensor:
+    """One seed per drawn sample, from the run's seed and the draw number (int64, no collisions below
+    2^31 draws)."""
+    return (seed + 1) * 2_147_483_647 + draws
+
+
+class BatchSource(ABC):
+    """What the training loop draws its batches from; its state (the sampler's) travels in checkpoints."""
+
+    @abstractmethod
+    def next(self, device: torch.device) -> Batch:
+        """The next batch of this rank, on `device`, images as floats."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, int]:
+        """The state of the batches handed out so far (not of any read ahead)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue after the batch the state was taken at."""
+
+
+class InMemorySource(BatchSource):
+    """Batches gathered from a split held on the device."""
+
+    def __init__(self, split: Split, sampler: EpochSampler, seed: int):
+        self.split, self.sampler, self.seed = split, sampler, seed
+
+    def next(self, device: torch.device) -> Batch:
+        index, draws = self.sampler.next_batch()
+        return self.split.batch(index.to(device), augmentation_seeds(self.seed, draws))
+
+    def state_dict(self) -> dict[str, int]:
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.sampler.load_state_dict(state)
 
 
 def resize_images(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:

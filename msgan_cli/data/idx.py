@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from msgan_cli.data import register_dataset
-from msgan_cli.data.base import Data, Split, TensorSplit, resize_images
+from msgan_cli.data.base import Batch, Data, Split, TensorSplit, resize_images
 from msgan_cli.errors import UserError
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -81,10 +81,9 @@ class StackedSplit(Split):
     def __len__(self) -> int:
         return len(self.triples)
 
-    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, index: torch.Tensor, augment: torch.Tensor | None = None) -> Batch:
         picked = self.base[self.triples[index]]            # (B, 3, 1, H, W)
-        x = picked.flatten(1, 2).float() / 127.5 - 1.0      # (B, 3, H, W)
-        return x, self.labels[index]
+        return Batch(picked.flatten(1, 2), self.labels[index]).as_float()   # (B, 3, H, W)
 
     def to(self, device: torch.device) -> "StackedSplit":
         return StackedSplit(self.base.to(device), self.base_labels.to(device), self.triples.to(device))

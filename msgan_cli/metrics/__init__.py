@@ -12,7 +12,8 @@ from typing import Callable
 import torch
 from omegaconf import DictConfig
 
-from msgan_cli.data import Data
+from msgan_cli.data import Batch, Data
+from msgan_cli.data.batch import Tree, take
 from msgan_cli.metrics.classifier import SmallClassifier, load_or_train_classifier
 from msgan_cli.models import Recipe
 from msgan_cli.registry import Registry, import_submodules
@@ -22,8 +23,13 @@ from msgan_cli.train.distributed import shard_and_gather
 
 @dataclass
 class EvalContext:
-    """What a metric may use: the model, the data, a seeded generator for latents and labels, the
-    evaluation options (sample counts, classifier settings), and a cache shared between metrics."""
+    """What a metric may use: the model, the data, a seeded generator for latents, the conditions to
+    generate for, the evaluation options (sample counts, classifier settings), and a cache shared
+    between metrics.
+
+    Conditions: balanced class indices for a class-conditional model; for a model whose conditions
+    come from data (an input image), MSGAN's test protocol: the first `eval.per_input.inputs` held-out
+    inputs, `eval.per_input.samples` outputs each, which then is the sample count of every metric."""
 
     recipe: Recipe
     data: Data
@@ -39,29 +45,52 @@ class EvalContext:
 
     @property
     def num_samples(self) -> int:
+        if self.recipe.conditions_come_from_data:
+            inputs, per_input = self.evaluation_inputs()
+            return len(inputs) * per_input
         return int(self.options.num_samples)
 
-    def labels(self, n: int) -> torch.Tensor | None:
-        """Balanced conditions for n samples (class i % num_classes), or None if unconditional."""
+    def evaluation_inputs(self) -> tuple[Batch, int]:
+        """The held-out samples whose inputs condition the outputs (the first `eval.per_input.inputs`
+        of the test split, or of the training split without one), and the outputs per input."""
+        if "evaluation_inputs" not in self.cache:
+            split = self.data.evaluation_split
+            count = min(int(self.options.per_input.inputs), len(split))
+            self.cache["evaluation_inputs"] = split.batch(torch.arange(count, device=self.device))
+        return self.cache["evaluation_inputs"], int(self.options.per_input.samples)
+
+    def input_of_sample(self, n: int) -> torch.Tensor:
+        """For conditions from data: which evaluation input sample i of n is conditioned on (inputs in
+        order, `per_input.samples` consecutive samples each, cycling if n asks for more)."""
+        inputs, per_input = self.evaluation_inputs()
+        return (torch.arange(n, device=self.device) // per_input) % len(inputs)
+
+    def conditions(self, n: int) -> Tree:
+        """Conditions for n samples: class i % num_classes for class-conditional models, the evaluation
+        inputs for models conditioned on data (`input_of_sample`), None for unconditional ones."""
         if not self.recipe.conditional:
             return None
-        return torch.arange(n, device=self.device) % self.recipe.num_classes
+        if not self.recipe.conditions_come_from_data:
+            return torch.arange(n, device=self.device) % self.recipe.num_classes
+        inputs, _ = self.evaluation_inputs()
+        return take(self.recipe.condition(inputs), self.input_of_sample(n))
 
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None, chunk: int = 500) -> torch.Tensor:
-        """G's outputs in eval mode, in chunks, as float32. Under DDP each process generates its share
-        and all receive every output: the same samples as one process, each computed once."""
-        label_column = torch.zeros(len(z), 1, device=z.device) if labels is None else labels[:, None].to(z.dtype)
+    def class_labels(self, n: int) -> torch.Tensor | None:
+        """The class each of n samples is asked for (class-conditional models), else None."""
+        return self.conditions(n) if self.recipe.condition_kind == "class" else None
 
+    def generate(self, z: torch.Tensor, conditions: Tree, chunk: int = 500) -> torch.Tensor:
+        """G's (primary) outputs in eval mode, in chunks, as float32. Under DDP each process generates
+        its share and all receive every output: the same samples as one process, each computed once."""
         def generate_rows(rows: torch.Tensor) -> torch.Tensor:
             outputs = []
             with evaluation_mode(self.recipe):
                 for start in range(0, len(rows), chunk):
                     part = rows[start:start + chunk]
-                    conditions = None if labels is None else part[:, -1].long()
-                    outputs.append(self.recipe.generate(part[:, :-1], conditions).float())
+                    outputs.append(self.recipe.generate_primary(z[part], take(conditions, part)).float())
             return torch.cat(outputs)
 
-        return shard_and_gather(torch.cat([z, label_column], 1), generate_rows)
+        return shard_and_gather(torch.arange(len(z), device=z.device), generate_rows)
 
     def classifier(self) -> tuple[SmallClassifier, float]:
         """The dataset's classifier and its test accuracy (trained on first use, then cached)."""
@@ -70,15 +99,16 @@ class EvalContext:
                 self.data, self.dataset_cfg, self.options.classifier, self.device)
         return self.cache["classifier"]
 
-    def real(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(images, labels) of min(n, all) training samples, a subset fixed by the evaluation seed."""
+    def real(self, n: int) -> Batch:
+        """min(n, all) training samples (for translation data: the targets), a subset fixed by the
+        evaluation seed."""
         count = min(n, len(self.data.train))
         chosen = torch.randperm(len(self.data.train), generator=torch.Generator().manual_seed(self.seed))[:count]
         return self.data.train.batch(chosen.to(self.device))
 
-    def sample(self, n: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(self, n: int, conditions: Tree = None) -> torch.Tensor:
         z = self.recipe.sample_latent(n, self.device, self.generator)
-        return self.generate(z, labels)
+        return self.generate(z, conditions)
 
 
 def always_available(options: DictConfig, data: Data) -> str | None:

@@ -22,15 +22,15 @@ def needs_class_labelled_images(recipe, data) -> str | None:
 def needs_class_conditional_images(recipe, data) -> str | None:
     if reason := needs_class_labelled_images(recipe, data):
         return reason
-    if not recipe.conditional:
-        return "it needs a class-conditional model (this run is unconditional)"
+    if recipe.condition_kind != "class":
+        return f"it needs a class-conditional model (this run's condition: {recipe.condition_kind or 'none'})"
     return None
 
 
 @register_metric("class_acc", unsupported=needs_class_conditional_images)
 def class_acc(ctx: EvalContext) -> dict[str, float]:
     classifier, test_accuracy = ctx.classifier()
-    labels = ctx.labels(ctx.num_samples)
+    labels = ctx.class_labels(ctx.num_samples)
     predictions = predict(classifier, ctx.sample(ctx.num_samples, labels))
     return {"class_acc": float((predictions == labels).float().mean()),
             "class_acc/classifier_test_acc": test_accuracy}
@@ -54,7 +54,7 @@ def mode_score(probabilities: torch.Tensor, label_distribution: torch.Tensor, ep
 @register_metric("mode_score", unsupported=needs_class_labelled_images)
 def mode_score_metric(ctx: EvalContext) -> dict[str, float]:
     classifier, test_accuracy = ctx.classifier()
-    samples = ctx.sample(ctx.num_samples, ctx.labels(ctx.num_samples))
+    samples = ctx.sample(ctx.num_samples, ctx.conditions(ctx.num_samples))
     with torch.no_grad():
         probabilities = torch.cat([classifier(samples[i:i + 500]).softmax(1) for i in range(0, len(samples), 500)])
     train_labels = ctx.data.train.labels   # the labels only: no need to build every training image
@@ -106,7 +106,7 @@ def stacked_modes_metric(ctx: EvalContext) -> dict[str, float]:
         return stacked_modes(torch.stack([predict(classifier, images[:, i:i + 1]) for i in range(images.shape[1])], 1),
                              channels.num_classes)
 
-    real_images, _ = ctx.real(ctx.num_samples)
+    real_images = ctx.real(ctx.num_samples).samples
     real = modes_of(real_images)
     values = modes_of(ctx.sample(ctx.num_samples))
     ctx.protocol["stacked_modes"] = {"samples": ctx.num_samples, "real_samples": len(real_images),

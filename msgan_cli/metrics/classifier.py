@@ -53,8 +53,8 @@ def accuracy(model: nn.Module, data_split, device: torch.device, chunk: int = 10
     model.eval()
     correct = 0
     for start in range(0, len(data_split), chunk):
-        x, y = data_split.batch(torch.arange(start, min(start + chunk, len(data_split)), device=device))
-        correct += int((model(x).argmax(1) == y).sum())
+        batch = data_split.batch(torch.arange(start, min(start + chunk, len(data_split)), device=device))
+        correct += int((model(batch.samples).argmax(1) == batch.labels).sum())
     return correct / len(data_split)
 
 
@@ -68,8 +68,8 @@ def train_classifier(data: Data, options: DictConfig, device: torch.device) -> t
     model.train()
     for _ in range(int(options.steps)):
         index = torch.randint(len(data.train), (int(options.batch_size),), generator=generator).to(device)
-        x, y = data.train.batch(index)
-        loss = nn.functional.cross_entropy(model(_random_shift(x, generator)), y)
+        batch = data.train.batch(index)
+        loss = nn.functional.cross_entropy(model(_random_shift(batch.samples, generator)), batch.labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

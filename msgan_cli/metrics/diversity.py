@@ -27,8 +27,8 @@ def needs_latent_images(recipe, data) -> str | None:
 
 @register_metric("pairwise_div", unsupported=needs_latent_images)
 def pairwise_div(ctx: EvalContext) -> dict[str, float]:
-    labels = ctx.labels(ctx.num_samples)
-    first, second = ctx.sample(ctx.num_samples, labels), ctx.sample(ctx.num_samples, labels)
+    conditions = ctx.conditions(ctx.num_samples)
+    first, second = ctx.sample(ctx.num_samples, conditions), ctx.sample(ctx.num_samples, conditions)
     result = {"pairwise_div/pixel_l1": float(pairwise_distances(first, second).mean())}
     if ctx.data.label_kind == "class":
         classifier, test_accuracy = ctx.classifier()
@@ -70,8 +70,8 @@ def lpips_diversity(first: torch.Tensor, second: torch.Tensor, distance, chunk: 
 def lpips_div(ctx: EvalContext) -> dict[str, float]:
     from torchmetrics.functional.image.lpips import _LPIPS   # the per-pair network behind torchmetrics' LPIPS
     net = _LPIPS(pretrained=True, net=str(ctx.options.lpips.net)).to(ctx.device).eval()
-    labels = ctx.labels(ctx.num_samples)
-    first, second = ctx.sample(ctx.num_samples, labels), ctx.sample(ctx.num_samples, labels)
+    conditions = ctx.conditions(ctx.num_samples)
+    first, second = ctx.sample(ctx.num_samples, conditions), ctx.sample(ctx.num_samples, conditions)
     ctx.protocol["lpips_div"] = {"net": str(ctx.options.lpips.net), "pairs": ctx.num_samples,
                                  "inputs": "[-1, 1], grayscale repeated to RGB, dataset resolution"}
     return {"lpips_div": lpips_diversity(first, second, net)}

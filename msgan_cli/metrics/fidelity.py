@@ -143,7 +143,7 @@ class ClassifierExtractor(nn.Module):
 
 def evaluation_images(ctx: EvalContext) -> tuple[torch.Tensor, torch.Tensor]:
     """(real, fake) images: the real ones a seeded subset of the training split."""
-    return ctx.real(ctx.num_samples)[0], ctx.sample(ctx.num_samples, ctx.labels(ctx.num_samples))
+    return ctx.real(ctx.num_samples).samples, ctx.sample(ctx.num_samples, ctx.conditions(ctx.num_samples))
 
 
 def extracted(ctx: EvalContext) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

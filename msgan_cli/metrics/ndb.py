@@ -10,7 +10,7 @@
 3. Per bin, a two-tailed two-proportion z-test with the pooled proportion; NDB = the bins whose
    p-value is below alpha (0.05). JSD = the Jensen-Shannon divergence (natural log) of the two
    bin-proportion vectors.
-For conditional models it is computed over all samples and per class (bins fitted on that class's
+For class-conditional models it is computed over all samples and per class (bins fitted on that class's
 real samples), as MSGAN reports it per class.
 """
 from __future__ import annotations
@@ -119,9 +119,10 @@ def ndb_jsd_metric(ctx: EvalContext) -> dict[str, float]:
     settings = dict(whitening=bool(options.whitening), significance=float(options.significance),
                     max_dims=options.max_dims, seed=ctx.seed)
     # The reference clusters all training data; a cap keeps K-means affordable on large sets.
-    real, real_labels = ctx.real(int(options.max_real))
-    labels = ctx.labels(ctx.num_samples)
-    fake = ctx.sample(ctx.num_samples, labels)
+    real_batch = ctx.real(int(options.max_real))
+    real, real_labels = real_batch.samples, real_batch.labels
+    labels = ctx.class_labels(ctx.num_samples)
+    fake = ctx.sample(ctx.num_samples, ctx.conditions(ctx.num_samples))
     bins = min(int(options.bins), len(real))   # never more bins than real samples (a tiny dataset)
     results = {f"ndb_jsd/{k}": v for k, v in ndb_jsd(real, fake, bins, **settings).items()}
     ctx.protocol["ndb_jsd"] = {"bins": bins, **settings, "real": f"train split, {len(real)} samples",

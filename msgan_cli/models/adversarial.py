@@ -1,23 +1,19 @@
-"""The recipe shared by single-generator, single-discriminator GANs (DCGAN, the 2D MLP GAN):
-a D phase then a G phase, non-saturating BCE, Adam, the one-hot label fed to both networks.
-Subclasses build the networks (`build_discriminator`, `build_encoder` and the generator)."""
+"""The recipe shared by GANs with one generator and one D phase (DCGAN, the 2D MLP GAN, Pix2Pix): a D
+phase then a G phase, the loss flavour of `model.gan_loss`, Adam for G and for all discriminators.
+Subclasses build the networks; DCGAN and the MLP GAN feed the one-hot class to both networks, Pix2Pix
+overrides `generate` / `discriminate` and adds its own terms (`model_terms`)."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from torch.nn.functional import binary_cross_entropy_with_logits
 
+from msgan_cli.data.batch import Tree, take
 from msgan_cli.models.base import Phase, Recipe, one_hot
 
 if TYPE_CHECKING:
     from msgan_cli.train.context import StepContext
-
-
-def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
-    """BCE on logits against a constant target (the sigmoid + BCELoss of the papers' code, stabler)."""
-    return binary_cross_entropy_with_logits(logits.float(), torch.full_like(logits.float(), target))
 
 
 class AdversarialRecipe(Recipe):
@@ -25,32 +21,44 @@ class AdversarialRecipe(Recipe):
     discriminator: nn.Module
 
     def phases(self) -> list[Phase]:
-        return [Phase("D", "discriminator", ("discriminator",)), Phase("G", "generator", ("generator",))]
+        return [Phase("D", "discriminator", tuple(self.discriminator_names)), Phase("G", "generator", ("generator",))]
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         optim = self.cfg.optim
-        make = lambda net, lr: torch.optim.Adam(  # noqa: E731
-            net.parameters(), lr=lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
-        return {"generator": make(self.generator, optim.lr_g),
-                "discriminator": make(self.discriminator, optim.lr_d)}
+        make = lambda parameters, lr: torch.optim.Adam(  # noqa: E731
+            parameters, lr=lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
+        discriminators = [p for name in self.discriminator_names for p in getattr(self, name).parameters()]
+        return {"generator": make(self.generator.parameters(), optim.lr_g),
+                "discriminator": make(discriminators, optim.lr_d)}
 
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        return self.generator(z, one_hot(labels, self.num_classes, z))
+    def generate(self, z: torch.Tensor, condition: Tree) -> torch.Tensor:
+        return self.generator(z, one_hot(condition, self.num_classes, z))
 
-    def discriminate(self, x, labels, discriminator=None) -> torch.Tensor:
-        return (discriminator or self.discriminator)(x, one_hot(labels, self.num_classes, x))
+    def discriminate(self, x, condition, discriminator=None):
+        return (discriminator or self.discriminator)(x, one_hot(condition, self.num_classes, x))
 
-    def discriminator_loss(self, real, real_labels, fake, fake_labels, discriminator=None) -> torch.Tensor:
-        return (bce(self.discriminate(real, real_labels, discriminator), 1.0)
-                + bce(self.discriminate(fake, fake_labels, discriminator), 0.0))
+    def discriminator_loss(self, real, real_condition, fake, fake_condition, discriminator=None,
+                           aligned_rows=None) -> torch.Tensor:
+        loss = self.gan_loss.discriminator(self.discriminate(real, real_condition, discriminator),
+                                           self.discriminate(fake, fake_condition, discriminator))
+        rows = slice(0, aligned_rows or min(len(real), len(fake)))
+        penalty = self.gan_loss.penalty(lambda x: self.discriminate(x, take(real_condition, rows), discriminator),
+                                        real[rows], fake[rows])
+        return loss if penalty is None else loss + penalty
+
+    def model_terms(self, ctx: "StepContext") -> dict[str, torch.Tensor]:
+        """The model's own terms of G's objective besides the adversarial one (Pix2Pix's L1). Default: none."""
+        return {}
 
     def phase_losses(self, phase: str, ctx: "StepContext") -> dict[str, torch.Tensor]:
         fake = ctx.generated()
         # With pairs (ctx.loss_scale = 2 in the MSGAN code's layout) both halves count in full:
-        # D's loss is BCE(real, fake1) + BCE(real, fake2) and G's sums both halves (METHODS.md 1).
+        # D's loss is loss(real, fake1) + loss(real, fake2) and G's sums both halves (METHODS.md 1).
         if phase == "D":
             return {"adv": ctx.loss_scale * self.discriminator_loss(
-                ctx.discriminator_real, ctx.labels, fake.images.detach(), fake.labels)}
+                ctx.discriminator_real, ctx.condition, fake.images.detach(), fake.condition,
+                aligned_rows=fake.per_group)}
         if phase == "G":
-            return {"adv": ctx.loss_scale * bce(self.discriminate(fake.images, fake.labels), 1.0)}
+            adversarial = self.gan_loss.generator(self.discriminate(fake.images, fake.condition))
+            return {"adv": ctx.loss_scale * adversarial, **self.model_terms(ctx)}
         raise ValueError(f"unknown phase {phase}")

@@ -1,9 +1,10 @@
 """The model's recipe: how to drive its networks (DESIGN.md section 2, role 2).
 
-A recipe owns its networks (plain nn.Modules), says what it offers (a latent input? a class
-condition?), lists its training phases, generates outputs for given z and conditions, and computes
-its own loss terms per phase. It knows nothing about regularisers: those ask the shared step context
-for what they need. The training loop knows nothing about any particular recipe.
+A recipe owns its networks (plain nn.Modules), says what it offers (a latent input? what condition:
+a class, an input image? which outputs, which discriminators?), lists its training phases, generates
+outputs for given z and conditions, and computes its own loss terms per phase. It knows nothing
+about regularisers: those ask the shared step context for what they need. The training loop knows
+nothing about any particular recipe.
 """
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import nn
 
-from msgan_cli.data import Data
+from msgan_cli.data import Batch, Data
+from msgan_cli.data.batch import Tree
 from msgan_cli.errors import UserError
+from msgan_cli.models.gan_loss import FLAVOURS, GANLoss
 
 if TYPE_CHECKING:
     from msgan_cli.train.context import StepContext
@@ -42,20 +45,32 @@ class Phase:
     added_by: str | None = None   # the regulariser that added this phase (its own networks); None: the model's
 
 
+CONDITION_KINDS = (None, "class", "image")   # later models add theirs (a text embedding, an image and a domain)
+
+
 class Recipe(nn.Module, ABC):
     """Base class of every model. Subclasses set `name`, build networks in `__init__`, and implement
-    the methods below. `latent_dim == 0` means no latent input; `num_classes == 0` unconditional."""
+    the methods below. `latent_dim == 0` means no latent input. `condition_kind` says what G is
+    conditioned on besides z: None (nothing), "class" (`num_classes` class indices, made up for
+    evaluation), "image" (an input image that comes with each sample: translation)."""
 
     name: ClassVar[str]
     latent_dim: int = 0
     num_classes: int = 0
+    condition_kind: str | None = None
     discriminator_names: ClassVar[tuple[str, ...]] = ("discriminator",)   # for spectral methods
+    output_names: ClassVar[tuple[str, ...]] = ("image",)       # what `generate` returns, in order
+    primary_outputs: ClassVar[tuple[str, ...]] = ("image",)    # what regularisers act on by default
 
     def __init__(self, cfg, data: Data):
         super().__init__()
         self.cfg = cfg
         self.data_kind = data.kind
         self.sample_shape = data.shape
+        flavour = cfg.get("gan_loss", "bce")   # runs made before the option existed used bce
+        if flavour not in FLAVOURS:
+            raise UserError(f"model.gan_loss must be one of {', '.join(FLAVOURS)}; got {flavour!r}.")
+        self.gan_loss = GANLoss(flavour, float(cfg.get("gradient_penalty", 10.0)))
 
     # What the model offers, for regularisers to check at start-up.
     @property
@@ -64,7 +79,25 @@ class Recipe(nn.Module, ABC):
 
     @property
     def conditional(self) -> bool:
-        return self.num_classes > 0
+        return self.condition_kind is not None
+
+    @property
+    def conditions_come_from_data(self) -> bool:
+        """Whether each condition belongs to a data sample (an input image), rather than being made up
+        (class indices); evaluation then uses the held-out inputs (`EvalContext.conditions`)."""
+        return self.condition_kind not in (None, "class")
+
+    def condition(self, batch: Batch) -> Tree:
+        """What G is conditioned on for the samples of `batch`: their class labels, their input images,
+        or None. A recipe whose condition is made differently (a random target domain) overrides it."""
+        if self.condition_kind is None:
+            return None
+        return batch.labels if self.condition_kind == "class" else batch.inputs
+
+    def condition_image(self, condition: Tree) -> torch.Tensor | None:
+        """A condition as images (n, C, H, W) in [-1, 1] for sample grids, or None when it is not
+        one (a class index is shown by the grid's row instead)."""
+        return condition if self.condition_kind == "image" else None
 
     @abstractmethod
     def phases(self) -> list[Phase]:
@@ -79,8 +112,18 @@ class Recipe(nn.Module, ABC):
         return torch.randn(n, self.latent_dim, device=device, generator=generator)
 
     @abstractmethod
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """G's outputs for latents z and class labels (None when unconditional)."""
+    def generate(self, z: torch.Tensor, condition: Tree) -> torch.Tensor | dict[str, torch.Tensor]:
+        """G's outputs for latents z and conditions (None when unconditional): a tensor, or for a
+        recipe with several outputs a dict keyed by `output_names`."""
+
+    def generate_outputs(self, z: torch.Tensor, condition: Tree) -> dict[str, torch.Tensor]:
+        """`generate` as {output name: tensor}, whether the recipe has one output or several."""
+        result = self.generate(z, condition)
+        return result if isinstance(result, dict) else {self.output_names[0]: result}
+
+    def generate_primary(self, z: torch.Tensor, condition: Tree) -> torch.Tensor:
+        """The first primary output (what evaluation and sample grids show)."""
+        return self.generate_outputs(z, condition)[self.primary_outputs[0]]
 
     @abstractmethod
     def phase_losses(self, phase: str, ctx: "StepContext") -> dict[str, torch.Tensor]:
@@ -96,15 +139,18 @@ class Recipe(nn.Module, ABC):
         """Whether this model implements the optional method `capability` (e.g. "build_encoder")."""
         return getattr(type(self), capability) is not getattr(Recipe, capability)
 
-    def discriminate(self, x: torch.Tensor, labels: torch.Tensor | None,
-                     discriminator: nn.Module | None = None) -> torch.Tensor:
-        """D's logits for samples x with their labels; `discriminator`: another network of the same
-        architecture (e.g. MDGAN's manifold discriminator) instead of the model's own."""
+    def discriminate(self, x: torch.Tensor, condition: Tree,
+                     discriminator: nn.Module | None = None) -> torch.Tensor | list[torch.Tensor]:
+        """D's logits for samples x with their conditions, or a list with one entry per discriminator
+        (several scales); `discriminator`: another network of the same architecture (e.g. MDGAN's
+        manifold discriminator) instead of the model's own."""
         raise NotImplementedError
 
-    def discriminator_loss(self, real: torch.Tensor, real_labels: torch.Tensor | None, fake: torch.Tensor,
-                           fake_labels: torch.Tensor | None, discriminator: nn.Module | None = None) -> torch.Tensor:
-        """D's objective for one real and one fake batch (what its D phase minimises, before loss_scale)."""
+    def discriminator_loss(self, real: torch.Tensor, real_condition: Tree, fake: torch.Tensor, fake_condition: Tree,
+                           discriminator: nn.Module | None = None, aligned_rows: int | None = None) -> torch.Tensor:
+        """D's objective for one real and one fake batch (what its D phase minimises, before loss_scale).
+        `aligned_rows`: how many leading rows of real and fake share their conditions (WGAN-GP
+        interpolates those); None: all rows of the shorter one."""
         raise NotImplementedError
 
     def build_discriminator(self, pack: int = 1) -> nn.Module:
@@ -116,17 +162,24 @@ class Recipe(nn.Module, ABC):
         """A fresh network mapping a batch of data to latent codes, `encoder(x) -> z` (MDGAN's E)."""
         raise NotImplementedError
 
-    def discriminator_layers(self) -> list[tuple[str, nn.Module]]:
-        """Every weight layer (conv, transposed conv, linear) of the discriminator(s), in order, as
-        (qualified name, module): what spectral normalisation, SR-GAN and spectral monitoring act on."""
-        return [(f"{net}.{name}", module) for net in self.discriminator_names
+    def discriminator_layers(self, network: str | None = None) -> list[tuple[str, nn.Module]]:
+        """Every weight layer (conv, transposed conv, linear) of the discriminators (or of the one
+        named `network`), in order, as (qualified name, module): what spectral normalisation, SR-GAN
+        and spectral monitoring act on. Each discriminator's last layer is its head."""
+        return [(f"{net}.{name}", module) for net in ([network] if network else self.discriminator_names)
                 for name, module in getattr(self, net).named_modules() if isinstance(module, WEIGHT_LAYERS)]
 
 
 def resolve_num_classes(conditional: bool | str, data: Data, model_name: str) -> int:
     """How many classes the model conditions on: `model.conditional` is true, false or auto
-    (auto = conditional exactly when the dataset's labels are classes)."""
+    (auto = conditional exactly when the dataset's labels are classes; on translation data, where
+    the intent is unclear, auto stops and asks)."""
     if conditional == "auto":
+        if data.inputs is not None:
+            raise UserError(
+                f"model={model_name} generates from a class (or nothing), but dataset '{data.name}' pairs each "
+                f"target with an input {data.inputs}: use an image-to-image model (model=pix2pix), or set "
+                f"model.conditional=false to model the targets alone.")
         return data.num_classes if data.label_kind == "class" else 0
     if conditional is True:
         if data.label_kind is None:

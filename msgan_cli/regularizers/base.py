@@ -147,3 +147,34 @@ class Regularizer:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+OUTPUT_CHOICES = ("primary", "all")
+
+
+@dataclass
+class PairOptions(RegularizerOptions):
+    """Options of a regulariser on pairs of outputs."""
+
+    # Which of G's outputs it acts on: the recipe's primary ones (e.g. StackGAN++'s last stage, as the
+    # MSGAN code does), or all of them (every stage), the terms summed.
+    outputs: str = option("primary", choices=OUTPUT_CHOICES)
+
+
+class PairRegularizer(Regularizer):
+    """A term on two outputs for the same condition from two independent latents (mode seeking,
+    DSGAN). The pair comes from the step's one batched G call; implement `pair_loss`."""
+
+    phase = "G"
+    samples_per_condition = 2
+    needs_latent = True
+    Options = PairOptions
+
+    def pair_loss(self, fake1: torch.Tensor, fake2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
+        """The unweighted term for one output's pair."""
+        raise NotImplementedError
+
+    def loss(self, ctx: "StepContext") -> torch.Tensor:
+        recipe = ctx.recipe
+        names = recipe.primary_outputs if self.options.outputs == "primary" else recipe.output_names
+        return sum(self.pair_loss(*ctx.pair(name)) for name in names)

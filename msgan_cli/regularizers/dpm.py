@@ -4,7 +4,8 @@ Penalises the generator when two dissimilar latents give images whose discrimina
 similar, comparing normalised Gram matrices of features and of latents. The paper's exact formula
 could not be verified; the default is a public third-party reading of it (METHODS.md 2), labelled
 as such, with the feature layer, `s` and the weight as options.
-Cost: one extra D forward and backward on the fake batch (to read the chosen layer's features).
+Cost: one extra D forward and backward on the fake batch (to read the chosen layer's features). With
+several discriminators (Pix2Pix's two scales) the features are the first one's; all run forward.
 """
 from __future__ import annotations
 
@@ -62,14 +63,14 @@ class DiversityPenalty(Regularizer):
     def loss(self, ctx) -> torch.Tensor:
         recipe, fake = ctx.recipe, ctx.generated()
         captured: list[torch.Tensor] = []
-        if self.options.layer is None:   # the input of D's head: the last hidden representation
-            head = recipe.discriminator_layers()[-1][1]
+        if self.options.layer is None:   # the input of (the first) D's head: its last hidden representation
+            head = recipe.discriminator_layers(recipe.discriminator_names[0])[-1][1]
             handle = head.register_forward_pre_hook(lambda module, inputs: captured.append(inputs[0]))
         else:
             module = getattr(recipe, recipe.discriminator_names[0]).get_submodule(self.options.layer)
             handle = module.register_forward_hook(lambda module, inputs, output: captured.append(output))
         try:
-            recipe.discriminate(fake.images, fake.labels)
+            recipe.discriminate(fake.images, fake.condition)
         finally:
             handle.remove()
         features = captured[0]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from msgan_cli.regularizers import register_regularizer
-from msgan_cli.regularizers.base import Regularizer, RegularizerOptions, option
+from msgan_cli.regularizers.base import PairOptions, PairRegularizer, option
 from msgan_cli.train.stats import report
 
 
@@ -38,20 +38,16 @@ def dsgan_loss(fake1: torch.Tensor, fake2: torch.Tensor, z1: torch.Tensor, z2: t
 
 
 @dataclass
-class DSGANOptions(RegularizerOptions):
+class DSGANOptions(PairOptions):
     weight: float = 8.0          # the code's lambda for image-to-image tasks (5 for inpainting)
     tau: float | None = option(None, above=0)   # clip of the ratio; off (null) by default, as in the code
 
 
 @register_regularizer("dsgan")
-class DiversitySensitive(Regularizer):
-    phase = "G"
-    samples_per_condition = 2
-    needs_latent = True
+class DiversitySensitive(PairRegularizer):
     Options = DSGANOptions
 
-    def loss(self, ctx) -> torch.Tensor:
-        fake1, fake2, z1, z2 = ctx.pair()
+    def pair_loss(self, fake1, fake2, z1, z2) -> torch.Tensor:
         loss = dsgan_loss(fake1, fake2, z1, z2, self.options.tau)
         report("Diag/dsgan/ratio", -loss.detach())
         return loss

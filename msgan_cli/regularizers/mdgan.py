@@ -18,11 +18,12 @@ Cost: one more G forward and backward on the real batch, E's forward and backwar
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
-from torch.nn.functional import softplus
 
 from msgan_cli.models.base import Phase
+from msgan_cli.models.gan_loss import GANLoss
 from msgan_cli.regularizers import register_regularizer
 from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
 from msgan_cli.train.stats import report
@@ -30,17 +31,18 @@ from msgan_cli.train.stats import report
 MANIFOLD_PHASE = "D_manifold"
 
 
-def mode_regularizers(real: torch.Tensor, reconstruction: torch.Tensor,
-                      logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def mode_regularizers(real: torch.Tensor, reconstruction: torch.Tensor, logits: torch.Tensor,
+                      generator_loss: Callable[[torch.Tensor], torch.Tensor] = GANLoss("bce").generator,
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """MDGAN's two regularisers, unweighted: `(d(x, G(E(x))), -log D(G(E(x))))`.
 
     1. Geometric regulariser: d = squared L2 between data and reconstruction, mean over elements.
     2. Mode regulariser: the non-saturating `-log D` of the reconstruction; `-log sigmoid(l) = softplus(-l)`
-       on D's logits l.
+       on D's logits l. With another loss flavour (`model.gan_loss`), G's adversarial objective of that
+       flavour on the reconstruction takes its place (`generator_loss`).
     """
     geometric = (real.float() - reconstruction.float()).pow(2).mean()
-    mode = softplus(-logits.float()).mean()
-    return geometric, mode
+    return geometric, generator_loss(logits)
 
 
 @dataclass
@@ -90,7 +92,7 @@ class ModeRegularization(Regularizer):
         """G(E(x)) once per step: D1 and D see it detached, G and E with gradients."""
         if self.weight == 0 and not self.options.two_step:
             return
-        reconstruction = ctx.recipe.generate(ctx.recipe.encoder(ctx.real), ctx.labels)
+        reconstruction = ctx.recipe.generate(ctx.recipe.encoder(ctx.real), ctx.condition)
         ctx.cache["mdgan/reconstruction"] = reconstruction
         if self.options.two_step:   # diffusion step: G(E(x)) is what D calls real
             ctx.real_for_discriminator = reconstruction.detach()
@@ -100,12 +102,12 @@ class ModeRegularization(Regularizer):
         manifold_d = recipe.manifold_discriminator if self.options.two_step else None
         if phase == MANIFOLD_PHASE:   # D1: x is real, G(E(x)) is fake
             return {"mdgan/manifold_adv": recipe.discriminator_loss(
-                ctx.real, ctx.labels, ctx.cache["mdgan/reconstruction"].detach(), ctx.labels, manifold_d)}
+                ctx.real, ctx.condition, ctx.cache["mdgan/reconstruction"].detach(), ctx.condition, manifold_d)}
         if phase != self.phase or self.weight == 0:
             return {}
         reconstruction = ctx.cache["mdgan/reconstruction"]
-        logits = recipe.discriminate(reconstruction, ctx.labels, manifold_d)
-        geometric, mode = mode_regularizers(ctx.real, reconstruction, logits)
+        logits = recipe.discriminate(reconstruction, ctx.condition, manifold_d)
+        geometric, mode = mode_regularizers(ctx.real, reconstruction, logits, recipe.gan_loss.generator)
         report("Diag/mdgan/reconstruction", geometric.detach())
         return {"mdgan/geometric": self.weight * self.options.lambda_geometric * geometric,
                 "mdgan/mode": self.weight * self.options.lambda_mode * mode}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from msgan_cli.regularizers import register_regularizer
-from msgan_cli.regularizers.base import Regularizer, RegularizerOptions, option
+from msgan_cli.regularizers.base import PairOptions, PairRegularizer, option
 from msgan_cli.train.stats import report
 
 REDUCTIONS = ("mean", "per_sample")
@@ -47,20 +47,16 @@ def mode_seeking_loss(fake1: torch.Tensor, fake2: torch.Tensor, z1: torch.Tensor
 
 
 @dataclass
-class ModeSeekingOptions(RegularizerOptions):
+class ModeSeekingOptions(PairOptions):
     eps: float = 1e-5          # the code's 1e-5
     reduction: str = option("mean", choices=REDUCTIONS)   # "mean" (code) or "per_sample"
 
 
 @register_regularizer("ms")
-class ModeSeeking(Regularizer):
-    phase = "G"
-    samples_per_condition = 2
-    needs_latent = True
+class ModeSeeking(PairRegularizer):
     Options = ModeSeekingOptions
 
-    def loss(self, ctx) -> torch.Tensor:
-        fake1, fake2, z1, z2 = ctx.pair()
+    def pair_loss(self, fake1, fake2, z1, z2) -> torch.Tensor:
         with torch.no_grad():
             report("Diag/ms/ratio", mode_seeking_ratio(fake1, fake2, z1, z2, self.options.reduction).mean())
         return mode_seeking_loss(fake1, fake2, z1, z2, self.options.eps, self.options.reduction)

@@ -78,8 +78,9 @@ class SpectralRegularization(Regularizer):
         self.d_steps += 1
         if self.d_steps % self.options.every:
             return
-        for name, module in recipe.discriminator_layers()[:-1]:   # the head is left alone
-            self.project(name, module)
+        for network in recipe.discriminator_names:
+            for name, module in recipe.discriminator_layers(network)[:-1]:   # each D's head is left alone
+                self.project(name, module)
         self.projections += 1
         report("Diag/sr/projections", self.projections)
 

@@ -86,7 +86,8 @@ def unroll_discriminator(recipe, ctx, optimizer: torch.optim.Adam, steps: int,
     current = [p.detach().requires_grad_() for _, p in named]   # no gradient into D's own weights
     for t in range(1, steps + 1):
         with swapped_tensors(discriminator, dict(zip(names, current)) | buffers):
-            loss = ctx.loss_scale * recipe.discriminator_loss(ctx.discriminator_real, ctx.labels, fake_images, fake.labels)
+            loss = ctx.loss_scale * recipe.discriminator_loss(ctx.discriminator_real, ctx.condition, fake_images,
+                                                             fake.condition, aligned_rows=fake.per_group)
         grads = torch.autograd.grad(loss, current, create_graph=not first_order, allow_unused=True)
         grads = [torch.zeros_like(c) if g is None else g for c, g in zip(current, grads)]
         current, exp_avg, exp_avg_sq = adam_update(current, grads, exp_avg, exp_avg_sq, done + t, group["lr"],

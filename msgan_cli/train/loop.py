@@ -19,6 +19,7 @@ from torchvision.utils import save_image
 from tqdm import tqdm
 
 from msgan_cli.data import EpochSampler
+from msgan_cli.data.base import BatchSource
 from msgan_cli.errors import UserError
 from msgan_cli.evaluate import evaluate_run, resolve_metric_names
 from msgan_cli.models import Phase, Recipe
@@ -108,11 +109,11 @@ def run_phase(phase: Phase, ctx: StepContext, session: Session, optimizer: torch
         regularizer.after_phase(phase.name, session.recipe, ctx.step)
 
 
-def training_step(session: Session, phases: list[Phase], optimizers, parameters, sampler, pairs: int, step: int) -> None:
+def training_step(session: Session, phases: list[Phase], optimizers, parameters, source: BatchSource, pairs: int,
+                  step: int) -> None:
     """One step: this rank's share of the batch, one shared step context, every phase in order."""
-    real, labels = session.data.train.batch(sampler.next().to(session.device))
-    ctx = StepContext(session.recipe, real, labels if session.recipe.conditional else None, step, pairs,
-                      session.cfg.trainer.pair_batch, session.autocast(), session.info.rank, session.info.world_size)
+    ctx = StepContext(session.recipe, source.next(session.device), step, pairs, session.cfg.trainer.pair_batch,
+                      session.autocast(), session.info.rank, session.info.world_size)
     with ctx.autocast:
         for regularizer in session.regularizers:
             regularizer.begin_step(ctx)
@@ -136,14 +137,32 @@ def phase_parameters(recipe: Recipe, phases: list[Phase]) -> dict[str, list[torc
     return {p.name: [q for net in p.networks for q in getattr(recipe, net).parameters()] for p in phases}
 
 
-def training_state(step: int, session: Session, optimizers, sampler, trackers: dict) -> dict:
+def learning_rate_schedules(optimizers: dict[str, torch.optim.Optimizer], max_steps: int,
+                            decay_from: float | None) -> dict[str, torch.optim.lr_scheduler.LambdaLR]:
+    """The reference codes' schedule, one scheduler per optimiser, stepped once per training step: the
+    learning rate constant until `decay_from * max_steps`, then linearly down to 0 at `max_steps`
+    (BicycleGAN / DRIT: 'lambda' rule; StarGAN the same over its last 100,000 steps). None: constant."""
+    if decay_from is None:
+        return {}
+    if not 0 <= decay_from < 1:
+        raise UserError(f"trainer.lr_decay_from must be a fraction of max_steps in [0, 1), or null; got {decay_from}.")
+    start = decay_from * max_steps
+
+    def factor(step: int) -> float:
+        return 1.0 if step <= start else max(0.0, (max_steps - step) / (max_steps - start))
+
+    return {name: torch.optim.lr_scheduler.LambdaLR(optimizer, factor) for name, optimizer in optimizers.items()}
+
+
+def training_state(step: int, session: Session, optimizers, schedules, source: BatchSource, trackers: dict) -> dict:
     """Everything a resume needs; `trackers` are the loop's own stateful helpers (best checkpoint,
     spectral monitor), each saved under its name."""
     return {
         "step": step,
         "model": session.recipe.state_dict(),
         "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
-        "sampler": sampler.state_dict(),
+        "schedules": {name: schedule.state_dict() for name, schedule in schedules.items()},
+        "sampler": source.state_dict(),
         "rng": {"ranks": distributed.gather_objects(rng_state())},   # each rank's own stream
         "regularizers": {r.name: r.state_dict() for r in session.regularizers},
         **{name: tracker.state_dict() for name, tracker in trackers.items()},
@@ -151,15 +170,18 @@ def training_state(step: int, session: Session, optimizers, sampler, trackers: d
     }
 
 
-def restore(state: dict, path: Path, session: Session, optimizers, sampler, trackers: dict) -> int:
+def restore(state: dict, path: Path, session: Session, optimizers, schedules, source: BatchSource, trackers: dict) -> int:
     try:
         session.recipe.load_state_dict(state["model"])
         for name, optimizer in optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
+        for name, schedule in schedules.items():   # absent in checkpoints of constant-rate runs
+            if name in state.get("schedules", {}):
+                schedule.load_state_dict(state["schedules"][name])
     except (KeyError, RuntimeError, ValueError) as error:
         raise UserError(f"Checkpoint {path} does not fit this run's model/optimisers ({str(error).splitlines()[0][:160]}). "
                         f"Resume with the config it was made with, or use a new run directory.") from None
-    sampler.load_state_dict(state["sampler"])
+    source.load_state_dict(state["sampler"])
     for name, tracker in trackers.items():
         tracker.load_state_dict(state.get(name, {}))   # absent in checkpoints older than the tracker
     for regularizer in session.regularizers:
@@ -182,11 +204,13 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
     check_trainer_options(trainer, session.regularizers, info.world_size)
     metric_names = resolve_metric_names(cfg.eval.metrics, recipe, data, cfg.eval)   # a bad name fails now, not at the end
     phases, optimizers = phases_and_optimizers(session)
+    schedules = learning_rate_schedules(optimizers, trainer.max_steps, trainer.lr_decay_from)
     parameters = phase_parameters(recipe, phases)
     try:
         sampler = EpochSampler(len(data.train), trainer.batch_size, cfg.seed, info.rank, info.world_size)
     except ValueError as error:
         raise UserError(f"{error}: lower trainer.batch_size.") from None
+    source = data.train.source(sampler, cfg.seed)
 
     checkpoint_path = run_dir / "checkpoints" / "last.pt"
     best = BestCheckpoint(run_dir / "checkpoints" / "best.pt", trainer.best_metric, trainer.best_mode, metric_names)
@@ -195,7 +219,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
         trackers["spectrum"] = SpectralMonitor(trainer.spectrum)
     step = 0
     if checkpoint_path.exists():
-        step = restore(load_checkpoint(checkpoint_path, session.device), checkpoint_path, session, optimizers, sampler, trackers)
+        step = restore(load_checkpoint(checkpoint_path, session.device), checkpoint_path, session, optimizers, schedules,
+                       source, trackers)
         log.info("Resuming %s from step %d", run_dir, step)
     distributed.broadcast_state(recipe)
 
@@ -208,8 +233,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
     progress = tqdm(total=trainer.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
                     disable=not (info.is_main and trainer.progress_bar))
     while step < trainer.max_steps and not stop.any_rank():
-        training_step(session, phases, optimizers, parameters, sampler, pairs, step)
+        training_step(session, phases, optimizers, parameters, source, pairs, step)
         step += 1
+        for schedule in schedules.values():
+            schedule.step()
         progress.update(1)
         if step % trainer.log_every == 0 or step == trainer.max_steps:
             log_scalars(step, writer, progress)
@@ -220,9 +247,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
         if trainer.eval_every and step % trainer.eval_every == 0 and step < trainer.max_steps:
             evaluate_during_training(step, session, metric_names, writer, best)
         if step % trainer.checkpoint_every == 0:
-            save_run_checkpoint(checkpoint_path, step, session, optimizers, sampler, trackers)
+            save_run_checkpoint(checkpoint_path, step, session, optimizers, schedules, source, trackers)
     progress.close()
-    save_run_checkpoint(checkpoint_path, step, session, optimizers, sampler, trackers)
+    save_run_checkpoint(checkpoint_path, step, session, optimizers, schedules, source, trackers)
     if stop.any_rank():
         log.warning("Stopped by a signal at step %d; checkpoint saved. Run the same command again to resume.", step)
         if writer is not None:
@@ -231,7 +258,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
 
     metrics, protocol = evaluate_during_training(step, session, metric_names, writer, best)   # every rank takes part
     if best.step == step:   # the final weights are the best: last.pt must record it for a later resume
-        save_run_checkpoint(checkpoint_path, step, session, optimizers, sampler, trackers)
+        save_run_checkpoint(checkpoint_path, step, session, optimizers, schedules, source, trackers)
     if info.is_main:
         samples_dir = run_dir / "samples"
         samples_dir.mkdir(exist_ok=True)
@@ -273,9 +300,10 @@ def log_scalars(step: int, writer: RunWriter | None, progress: tqdm) -> None:
                           for n, v in scalars.items() if n.endswith("/total")})
 
 
-def save_run_checkpoint(path: Path, step: int, session: Session, optimizers, sampler, trackers: dict) -> None:
+def save_run_checkpoint(path: Path, step: int, session: Session, optimizers, schedules, source: BatchSource,
+                        trackers: dict) -> None:
     distributed.broadcast_state(session.recipe)   # BatchNorm statistics: rank 0's, as DDP would keep them
-    state = training_state(step, session, optimizers, sampler, trackers)   # every rank: it gathers RNG states
+    state = training_state(step, session, optimizers, schedules, source, trackers)   # every rank: it gathers RNG states
     if session.info.is_main:
         save_checkpoint(state, path)
     distributed.barrier()

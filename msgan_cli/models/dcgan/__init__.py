@@ -22,6 +22,7 @@ class DCGAN(AdversarialRecipe):
                 f"model.resolution={cfg.resolution} but dataset '{data.name}' gives {height}x{width} images: "
                 f"set dataset.resolution={cfg.resolution} or model.resolution={height}.")
         self.num_classes = resolve_num_classes(cfg.conditional, data, "dcgan")
+        self.condition_kind = "class" if self.num_classes else None
         self.latent_dim = cfg.nz
         if self.latent_dim == 0 and not self.conditional:
             raise UserError("model.nz=0 leaves an unconditional DCGAN with no input at all: set model.nz > 0.")

@@ -20,6 +20,7 @@ class MLPGAN(AdversarialRecipe):
         if cfg.nz < 1:
             raise UserError("model.nz must be at least 1 for the 2D GAN (it has no other input).")
         self.num_classes = resolve_num_classes(cfg.conditional, data, "mlp")
+        self.condition_kind = "class" if self.num_classes else None
         self.latent_dim = cfg.nz
         g = cfg.generator
         self.generator = MLPGenerator(cfg.nz, self.num_classes, data.shape[0], g.hidden, g.layers,
