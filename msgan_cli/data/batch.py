@@ -94,6 +94,11 @@ class Batch:
     def __len__(self) -> int:
         return rows(self.samples)
 
+    @staticmethod
+    def join(batches: list["Batch"]) -> "Batch":
+        """Batches joined along the rows."""
+        return Batch(*(concat([getattr(b, part) for b in batches]) for part in ("samples", "labels", "inputs")))
+
     def take(self, index: torch.Tensor | slice) -> "Batch":
         return Batch(take(self.samples, index), take(self.labels, index), take(self.inputs, index))
 

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from msgan_cli.data.base import BatchSource, EpochSampler, InMemorySource, Split, augmentation_seeds
-from msgan_cli.data.batch import Batch, concat
+from msgan_cli.data.batch import Batch
 from msgan_cli.errors import UserError
 
 
@@ -50,7 +50,7 @@ class FileSplit(Split):
     def batch(self, index: torch.Tensor, augment: torch.Tensor | None = None) -> Batch:
         seeds = [None] * len(index) if augment is None else augment.tolist()
         samples = [self.sample(int(i), seed) for i, seed in zip(index.tolist(), seeds)]
-        return concat(samples).to(self.device).as_float()
+        return Batch.join(samples).to(self.device).as_float()
 
     def source(self, sampler: EpochSampler, seed: int) -> BatchSource:
         if self.in_memory:
@@ -76,7 +76,7 @@ class _Decode(Dataset):
 
 def _collate(samples: list[Batch | str]) -> Batch | str:
     problems = [s for s in samples if isinstance(s, str)]
-    return problems[0] if problems else concat(samples)
+    return problems[0] if problems else Batch.join(samples)
 
 
 class _Draws:
