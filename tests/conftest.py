@@ -21,7 +21,7 @@ from msgan_cli.train.loop import train
 # Small enough that a training smoke test takes a second or two on 2 CPU cores.
 TINY = [
     "hardware=cpu",
-    "model.width=8",
+    "++model.width=8",      # ++: also for models without a width (the 2D GANs), where it is unused
     "trainer.max_steps=4",
     "trainer.batch_size=16",
     "trainer.log_every=2",
@@ -115,6 +115,20 @@ def write_image_folder(root: Path, count: int = 24) -> Path:
     rng = np.random.default_rng(0)
     for i in range(count):
         Image.fromarray(rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)).save(root / f"{i}.png")
+    return root
+
+
+def write_paired_folder(root: Path, counts: dict[str, int] | None = None, height: int = 20) -> Path:
+    """pix2pix's paired format: <split>/<i>.png, the input A on the left and the target B on the right
+    (width 2 x height). A is a random image and B its channels reversed and negated, so a test can check
+    which half went where."""
+    rng = np.random.default_rng(0)
+    for split, count in (counts or {"train": 6, "test": 3}).items():
+        (root / split).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            a = rng.integers(0, 256, (height, height, 3), dtype=np.uint8)
+            b = 255 - a[:, :, ::-1]
+            Image.fromarray(np.concatenate([a, b], 1)).save(root / split / f"{i}.png")
     return root
 
 

@@ -121,3 +121,133 @@ def test_real_fashion_mnist_files():
     data = load_dataset(cfg(name="fashion_mnist", root=FASHION, resolution=32, class_names=list("abcdefghij")))
     assert len(data.train) == 60000 and len(data.test) == 10000
     assert torch.bincount(data.train.labels).tolist() == [6000] * 10
+
+
+# --- paired folders (pix2pix's format) and the streaming path ----------------------------------
+
+def paired_cfg(root, **values):
+    defaults = dict(name="paired_folder", root=str(root), direction="AtoB", resolution=20, load_size=None, flip=True,
+                    input_channels=3, output_channels=3, test_split="test", in_memory="auto", memory_limit_mb=2048,
+                    workers=0)
+    return cfg(**(defaults | values))
+
+
+def halves(path, direction="AtoB"):
+    pair = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1).float() / 127.5 - 1
+    a, b = pair[:, :, :pair.shape[2] // 2], pair[:, :, pair.shape[2] // 2:]
+    return (a, b) if direction == "AtoB" else (b, a)
+
+
+@pytest.mark.parametrize("direction", ["AtoB", "BtoA"])
+def test_paired_folder_gives_the_input_half_and_the_target_half(tmp_path, direction):
+    from conftest import write_paired_folder
+    write_paired_folder(tmp_path)
+    data = load_dataset(paired_cfg(tmp_path, direction=direction))
+    assert len(data.train) == 6 and len(data.test) == 3 and data.inputs == "image"
+    assert data.shape == (3, 20, 20) and data.input_shape == (3, 20, 20) and data.label_kind is None
+    batch = data.test.batch(torch.arange(3))            # evaluation: no crop, no flip
+    for i in range(3):
+        source, target = halves(tmp_path / "test" / f"{i}.png", direction)
+        assert torch.allclose(batch.inputs[i], source) and torch.allclose(batch.samples[i], target)
+
+
+def test_paired_training_crops_and_flips_both_halves_alike(tmp_path):
+    """B is A with its channels reversed and negated, pixel by pixel: a crop or flip that differed between
+    the halves would break that."""
+    from conftest import write_paired_folder
+    from msgan_cli.data.base import augmentation_seeds
+    write_paired_folder(tmp_path)
+    data = load_dataset(paired_cfg(tmp_path, resolution=16, load_size=20))
+    index = torch.zeros(12, dtype=torch.long)            # one file, twelve draws
+    batch = data.train.batch(index, augmentation_seeds(0, torch.arange(12)))
+    assert batch.samples.shape == (12, 3, 16, 16)
+    assert torch.allclose(batch.samples, -batch.inputs.flip(1), atol=1e-6)
+    distinct = {tuple(view.flatten()[:20].tolist()) for view in batch.inputs}
+    assert len(distinct) > 6                              # different crops / flips per draw
+    again = data.train.batch(index, augmentation_seeds(0, torch.arange(12)))
+    assert torch.equal(again.inputs, batch.inputs)        # a draw's augmentation depends on its seed only
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_streamed_batches_equal_in_memory_batches_and_resume_mid_epoch(tmp_path, workers):
+    from conftest import write_paired_folder
+    write_paired_folder(tmp_path, {"train": 10, "test": 2})
+    options = dict(resolution=16, load_size=20, workers=workers)
+    held = load_dataset(paired_cfg(tmp_path, in_memory=True, **options))
+    streamed = load_dataset(paired_cfg(tmp_path, in_memory="auto", memory_limit_mb=0, **options))
+    assert held.train.in_memory and not streamed.train.in_memory
+    sources = [data.train.source(EpochSampler(10, 4, seed=3), seed=5) for data in (held, streamed)]
+    device = torch.device("cpu")
+    for _ in range(6):                                    # crosses epochs (10 samples, batches of 4)
+        a, b = (source.next(device) for source in sources)
+        assert torch.equal(a.samples, b.samples) and torch.equal(a.inputs, b.inputs)
+    state = sources[1].state_dict()                      # what a checkpoint holds: batches handed out
+    expected = [sources[0].next(device) for _ in range(3)]
+    resumed = streamed.train.source(EpochSampler(10, 4, seed=3), seed=5)
+    resumed.load_state_dict(state)
+    for batch in expected:
+        assert torch.equal(resumed.next(device).samples, batch.samples)
+
+
+def test_paired_folder_bad_input_is_one_sentence(tmp_path, caplog):
+    from conftest import write_paired_folder
+    with pytest.raises(UserError, match="has no train/ folder"):
+        load_dataset(paired_cfg(tmp_path))
+    (tmp_path / "train").mkdir()
+    with pytest.raises(UserError, match="No readable images"):
+        load_dataset(paired_cfg(tmp_path))
+    Image.fromarray(np.zeros((20, 30, 3), dtype=np.uint8)).save(tmp_path / "train" / "wide.png")
+    with pytest.raises(UserError, match="wide.png is 30x20: dataset=paired_folder expects the input and the target side by side"):
+        load_dataset(paired_cfg(tmp_path))
+    (tmp_path / "train" / "wide.png").unlink()
+    write_paired_folder(tmp_path)
+    (tmp_path / "train" / "broken.png").write_bytes(b"not an image at all")
+    data = load_dataset(paired_cfg(tmp_path))
+    assert len(data.train) == 6 and "broken.png" in caplog.text   # skipped, with a warning naming it
+    with pytest.raises(UserError, match="dataset.direction must be AtoB or BtoA"):
+        load_dataset(paired_cfg(tmp_path, direction="sideways"))
+
+
+def test_an_image_that_fails_to_decode_mid_run_stops_with_its_name(tmp_path):
+    from conftest import write_paired_folder
+    write_paired_folder(tmp_path, {"train": 4, "test": 1})
+    path = tmp_path / "train" / "2.png"
+    path.write_bytes(path.read_bytes()[:200])             # the header reads, the pixels do not
+    data = load_dataset(paired_cfg(tmp_path, in_memory=False, workers=1))
+    source = data.train.source(EpochSampler(4, 4, seed=0), seed=0)
+    with pytest.raises(UserError, match="2.png cannot be decoded"):
+        source.next(torch.device("cpu"))
+
+
+# --- the translation benchmark with known modes ------------------------------------------------
+
+def outline_fill_cfg(**values):
+    defaults = dict(name="outline_fill", source="digits", root="", modes=4, family="colour", resolution=32,
+                    pairs_per_input=1, test_fraction=0.2, split_seed=0, mode_seed=0)
+    return cfg(**(defaults | values))
+
+
+@pytest.mark.parametrize("family", ["colour", "stripes"])
+def test_outline_fill_targets_are_one_of_exactly_k_known_outputs(family):
+    data = load_dataset(outline_fill_cfg(family=family, pairs_per_input=2))
+    assert data.inputs == "image" and data.input_shape == (1, 32, 32) and data.shape == (3, 32, 32)
+    assert len(data.train) == 2 * 1438 and len(data.test) == 359
+    index = torch.arange(200)
+    batch, modes = data.train.batch(index), data.train.mode_targets(index)
+    assert modes.shape == (200, 4, 3, 32, 32)
+    fills = data.train.fills[index]
+    assert torch.equal(batch.samples, modes[torch.arange(200), fills])        # the target is its fill's mode
+    gaps = (modes[:, :, None] - modes[:, None]).abs().flatten(3).mean(3)       # the K modes differ pairwise
+    assert (gaps + torch.eye(4) > 0).all()
+    assert batch.labels.tolist() == (data.train.shape_labels[index] * 4 + fills).tolist()
+    assert torch.bincount(data.train.fills, minlength=4).min() > len(data.train) / 4 * 0.8   # uniform draws
+    # The input is the outline only: it is the same whatever the fill, and black only outside the shape.
+    outline = batch.inputs[:, 0] < 0
+    assert not (outline & data.train.masks[index]).any() and outline.any()
+
+
+def test_outline_fill_bad_options():
+    for values, message in ((dict(modes=1), "dataset.modes"), (dict(family="dots"), "dataset.family"),
+                            (dict(source="mnist"), "dataset.source")):
+        with pytest.raises(UserError, match=message):
+            load_dataset(outline_fill_cfg(**values))
