@@ -62,25 +62,13 @@ def evaluate_run(session, metric_names: list[str], options: DictConfig,
     # Each metric's entry is self-contained (step, sample count, seed), so entries from several
     # evaluations can sit in one file (see merge_evaluation).
     evaluation = {"checkpoint_step": step, "num_samples": ctx.num_samples, "seed": int(options.seed),
-                  "conditions": describe_conditions(ctx)}
+                  "conditions": ctx.describe_conditions()}
     protocol = {**evaluation, "metrics": metric_names,
                 "per_metric": {name: {**evaluation, **ctx.protocol.get(name, {})} for name in metric_names}}
     if "classifier" in ctx.cache:
         protocol["classifier"] = {"test_accuracy": ctx.cache["classifier"][1],
                                   **OmegaConf.to_container(options.classifier, resolve=True)}
     return results, protocol
-
-
-def describe_conditions(ctx: EvalContext) -> str:
-    """How the evaluated samples were conditioned, for the protocol."""
-    recipe = ctx.recipe
-    if not recipe.conditional:
-        return "unconditional"
-    if not recipe.conditions_come_from_data:
-        return f"{recipe.condition_kind}: {recipe.num_classes} classes, balanced"
-    inputs, per_input = ctx.evaluation_inputs()
-    which = "test" if ctx.data.evaluation_split is ctx.data.test else "train"
-    return f"{recipe.condition_kind}: the first {len(inputs)} {which} inputs x {per_input} samples each"
 
 
 def merge_evaluation(previous: dict[str, float], previous_protocol: dict, metrics: dict[str, float],

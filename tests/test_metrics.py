@@ -9,6 +9,7 @@ import torch
 from msgan_cli.data.mixtures2d import mixture_centres, sample_mixture
 from msgan_cli.metrics import (NDBBins, frechet_distance, inception_score, kernel_inception_distance, modes_2d, ndb_jsd,
                                pairwise_distances)
+from msgan_cli.metrics.modes import modes_per_input
 from msgan_cli.report import mean_std
 
 
@@ -31,6 +32,64 @@ def test_modes_2d_on_the_true_distribution_and_on_noise():
     assert perfect["modes"] == 25 and perfect["high_quality"] > 97 and perfect["kl"] < 0.02
     far_away = modes_2d(torch.full((100, 2), 100.0), centres, std=0.05)
     assert far_away["modes"] == 0 and far_away["high_quality"] == 0
+
+
+def test_modes_per_input_counts_exactly_the_modes_found():
+    targets = torch.rand(3, 4, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1   # 3 inputs, K = 4
+    every_mode = targets[:, [0, 1, 2, 3, 0, 1, 2, 3]]             # a perfect generator: each mode twice
+    perfect = modes_per_input(every_mode, targets)
+    assert perfect["modes"] == 4 and perfect["modes_fraction"] == 1 and perfect["high_quality"] == 100
+    assert perfect["kl"] == pytest.approx(0.0, abs=1e-6)
+    collapsed = modes_per_input(targets[:, [2] * 8], targets)     # one mode per input (ignores its latent)
+    assert collapsed["modes"] == 1 and collapsed["high_quality"] == 100
+    assert collapsed["kl"] == pytest.approx(math.log(4))
+    three = modes_per_input(targets[:, [0, 1, 3, 3]], targets)    # three modes, one twice: KL = log 4 - 1.5 log 2
+    assert three["modes"] == 3 and three["kl"] == pytest.approx(math.log(4) - 1.5 * math.log(2))
+    # Not high quality: blends of two modes, noise around a mode, and a result halfway to nothing.
+    blend = ((targets[:, 0] + targets[:, 1]) / 2)[:, None].expand(-1, 8, -1, -1, -1)
+    noisy = targets[:, :1] + 3 * torch.randn(3, 8, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    for outputs in (blend, noisy):
+        result = modes_per_input(outputs, targets)
+        assert result["modes"] == 0 and result["high_quality"] == 0
+    slightly_off = targets[:, [0, 1]] + 0.02 * torch.randn(3, 2, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    assert modes_per_input(slightly_off, targets)["modes"] == 2
+
+
+def oracle_pix2pix(monkeypatch, collapsed: bool):
+    """A pix2pix session whose generator draws the correct output of its input exactly: the mode picked
+    by the latent (uniform over the K modes), or always the first one (a collapsed generator)."""
+    from conftest import compose
+    from msgan_cli.train.session import build_session
+    session = build_session(compose("model=pix2pix", "model.width=4", "eval.per_input.inputs=30",
+                                    "eval.modes_per_input.samples_per_input=20"))
+    split = session.data.test
+    outlines = split.outlines.float() / 127.5 - 1
+
+    def generate(z, condition):
+        index = (condition.flatten(1)[:, None] == outlines.flatten(1)[None]).all(2).float().argmax(1)
+        mode = torch.zeros_like(index) if collapsed else (torch.special.ndtr(z[:, 0]) * split.modes).long().clamp(max=split.modes - 1)
+        return split.mode_targets(index)[torch.arange(len(z)), mode]
+
+    monkeypatch.setattr(session.recipe, "generate", generate)
+    return session
+
+
+@pytest.mark.parametrize("collapsed", [False, True])
+def test_modes_per_input_through_the_evaluation_path(monkeypatch, collapsed):
+    """The metric as `msgan eval` computes it (held-out inputs, 20 latents each, grouped per input) on
+    an exact generator: all K modes found (as many as the ideal draws find), or exactly 1."""
+    from msgan_cli.evaluate import evaluate_run
+    session = oracle_pix2pix(monkeypatch, collapsed)
+    metrics, protocol = evaluate_run(session, ["modes_per_input"], session.cfg.eval, step=0)
+    assert metrics["modes_per_input/high_quality"] == 100 and metrics["modes_per_input/num_modes_total"] == 4
+    if collapsed:
+        assert metrics["modes_per_input/modes"] == 1 and metrics["modes_per_input/kl"] == pytest.approx(math.log(4))
+    else:
+        assert metrics["modes_per_input/modes"] >= 3.8
+        assert abs(metrics["modes_per_input/modes"] - metrics["modes_per_input/ideal_modes"]) < 0.2
+    entry = protocol["per_metric"]["modes_per_input"]
+    assert entry["inputs"] == 30 and entry["samples_per_input"] == 20
+    assert entry["conditions"] == "image: the first 30 test inputs x 20 samples each" and entry["num_samples"] == 600
 
 
 def test_pairwise_distance_known_values():

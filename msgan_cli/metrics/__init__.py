@@ -59,6 +59,19 @@ class EvalContext:
             self.cache["evaluation_inputs"] = split.batch(torch.arange(count, device=self.device))
         return self.cache["evaluation_inputs"], int(self.options.per_input.samples)
 
+    def describe_conditions(self, per_input: int | None = None) -> str:
+        """How the evaluated samples were conditioned, for the protocol (`per_input`: a metric that
+        draws its own count of outputs per input says so)."""
+        recipe = self.recipe
+        if not recipe.conditional:
+            return "unconditional"
+        if not recipe.conditions_come_from_data:
+            return f"{recipe.condition_kind}: {recipe.num_classes} classes, balanced"
+        inputs, default_per_input = self.evaluation_inputs()
+        which = "test" if self.data.evaluation_split is self.data.test else "train"
+        return (f"{recipe.condition_kind}: the first {len(inputs)} {which} inputs x "
+                f"{per_input or default_per_input} samples each")
+
     def input_of_sample(self, n: int) -> torch.Tensor:
         """For conditions from data: which evaluation input sample i of n is conditioned on (inputs in
         order, `per_input.samples` consecutive samples each, cycling if n asks for more)."""

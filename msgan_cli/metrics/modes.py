@@ -37,15 +37,16 @@ def modes_2d_metric(ctx: EvalContext) -> dict[str, float]:
     return {f"modes_2d/{k}": v for k, v in values.items()}
 
 
-def modes_per_input(outputs: torch.Tensor, targets: torch.Tensor, quality: float = 0.25) -> dict[str, float]:
+def modes_per_input(outputs: torch.Tensor, targets: torch.Tensor, quality: float = 0.5) -> dict[str, float]:
     """Modes found per input on a benchmark whose K correct outputs per input are known.
 
     `outputs`: (N, M, ...) M generated outputs for each of N inputs; `targets`: (N, K, ...) the K
     correct outputs of each input.
     1. The distance of every output to every correct output of its input: mean absolute difference.
     2. Each output belongs to its nearest correct output (its mode).
-    3. High quality (HQ): closer to that mode than `quality` times the distance between that mode
-       and the nearest other correct output of the input (halfway between two modes is 0.5).
+    3. High quality (HQ): at least 1 / `quality` times closer to that mode than to any other correct
+       output of the input (quality 0.5: twice as close). Scale-free: an output halfway between two
+       modes (a blend), far from all of them (noise), or equally near all (an unfilled shape) is not HQ.
     4. A mode of an input is found when at least one HQ output of that input belongs to it.
     5. KL(p || uniform) per input, p = the share of the input's outputs in each mode (0 log 0 = 0), as
        in `modes_2d` over all outputs; averaged over inputs.
@@ -54,10 +55,9 @@ def modes_per_input(outputs: torch.Tensor, targets: torch.Tensor, quality: float
     found, high_quality, kl = [], [], []
     for out, correct in zip(outputs.flatten(2).float(), targets.flatten(2).float()):
         distance = torch.cdist(out, correct, p=1) / out.shape[1]                        # (M, K)
-        between = torch.cdist(correct, correct, p=1) / out.shape[1]
-        separation = (between + torch.diag(torch.full((k,), float("inf"), device=between.device))).min(1).values
-        nearest_distance, nearest = distance.min(1)
-        good = nearest_distance < quality * separation[nearest]
+        two_nearest, order = distance.topk(2, dim=1, largest=False)
+        nearest = order[:, 0]
+        good = two_nearest[:, 0] < quality * two_nearest[:, 1]
         found.append(torch.unique(nearest[good]).numel())
         high_quality.append(good.float().mean())
         p = torch.bincount(nearest, minlength=k).float() / len(nearest)
@@ -89,6 +89,7 @@ def modes_per_input_metric(ctx: EvalContext) -> dict[str, float]:
     drawn = torch.randint(targets.shape[1], (count, per_input), generator=torch.Generator().manual_seed(ctx.seed))
     ideal = modes_per_input(targets[torch.arange(count)[:, None], drawn.to(targets.device)], targets, float(options.quality))
     ctx.protocol["modes_per_input"] = {"inputs": count, "samples_per_input": per_input, "quality": float(options.quality),
+                                       "num_samples": len(index), "conditions": ctx.describe_conditions(per_input),
                                        "distance": "mean absolute difference to each correct output"}
     return {**{f"modes_per_input/{k}": v for k, v in values.items()},
             "modes_per_input/ideal_modes": ideal["modes"], "modes_per_input/ideal_kl": ideal["kl"]}
