@@ -35,6 +35,17 @@ def test_conditions_of_any_structure_are_taken_repeated_and_joined_by_rows():
     assert repeat_rows(None, 3) is None and take(None, slice(0, 1)) is None
 
 
+def test_pairs_repeat_image_conditions_for_each_latent():
+    session = build_session(compose("model=pix2pix", "reg=ms", "model.width=4"))
+    batch = session.data.train.batch(torch.arange(3))
+    ctx = StepContext(session.recipe, batch, step=0, samples_per_condition=2)
+    generated = ctx.generated()
+    assert generated.condition.shape == (6, 1, 32, 32)
+    assert torch.equal(generated.condition[:3], batch.inputs) and torch.equal(generated.condition[3:], batch.inputs)
+    fake1, fake2, z1, z2 = ctx.pair()
+    assert fake1.shape == (3, 3, 32, 32) and not torch.equal(z1, z2)
+
+
 # --- GAN loss flavours ------------------------------------------------------------------------
 
 REAL, FAKE = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -2.0])

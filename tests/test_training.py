@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import (compose, load_metrics, state_of, tensorboard_tags, train_run, write_cifar, write_fashion,
-                      write_image_folder)
+                      write_image_folder, write_paired_folder)
 from msgan_cli.errors import UserError
 from msgan_cli.train.context import StepContext
 from msgan_cli.train.session import build_session
@@ -27,12 +27,16 @@ def dataset_overrides(name: str, tmp_path) -> list[str]:
         return ["dataset=image_folder", f"dataset.root={write_image_folder(root)}", "dataset.resolution=32"]
     if name in ("ring8", "grid25"):
         return [f"dataset={name}", "dataset.num_train=500", "dataset.num_test=100"]
+    if name == "paired_folder":   # pix2pix's format, streamed through a worker process
+        return ["dataset=paired_folder", f"dataset.root={write_paired_folder(root, {'train': 20, 'val': 4}, height=36)}",
+                "dataset.resolution=32", "dataset.in_memory=false", "dataset.workers=1"]
     return [f"dataset={name}"]
 
 
 IMAGE_DATASETS = ["digits", "fashion_mnist", "stacked_fashion_mnist", "cifar10", "image_folder"]
 COMBINATIONS = ([("dcgan", d, r) for d in IMAGE_DATASETS for r in ("none", "ms")]
-                + [(m, d, r) for m in ("mlp", "mlp_unrolled") for d in ("ring8", "grid25") for r in ("none", "ms")])
+                + [(m, d, r) for m in ("mlp", "mlp_unrolled") for d in ("ring8", "grid25") for r in ("none", "ms")]
+                + [("pix2pix", d, r) for d in ("outline_fill", "paired_folder") for r in ("none", "ms")])
 
 
 @pytest.mark.parametrize("model,dataset,reg", COMBINATIONS)
@@ -49,7 +53,8 @@ def test_smoke(tmp_path, model, dataset, reg):
     if reg == "ms":
         assert {"Loss/G/ms", "Diag/ms/ratio"} <= tags["scalars"]
     expected_metric = {"ring8": "modes_2d/modes", "grid25": "modes_2d/modes", "image_folder": "pairwise_div/pixel_l1",
-                       "stacked_fashion_mnist": "pairwise_div/pixel_l1"}.get(dataset, "class_acc")
+                       "stacked_fashion_mnist": "pairwise_div/pixel_l1", "outline_fill": "modes_per_input/modes",
+                       "paired_folder": "pairwise_div/pixel_l1"}.get(dataset, "class_acc")
     assert expected_metric in metrics
     assert (run / "samples" / "final.png").stat().st_size > 0
 
@@ -163,5 +168,6 @@ def test_every_preset_trains_and_evaluates(tmp_path, experiment):
     metrics = train_run(tmp_path, f"experiment={experiment}", *dataset_overrides(dataset, tmp_path),
                         "trainer.eval_every=0", "trainer.best_metric=null")
     expected = {"ring8": "modes_2d/modes", "grid25": "modes_2d/modes", "stacked_fashion_mnist": "stacked_modes/modes",
-                "digits": "ndb_jsd/per_class_mean_jsd", "fashion_mnist": "fid/classifier"}[dataset]
+                "digits": "ndb_jsd/per_class_mean_jsd", "fashion_mnist": "fid/classifier",
+                "outline_fill": "modes_per_input/modes", "paired_folder": "pairwise_div/pixel_l1"}[dataset]
     assert expected in metrics and all(math.isfinite(v) for v in metrics.values())
