@@ -4,7 +4,8 @@ Every `trainer.spectrum.every` steps, the normalised singular values (`s / s_1`)
 logged as a histogram, as an image of value against index with one curve per check (older blue,
 newer red, as in the SR-GAN paper's figures), and as one scalar per layer: the share of normalised
 singular values above `threshold`. When that share falls below `(1 - warn_drop)` times the best seen
-in this process, the log warns: in SN-GANs most singular values drop at once when the GAN collapses.
+in this run, the log warns (once, until the layer recovers): in SN-GANs most singular values drop at
+once when the GAN collapses.
 """
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ class SpectralMonitor:
         self.threshold, self.warn_drop, self.history = float(options.threshold), float(options.warn_drop), history
         self.curves: dict[str, list[torch.Tensor]] = {}
         self.best_share: dict[str, float] = {}
+        self.warned: set[str] = set()   # layers collapsed at the last check (warned once)
 
     def update(self, step: int, recipe: Recipe, writer) -> list[str]:
         """Log the spectra; return the layers whose share collapsed (also warned in the log)."""
@@ -63,8 +65,12 @@ class SpectralMonitor:
             writer.image(f"Spectrum/{name}/curves", curve_image(self.curves[name]), step)
             best = max(self.best_share.get(name, share), share)
             self.best_share[name] = best
-            if share < (1.0 - self.warn_drop) * best:
-                collapsed.append(name)
+            if share >= (1.0 - self.warn_drop) * best:
+                self.warned.discard(name)
+                continue
+            collapsed.append(name)
+            if name not in self.warned:   # once per collapse, not at every check while it lasts
+                self.warned.add(name)
                 log.warning("Spectral collapse? At step %d, %.0f%% of D layer %s's normalised singular values are "
                             "above %g, down from %.0f%%. SN-GANs show this when they mode-collapse; see reg=sr.",
                             step, 100 * share, name, self.threshold, 100 * best)
@@ -75,8 +81,10 @@ class SpectralMonitor:
     # Checkpointed, so that a resumed run warns against the best share it had seen and keeps drawing
     # the same curves, as the uninterrupted run would.
     def state_dict(self) -> dict:
-        return {"best_share": dict(self.best_share), "curves": {name: list(c) for name, c in self.curves.items()}}
+        return {"best_share": dict(self.best_share), "curves": {name: list(c) for name, c in self.curves.items()},
+                "warned": sorted(self.warned)}
 
     def load_state_dict(self, state: dict) -> None:
         self.best_share = dict(state.get("best_share", {}))
         self.curves = {name: list(c) for name, c in state.get("curves", {}).items()}
+        self.warned = set(state.get("warned", []))
