@@ -20,7 +20,8 @@ from msgan_cli.errors import UserError
 from msgan_cli.jsonfiles import read_json
 
 # Shown first, and plotted (the metrics that tell collapse from diversity); others follow in name order.
-HEADLINE = ("modes_2d/modes", "modes_2d/high_quality", "modes_2d/kl", "stacked_modes/modes", "stacked_modes/kl",
+HEADLINE = ("modes_2d/modes", "modes_2d/high_quality", "modes_2d/kl", "modes_per_input/modes",
+            "modes_per_input/high_quality", "modes_per_input/kl", "stacked_modes/modes", "stacked_modes/kl",
             "ndb_jsd/ndb", "ndb_jsd/jsd", "ndb_jsd/per_class_mean_ndb", "ndb_jsd/per_class_mean_jsd",
             "fid/inception", "fid/classifier", "class_acc", "lpips_div", "pairwise_div/pixel_l1")
 PER_CLASS = re.compile(r"/class\d+_")   # per-class columns: in the CSV only, the Markdown stays readable
