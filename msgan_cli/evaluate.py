@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import torch
@@ -59,11 +60,17 @@ def evaluate_run(session, metric_names: list[str], options: DictConfig,
             values = METRICS[name].compute(ctx)
             log.info("%s: %s", name, ", ".join(f"{k}={v:.4g}" for k, v in values.items()))
             results.update(values)
+    # metrics.json holds numbers only: a value that is not finite is left out, named in the log and
+    # in the protocol, so that no table averages it in.
+    not_finite = sorted(key for key, value in results.items() if not math.isfinite(value))
+    if not_finite:
+        log.warning("Left out of the metrics, not finite: %s", ", ".join(not_finite))
+        results = {key: value for key, value in results.items() if key not in not_finite}
     # Each metric's entry is self-contained (step, sample count, seed), so entries from several
     # evaluations can sit in one file (see merge_evaluation).
     evaluation = {"checkpoint_step": step, "num_samples": ctx.num_samples, "seed": int(options.seed),
                   "conditions": ctx.describe_conditions()}
-    protocol = {**evaluation, "metrics": metric_names,
+    protocol = {**evaluation, "metrics": metric_names, "not_finite": not_finite,
                 "per_metric": {name: {**evaluation, **ctx.protocol.get(name, {})} for name in metric_names}}
     if "classifier" in ctx.cache:
         protocol["classifier"] = {"test_accuracy": ctx.cache["classifier"][1],

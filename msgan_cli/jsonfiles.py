@@ -18,9 +18,11 @@ def temporary_beside(path: Path) -> Path:
 
 
 def write_json(path: Path, values: dict) -> None:
-    """Write a small JSON file atomically (same rename trick as checkpoints)."""
+    """Write a small JSON file atomically (same rename trick as checkpoints). Strict JSON: a NaN or inf
+    raises ValueError before anything is written (bare NaN tokens are not JSON; other tools reject them)."""
+    text = json.dumps(values, indent=2, sort_keys=True, allow_nan=False) + "\n"
     temporary = temporary_beside(path)
-    temporary.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
+    temporary.write_text(text)
     os.replace(temporary, path)
 
 

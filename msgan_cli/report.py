@@ -1,6 +1,7 @@
 """`msgan report SWEEP_DIR`: the tables of a sweep, one per (dataset, model), a row per method (the
 `reg` choice and its weight), a column per metric as mean +- std over seeds, with the number of seeds.
-Runs without metrics.json (failed or unfinished) are listed under the tables, not silently dropped.
+Runs without metrics.json (diverged, failed or unfinished) are listed under the tables with what
+run_info.json says of them, not silently dropped.
 Written as Markdown (report.md), CSV (report.csv, every metric, one flat table) and a plot
 (report.png: each headline metric against the regulariser weight where the sweep varied it, else one
 bar per method), and printed. A last column says where the runs ran (host, SLURM job, GPU).
@@ -55,7 +56,7 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def collect_runs(sweep_dir: Path) -> tuple[dict[tuple[str, str, str], Group], list[Path]]:
-    """{(dataset, model, method): Group} and the runs that have no metrics."""
+    """{(dataset, model, method): Group} and the runs that have no metrics (see `run_status`)."""
     groups: dict[tuple[str, str, str], Group] = {}
     unfinished = []
     for config_path in sorted(sweep_dir.rglob(".hydra/config.yaml")):
@@ -77,6 +78,16 @@ def collect_runs(sweep_dir: Path) -> tuple[dict[tuple[str, str, str], Group], li
         for name, value in metrics.items():
             group.values[name].append(float(value))
     return groups, unfinished
+
+
+def run_status(run_dir: Path) -> str:
+    """Why a run has no metrics: diverged (the loop stopped it, run_info.json says where), or failed
+    or unfinished (still running, killed, or crashed)."""
+    attempts = read_json(run_dir / "run_info.json").get("attempts") or [{}]
+    diverged = attempts[-1].get("diverged")
+    if diverged:
+        return f"diverged: {diverged.get('what', 'a loss')} became NaN or inf at step {diverged.get('step', '?')}"
+    return "failed or unfinished"
 
 
 def last_placement(run_dir: Path) -> str | None:
@@ -126,8 +137,8 @@ def build_report(sweep_dir: Path) -> tuple[Path, str]:
                             + [places])
         lines.append("")
     if unfinished:
-        lines += [f"Runs without metrics.json (failed or unfinished): {len(unfinished)}"]
-        lines += [f"- {path}" for path in unfinished]
+        lines += [f"Runs without metrics.json: {len(unfinished)}"]
+        lines += [f"- {path}: {run_status(path)}" for path in unfinished]
     text = "\n".join(lines) + "\n"
     markdown_path = sweep_dir / "report.md"
     markdown_path.write_text(text)

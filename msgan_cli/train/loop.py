@@ -29,7 +29,8 @@ from msgan_cli.train import distributed
 from msgan_cli.jsonfiles import write_json
 from msgan_cli.train.checkpoint import BestCheckpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from msgan_cli.train.context import PAIR_BATCH_LAYOUTS, StepContext
-from msgan_cli.train.placement import placement, placement_hyperparameters, record_placement
+from msgan_cli.train.divergence import Diverged, DivergenceGuard
+from msgan_cli.train.placement import mark_last_attempt, placement, placement_hyperparameters, record_placement
 from msgan_cli.train.session import Session, build_session
 from msgan_cli.train.spectrum import SpectralMonitor
 from msgan_cli.train.stats import collect, report
@@ -84,7 +85,7 @@ def check_trainer_options(trainer: DictConfig, regularizers: list[Regularizer], 
 
 
 def run_phase(phase: Phase, ctx: StepContext, session: Session, optimizer: torch.optim.Optimizer,
-              parameters: list[torch.nn.Parameter]) -> None:
+              parameters: list[torch.nn.Parameter], guard: DivergenceGuard | None = None) -> None:
     optimizer.zero_grad(set_to_none=True)
     with ctx.autocast:
         terms = {}
@@ -102,6 +103,8 @@ def run_phase(phase: Phase, ctx: StepContext, session: Session, optimizer: torch
     for name, value in terms.items():
         report(f"Loss/{phase.name}/{name}", value)
     report(f"Loss/{phase.name}/total", total)
+    if guard is not None:
+        guard.observe(phase.name, total, ctx.step + 1)
     total.backward()
     distributed.average_gradients(parameters)
     optimizer.step()
@@ -110,7 +113,7 @@ def run_phase(phase: Phase, ctx: StepContext, session: Session, optimizer: torch
 
 
 def training_step(session: Session, phases: list[Phase], optimizers, parameters, source: BatchSource, pairs: int,
-                  step: int) -> None:
+                  step: int, guard: DivergenceGuard | None = None) -> None:
     """One step: this rank's share of the batch, one shared step context, every phase in order."""
     ctx = StepContext(session.recipe, source.next(session.device), step, pairs, session.cfg.trainer.pair_batch,
                       session.autocast(), session.info.rank, session.info.world_size)
@@ -118,7 +121,7 @@ def training_step(session: Session, phases: list[Phase], optimizers, parameters,
         for regularizer in session.regularizers:
             regularizer.begin_step(ctx)
     for phase in phases:
-        run_phase(phase, ctx, session, optimizers[phase.optimizer], parameters[phase.name])
+        run_phase(phase, ctx, session, optimizers[phase.optimizer], parameters[phase.name], guard)
 
 
 def phases_and_optimizers(session: Session) -> tuple[list[Phase], dict[str, torch.optim.Optimizer]]:
@@ -232,24 +235,34 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
     stop = StopSignal()
     progress = tqdm(total=trainer.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
                     disable=not (info.is_main and trainer.progress_bar))
-    while step < trainer.max_steps and not stop.any_rank():
-        training_step(session, phases, optimizers, parameters, source, pairs, step)
-        step += 1
-        for schedule in schedules.values():
-            schedule.step()
-        progress.update(1)
-        if step % trainer.log_every == 0 or step == trainer.max_steps:
-            log_scalars(step, writer, progress)
-        if step % trainer.sample_every == 0 and writer is not None:
-            writer.image("Samples/grid", sample_grid(recipe, data, session.device, seed=cfg.seed), step)
-        if monitor is not None and step % trainer.spectrum.every == 0:
-            monitor.update(step, recipe, writer)
-        if trainer.eval_every and step % trainer.eval_every == 0 and step < trainer.max_steps:
-            evaluate_during_training(step, session, metric_names, writer, best)
-        if step % trainer.checkpoint_every == 0:
-            save_run_checkpoint(checkpoint_path, step, session, optimizers, schedules, source, trackers)
-    progress.close()
-    save_run_checkpoint(checkpoint_path, step, session, optimizers, schedules, source, trackers)
+    guard = DivergenceGuard([phase.name for phase in phases], session.device)
+    try:
+        while step < trainer.max_steps and not stop.any_rank():
+            training_step(session, phases, optimizers, parameters, source, pairs, step, guard)
+            step += 1
+            for schedule in schedules.values():
+                schedule.step()
+            progress.update(1)
+            if step % trainer.log_every == 0 or step == trainer.max_steps:
+                guard.check()
+                log_scalars(step, writer, progress)
+            if step % trainer.sample_every == 0 and writer is not None:
+                writer.image("Samples/grid", sample_grid(recipe, data, session.device, seed=cfg.seed), step)
+            if monitor is not None and step % trainer.spectrum.every == 0:
+                monitor.update(step, recipe, writer)
+            if trainer.eval_every and step % trainer.eval_every == 0 and step < trainer.max_steps:
+                guard.check()
+                evaluate_during_training(step, session, metric_names, writer, best)
+            if step % trainer.checkpoint_every == 0:
+                save_run_checkpoint(checkpoint_path, step, session, optimizers, schedules, source, trackers, guard)
+        progress.close()
+        save_run_checkpoint(checkpoint_path, step, session, optimizers, schedules, source, trackers, guard)
+    except Diverged as error:   # nothing more is written: the last good checkpoint stays as it was
+        progress.close()
+        if info.is_main:
+            mark_last_attempt(run_dir, diverged={"step": error.step, "what": error.what})
+            writer.close()
+        raise
     if stop.any_rank():
         log.warning("Stopped by a signal at step %d; checkpoint saved. Run the same command again to resume.", step)
         if writer is not None:
@@ -258,7 +271,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
 
     metrics, protocol = evaluate_during_training(step, session, metric_names, writer, best)   # every rank takes part
     if best.step == step:   # the final weights are the best: last.pt must record it for a later resume
-        save_run_checkpoint(checkpoint_path, step, session, optimizers, schedules, source, trackers)
+        save_run_checkpoint(checkpoint_path, step, session, optimizers, schedules, source, trackers, guard)
     if info.is_main:
         samples_dir = run_dir / "samples"
         samples_dir.mkdir(exist_ok=True)
@@ -301,7 +314,9 @@ def log_scalars(step: int, writer: RunWriter | None, progress: tqdm) -> None:
 
 
 def save_run_checkpoint(path: Path, step: int, session: Session, optimizers, schedules, source: BatchSource,
-                        trackers: dict) -> None:
+                        trackers: dict, guard: DivergenceGuard) -> None:
+    """Write last.pt, unless training has diverged (then Diverged is raised and the previous file stays)."""
+    guard.check(session.recipe, step)
     distributed.broadcast_state(session.recipe)   # BatchNorm statistics: rank 0's, as DDP would keep them
     state = training_state(step, session, optimizers, schedules, source, trackers)   # every rank: it gathers RNG states
     if session.info.is_main:

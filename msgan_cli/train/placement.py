@@ -36,6 +36,14 @@ def record_placement(run_dir: Path, record: dict) -> None:
     write_json(path, {"attempts": attempts + [record]})
 
 
+def mark_last_attempt(run_dir: Path, **facts) -> None:
+    """Add facts to this attempt's record in run_info.json (e.g. `diverged={"step": 37, ...}`)."""
+    path = run_dir / "run_info.json"
+    attempts = read_json(path).get("attempts") or [{}]
+    attempts[-1] = {**attempts[-1], **facts}
+    write_json(path, {"attempts": attempts})
+
+
 def placement_hyperparameters(record: dict) -> dict[str, str | int]:
     """The record flattened for TensorBoard's HPARAMS tab (`run.host`, `run.slurm_job_id`, ...)."""
     flat = {f"run.{key}": value for key, value in record.items() if key != "slurm" and value is not None}
