@@ -163,6 +163,15 @@ def test_kid_is_near_zero_for_the_same_distribution_and_not_otherwise():
     assert abs(same) < 0.01 and shifted > 1.0
 
 
+def test_kid_std_is_measured_on_subsets_that_differ():
+    """250 samples with the default subset size of 1,000: the subsets were the whole set each time and
+    the std was 0; capped at half the samples, the std measures something."""
+    torch.manual_seed(0)
+    a, b = torch.randn(250, 6, dtype=torch.float64), torch.randn(250, 6, dtype=torch.float64) + 0.5
+    _, std = kernel_inception_distance(a, b, subset_size=1000, subsets=20)
+    assert std > 1e-4
+
+
 def test_inception_score_known_answers():
     confident = torch.nn.functional.one_hot(torch.arange(1000) % 10, 10).double() * 50   # every class, sure
     assert inception_score(confident, splits=1)[0] == pytest.approx(10.0, rel=1e-3)

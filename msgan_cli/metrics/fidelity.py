@@ -58,10 +58,17 @@ def features_already_in_memory():
         yield
 
 
+def kid_subset_size(requested: int, samples: int) -> int:
+    """The subset size KID uses: the requested one, capped at half the samples. A subset as large as
+    the sample set is the whole set every time, and the std over subsets would be a meaningless 0."""
+    return max(2, min(requested, samples // 2))
+
+
 def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subset_size: int = 1000,
                               subsets: int = 100) -> tuple[float, float]:
-    """KID (unbiased MMD^2, cubic polynomial kernel) over random subsets: (mean, std)."""
-    size = min(subset_size, len(real), len(fake))
+    """KID (unbiased MMD^2, cubic polynomial kernel) over random subsets: (mean, std); the subset
+    size is `kid_subset_size(subset_size, samples)`."""
+    size = kid_subset_size(subset_size, min(len(real), len(fake)))
     with features_already_in_memory():
         metric = KernelInceptionDistance(feature=Precomputed(real.shape[1]), subset_size=size, subsets=subsets,
                                          sync_on_compute=False)
@@ -204,7 +211,8 @@ def fid(ctx: EvalContext) -> dict[str, float]:
 def kid(ctx: EvalContext) -> dict[str, float]:
     real, fake = extracted(ctx)["features"]
     mean, std = kernel_inception_distance(real, fake, int(ctx.options.kid.subset_size), int(ctx.options.kid.subsets))
-    ctx.protocol["kid"] = protocol(ctx) | dict(ctx.options.kid)
+    used = kid_subset_size(int(ctx.options.kid.subset_size), min(len(real), len(fake)))
+    ctx.protocol["kid"] = protocol(ctx) | dict(ctx.options.kid) | {"subset_size_used": used}
     name = resolve_extractor(ctx.options.extractor)
     return {f"kid/{name}_mean": mean, f"kid/{name}_std": std}
 
