@@ -1,10 +1,13 @@
-"""`msgan report SWEEP_DIR`: the tables of a sweep, one per (dataset, model), a row per method (the
-`reg` choice and its weight), a column per metric as mean +- std over seeds, with the number of seeds.
-Runs without metrics.json (diverged, failed or unfinished) are listed under the tables with what
-run_info.json says of them, not silently dropped.
-Written as Markdown (report.md), CSV (report.csv, every metric, one flat table) and a plot
-(report.png: each headline metric against the regulariser weight where the sweep varied it, else one
-bar per method), and printed. A last column says where the runs ran (host, SLURM job, GPU).
+"""`msgan report SWEEP_DIR`: the tables of a sweep, one per (dataset, model). A row per method (the
+`reg` choice and its weights) and per value of every other override that differs between the runs
+(read from each run's `.hydra/overrides.yaml`, one column per key), the baseline (`none`) first; a
+column per metric as mean ± std over seeds, its better direction in the header and the best row in
+bold. No finished run is dropped: runs of the same configuration and seed are averaged per seed and
+listed; runs without metrics.json (diverged, failed or unfinished) are listed with what run_info.json
+says of them. Written as Markdown (report.md), CSV (report.csv: numbers, a mean and a std column per
+metric, n = seeds) and a plot (report.png: each headline metric against the regulariser weight where
+the sweep varied it, else one bar per row, every seed's value as a dot), and printed. A last column
+says where the runs ran (host, SLURM job, GPU).
 """
 from __future__ import annotations
 
@@ -29,14 +32,57 @@ PER_CLASS = re.compile(r"/class\d+_")   # per-class columns: in the CSV only, th
 
 
 @dataclass
-class Group:
-    """The runs of one (dataset, model, method): metric values over seeds."""
+class Run:
+    """One finished run: where it sits in the report and its metrics."""
 
-    family: str                  # the regularisers without weights, e.g. "ms" or "dpm+ms" or "none"
+    path: Path
+    table: tuple[str, str]       # (dataset, model)
+    method: str                  # e.g. "none", "ms(w=1)", "ms(w=1)+sr(w=0.5)"
+    family: str                  # the regularisers without weights, e.g. "ms" or "ms+sr" or "none"
     weight: float | None         # the weight when one regulariser is selected
-    values: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
-    seeds: set = field(default_factory=set)
-    places: set = field(default_factory=set)   # where its runs last ran: "host", or "host, SLURM job 12_3"
+    seed: int
+    settings: dict[str, str]     # the run's other overrides that apply to it (see `run_settings`)
+    metrics: dict[str, float]
+    place: str | None
+
+
+@dataclass
+class Group:
+    """One row of a table: the runs of one method with one setting of the overrides that vary, by seed."""
+
+    family: str
+    weight: float | None
+    settings: tuple[tuple[str, str], ...]   # (key, value) of the table's varying keys ("-": not set)
+    runs: dict[int, list[Run]] = field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def label(self) -> str:
+        return self.runs[next(iter(self.runs))][0].method
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(self.runs)
+
+    @property
+    def places(self) -> set[str]:
+        return {run.place for runs in self.runs.values() for run in runs if run.place}
+
+    @property
+    def values(self) -> dict[str, list[float]]:
+        """Per metric, one value per seed: the mean of that seed's runs (several runs of one seed in one
+        row are the same configuration run again, e.g. reg=none under a swept ms weight)."""
+        per_metric = defaultdict(list)
+        for seed in self.seeds:
+            seed_values = defaultdict(list)
+            for run in self.runs[seed]:
+                for name, value in run.metrics.items():
+                    seed_values[name].append(value)
+            for name, values in seed_values.items():
+                per_metric[name].append(sum(values) / len(values))
+        return per_metric
+
+    def duplicates(self) -> dict[int, list[Path]]:
+        return {seed: [run.path for run in runs] for seed, runs in self.runs.items() if len(runs) > 1}
 
 
 def selected_regularizers(cfg) -> list[tuple[str, float]]:
@@ -55,29 +101,59 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return mean, std
 
 
-def collect_runs(sweep_dir: Path) -> tuple[dict[tuple[str, str, str], Group], list[Path]]:
-    """{(dataset, model, method): Group} and the runs that have no metrics (see `run_status`)."""
-    groups: dict[tuple[str, str, str], Group] = {}
-    unfinished = []
+def run_settings(run_dir: Path, cfg) -> dict[str, str]:
+    """The command-line overrides Hydra recorded for the run (`.hydra/overrides.yaml`), except what the
+    report shows elsewhere: the seed (the statistic's axis), the regulariser choice and weights (the
+    method), the table's dataset and model, Hydra's own keys, and options of regularisers the run does
+    not use (a swept `reg.ms.weight` does not make `reg=none` runs differ)."""
+    path = run_dir / ".hydra" / "overrides.yaml"
+    overrides = OmegaConf.load(path) if path.exists() else []
+    enabled = {name for name, _ in selected_regularizers(cfg)}
+    settings = {}
+    for override in overrides:
+        key, _, value = str(override).lstrip("+~").partition("=")
+        if key in ("seed", "reg", "dataset", "model") or key.startswith(("hydra.", "hydra/")):
+            continue
+        if key.startswith("reg."):
+            name, _, option = key[len("reg."):].partition(".")
+            if name not in enabled or option == "weight":
+                continue
+        settings[key] = value
+    return settings
+
+
+def collect_runs(sweep_dir: Path) -> tuple[list[Run], list[Path]]:
+    """Every finished run under `sweep_dir`, and the runs that have no metrics (see `run_status`)."""
+    runs, unfinished = [], []
     for config_path in sorted(sweep_dir.rglob(".hydra/config.yaml")):
         run_dir = config_path.parent.parent
         cfg = OmegaConf.load(config_path)
         metrics = read_json(run_dir / "metrics.json")
-        if not metrics:   # absent (failed or unfinished) or damaged
+        if not metrics:   # absent (diverged, failed or unfinished) or damaged
             unfinished.append(run_dir)
             continue
         regs = selected_regularizers(cfg)
-        key = (str(cfg.dataset.name), str(cfg.model.name), method_label(cfg))
-        group = groups.setdefault(key, Group("+".join(n for n, _ in regs) or "none",
-                                             regs[0][1] if len(regs) == 1 else None))
-        if cfg.seed in group.seeds:
-            continue   # the same config and seed again (e.g. a sweep axis that does not apply to this method)
-        group.seeds.add(cfg.seed)
-        if (place := last_placement(run_dir)) is not None:
-            group.places.add(place)
-        for name, value in metrics.items():
-            group.values[name].append(float(value))
-    return groups, unfinished
+        runs.append(Run(run_dir, (str(cfg.dataset.name), str(cfg.model.name)), method_label(cfg),
+                        "+".join(n for n, _ in regs) or "none", regs[0][1] if len(regs) == 1 else None,
+                        int(cfg.seed), run_settings(run_dir, cfg), {k: float(v) for k, v in metrics.items()},
+                        last_placement(run_dir)))
+    return runs, unfinished
+
+
+def varying_keys(runs: list[Run]) -> list[str]:
+    """The override keys whose value is not the same in every run (absent counts as a value)."""
+    keys = sorted({key for run in runs for key in run.settings})
+    return [key for key in keys if len({run.settings.get(key) for run in runs}) > 1]
+
+
+def group_runs(runs: list[Run], keys: list[str]) -> list[Group]:
+    """Rows: one per (method, values of `keys`); the baseline (`none`) first, then by method and values."""
+    groups: dict[tuple, Group] = {}
+    for run in runs:
+        settings = tuple((key, run.settings.get(key, "-")) for key in keys)
+        group = groups.setdefault((run.method, settings), Group(run.family, run.weight, settings))
+        group.runs[run.seed].append(run)
+    return sorted(groups.values(), key=lambda g: (g.family != "none", g.family, g.weight or 0.0, g.settings))
 
 
 def run_status(run_dir: Path) -> str:
@@ -105,37 +181,114 @@ def ordered_metrics(names: set[str]) -> list[str]:
     return [m for m in HEADLINE if m in names] + sorted(names - set(HEADLINE))
 
 
-def cell(values: list[float] | None) -> str:
+# Which way is better, for the metrics that have a direction (context values such as a ceiling, a
+# count of modes or a classifier's own accuracy have none, and are never marked best).
+LOWER_IS_BETTER = re.compile(r"(^|/)(kl|ndb|ndb_ratio|jsd|per_class_mean_ndb|per_class_mean_jsd)$|^fid/|^kid/.*_mean$")
+HIGHER_IS_BETTER = re.compile(r"(^|/)(modes|modes_fraction|high_quality)$|^class_acc$|^lpips_div|"
+                              r"^pairwise_div/(pixel_l1|feature_cosine)$|^mode_score$|^is/.*_mean$")
+SHARED_CONTEXT = "classifier_test_acc"   # the one classifier's accuracy, recorded beside each metric using it
+
+
+def direction(metric: str) -> str | None:
+    if PER_CLASS.search(metric):
+        return None
+    if LOWER_IS_BETTER.search(metric):
+        return "lower"
+    return "higher" if HIGHER_IS_BETTER.search(metric) else None
+
+
+def table_columns(metrics: list[str]) -> list[tuple[str, str]]:
+    """(metric, header) for the Markdown table: no per-class columns, the classifier's accuracy once."""
+    columns, shared_seen = [], False
+    for metric in metrics:
+        if PER_CLASS.search(metric):
+            continue
+        if metric.endswith(SHARED_CONTEXT):
+            if not shared_seen:
+                columns.append((metric, SHARED_CONTEXT))
+            shared_seen = True
+            continue
+        arrow = {"lower": " ↓", "higher": " ↑"}.get(direction(metric), "")
+        columns.append((metric, metric + arrow))
+    return columns
+
+
+def best_rows(groups: list[Group], metric: str) -> set[int]:
+    """Indices of the rows with the best mean for a metric with a direction (none with fewer than 2 rows)."""
+    means = {i: mean_std(g.values[metric])[0] for i, g in enumerate(groups) if g.values.get(metric)}
+    way = direction(metric)
+    if way is None or len(means) < 2:
+        return set()
+    best = (min if way == "lower" else max)(means.values())
+    return {i for i, m in means.items() if m == best}
+
+
+def cell(values: list[float] | None, best: bool = False) -> str:
     if not values:
         return ""
     mean, std = mean_std(values)
-    return f"{mean:.4g} ± {std:.2g}"
+    text = f"{mean:.4g} ± {std:.2g}"
+    return f"**{text}**" if best else text
+
+
+def markdown_table(table: tuple[str, str], groups: list[Group], keys: list[str]) -> list[str]:
+    metrics = ordered_metrics({m for g in groups for m in g.values})
+    columns = table_columns(metrics)
+    repeated = any(g.duplicates() for g in groups)
+    header = ["method", *keys, "seeds", *(["runs"] if repeated else []), *(h for _, h in columns), "ran on"]
+    lines = [f"### {table[0]} / {table[1]}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    best = {metric: best_rows(groups, metric) for metric, _ in columns}
+    for i, group in enumerate(groups):
+        runs = sum(len(r) for r in group.runs.values())
+        row = [group.label, *(value for _, value in group.settings), str(len(group.seeds)),
+               *([str(runs)] if repeated else []), *(cell(group.values.get(m), i in best[m]) for m, _ in columns),
+               "; ".join(sorted(group.places))]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    if any(best.values()):
+        lines += ["Bold: the best mean of a column (↓ lower is better, ↑ higher); mean ± std over seeds.", ""]
+    for group in groups:
+        for seed, paths in group.duplicates().items():
+            lines.append(f"- {group.label} {' '.join(f'{k}={v}' for k, v in group.settings)}: seed {seed} has "
+                         f"{len(paths)} runs of the same configuration, averaged: {', '.join(map(str, paths))}")
+    return lines + ([""] if repeated else [])
+
+
+def csv_rows(table: tuple[str, str], groups: list[Group], keys: list[str], all_keys: list[str],
+             metrics: list[str]) -> list[list]:
+    """Numbers, not text: per metric a mean and a std column, the seed count as n."""
+    rows = []
+    for group in groups:
+        settings = dict(group.settings)
+        values = group.values
+        row = [*table, group.label, *(settings.get(k, "") for k in all_keys), len(group.seeds),
+               sum(len(r) for r in group.runs.values())]
+        for metric in metrics:
+            row += list(mean_std(values[metric])) if values.get(metric) else ["", ""]
+        rows.append(row + ["; ".join(sorted(group.places))])
+    return rows
 
 
 def build_report(sweep_dir: Path) -> tuple[Path, str]:
     if not sweep_dir.is_dir():
         raise UserError(f"{sweep_dir} is not a directory: give the folder of a multirun (or of one run).")
-    groups, unfinished = collect_runs(sweep_dir)
-    if not groups and not unfinished:
+    runs, unfinished = collect_runs(sweep_dir)
+    if not runs and not unfinished:
         raise UserError(f"No msgan runs (.hydra/config.yaml) found under {sweep_dir}.")
-    tables = defaultdict(dict)   # (dataset, model) -> {method: Group}
-    for (dataset, model, method), group in sorted(groups.items()):
-        tables[(dataset, model)][method] = group
+    by_table = defaultdict(list)
+    for run in runs:
+        by_table[run.table].append(run)
+    tables = {}   # (dataset, model) -> (varying keys, rows)
+    for table, table_runs in sorted(by_table.items()):
+        keys = varying_keys(table_runs)
+        tables[table] = (keys, group_runs(table_runs, keys))
 
-    lines, csv_rows = [], []
-    all_metrics = ordered_metrics({m for g in groups.values() for m in g.values})
-    for (dataset, model), methods in tables.items():
-        metrics = ordered_metrics({m for g in methods.values() for m in g.values})
-        shown = [m for m in metrics if not PER_CLASS.search(m)]
-        lines += [f"### {dataset} / {model}", "", "| method | seeds | " + " | ".join(shown) + " | ran on |",
-                  "|" + "---|" * (len(shown) + 3)]
-        for method, group in methods.items():
-            places = "; ".join(sorted(group.places))
-            lines.append(f"| {method} | {len(group.seeds)} | " + " | ".join(cell(group.values.get(m)) for m in shown)
-                         + f" | {places} |")
-            csv_rows.append([dataset, model, method, len(group.seeds)] + [cell(group.values.get(m)) for m in all_metrics]
-                            + [places])
-        lines.append("")
+    lines, rows = [], []
+    all_keys = sorted({key for keys, _ in tables.values() for key in keys})
+    all_metrics = ordered_metrics({m for run in runs for m in run.metrics})
+    for table, (keys, groups) in tables.items():
+        lines += markdown_table(table, groups, keys)
+        rows += csv_rows(table, groups, keys, all_keys, all_metrics)
     if unfinished:
         lines += [f"Runs without metrics.json: {len(unfinished)}"]
         lines += [f"- {path}: {run_status(path)}" for path in unfinished]
@@ -144,56 +297,68 @@ def build_report(sweep_dir: Path) -> tuple[Path, str]:
     markdown_path.write_text(text)
     with open(markdown_path.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["dataset", "model", "method", "seeds"] + all_metrics + ["ran on"])
-        writer.writerows(csv_rows)
-    if groups:
-        plot_report(tables, markdown_path.with_suffix(".png"))
+        writer.writerow(["dataset", "model", "method", *all_keys, "n", "runs",
+                         *(f"{m}:{stat}" for m in all_metrics for stat in ("mean", "std")), "ran on"])
+        writer.writerows(rows)
+    if runs:
+        plot_report({table: groups for table, (_, groups) in tables.items()}, markdown_path.with_suffix(".png"))
     return markdown_path, text
 
 
-def plot_report(tables: dict, path: Path, per_table: int = 4) -> None:
-    """One row of panels per (dataset, model), one panel per headline metric (mean +- std over seeds)."""
+def plot_report(tables: dict[tuple[str, str], list[Group]], path: Path, per_table: int = 4) -> None:
+    """One row of panels per (dataset, model), one panel per headline metric: the mean +- std over
+    seeds, and each seed's value as a point beside it."""
     import matplotlib
     matplotlib.use("Agg")   # files only, no display
     import matplotlib.pyplot as plt
 
     rows = list(tables.items())
-    figure, axes = plt.subplots(len(rows), per_table, figsize=(4 * per_table, 3.2 * len(rows)), squeeze=False)
-    for row, ((dataset, model), methods) in enumerate(rows):
-        metrics = [m for m in ordered_metrics({m for g in methods.values() for m in g.values})
-                   if not PER_CLASS.search(m) and not m.endswith(("num_modes_total", "classifier_test_acc", "_std"))]
+    figure, axes = plt.subplots(len(rows), per_table, figsize=(3.4 * per_table, 3.0 * len(rows)), squeeze=False)
+    for row, ((dataset, model), groups) in enumerate(rows):
+        metrics = [m for m in ordered_metrics({m for g in groups for m in g.values}) if direction(m) is not None]
         for column in range(per_table):
             axis = axes[row][column]
             if column >= len(metrics):
                 axis.axis("off")
                 continue
-            plot_metric(axis, methods, metrics[column])
-            axis.set_title(f"{dataset} / {model}: {metrics[column]}", fontsize=8)
+            metric = metrics[column]
+            plot_metric(axis, groups, metric)
+            better = {"lower": "lower is better", "higher": "higher is better"}[direction(metric)]
+            axis.set_ylabel(f"{metric}\n({better})", fontsize=7)
+            axis.set_title(f"{dataset} / {model}", fontsize=8)
+            axis.tick_params(labelsize=7)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=150)
     plt.close(figure)
 
 
-def plot_metric(axis, methods: dict[str, Group], metric: str) -> None:
+def plot_metric(axis, groups: list[Group], metric: str) -> None:
     """Against the weight for a regulariser swept over several weights (reg=none as a dashed line);
-    otherwise one bar per method."""
+    otherwise one bar per row. Seeds are the small dots."""
+    shown = [g for g in groups if g.values.get(metric)]
     families = defaultdict(list)
-    for group in methods.values():
-        if metric in group.values and group.weight is not None:
-            families[group.family].append(group)
-    swept = {family: groups for family, groups in families.items() if len(groups) > 1}
+    for group in shown:
+        if group.weight is not None:
+            families[(group.family, group.settings)].append(group)
+    swept = {key: members for key, members in families.items() if len(members) > 1}
     if swept:
-        for family, groups in swept.items():
-            groups = sorted(groups, key=lambda g: g.weight)
-            stats = [mean_std(g.values[metric]) for g in groups]
-            axis.errorbar([g.weight for g in groups], [m for m, _ in stats], yerr=[s for _, s in stats],
-                          marker="o", capsize=3, label=family)
-        if "none" in methods and metric in methods["none"].values:
-            axis.axhline(mean_std(methods["none"].values[metric])[0], linestyle="--", color="grey", label="none")
-        axis.set_xlabel("weight")
-        axis.legend(fontsize=7)
+        for (family, settings), members in swept.items():
+            members = sorted(members, key=lambda g: g.weight)
+            stats = [mean_std(g.values[metric]) for g in members]
+            label = " ".join([family, *(f"{k}={v}" for k, v in settings)])
+            line = axis.errorbar([g.weight for g in members], [m for m, _ in stats], yerr=[s for _, s in stats],
+                                 marker="o", capsize=3, label=label)
+            for group in members:
+                axis.plot([group.weight] * len(group.values[metric]), group.values[metric], ".", alpha=0.5,
+                          color=line[0].get_color())
+        for baseline in (g for g in shown if g.family == "none"):
+            axis.axhline(mean_std(baseline.values[metric])[0], linestyle="--", color="grey", label="none")
+        axis.set_xlabel("regulariser weight", fontsize=7)
+        axis.legend(fontsize=6)
         return
-    names = [name for name, group in methods.items() if metric in group.values]
-    stats = [mean_std(methods[name].values[metric]) for name in names]
-    axis.bar(range(len(names)), [m for m, _ in stats], yerr=[s for _, s in stats], capsize=3)
-    axis.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
+    stats = [mean_std(g.values[metric]) for g in shown]
+    axis.bar(range(len(shown)), [m for m, _ in stats], yerr=[s for _, s in stats], capsize=3, color="lightsteelblue")
+    for i, group in enumerate(shown):
+        axis.plot([i + 0.25] * len(group.values[metric]), group.values[metric], "k.", alpha=0.6)
+    labels = [" ".join([g.label, *(f"{k}={v}" for k, v in g.settings)]) for g in shown]
+    axis.set_xticks(range(len(shown)), labels, rotation=45, ha="right", fontsize=6)

@@ -104,8 +104,10 @@ def test_multirun_sweep_and_report(tmp_path):
     report = msgan("report", str(sweep))
     assert report.returncode == 0, report.stderr
     rows = [line for line in report.stdout.splitlines() if line.startswith("| ms") or line.startswith("| none")]
-    # reg=none ignores the swept ms weight: its duplicate runs count once per seed.
-    assert [row.split(" | ")[0:2] for row in rows] == [["| ms(w=0.5)", "2"], ["| ms(w=2)", "2"], ["| none", "2"]]
+    # The baseline first; reg=none ignores the swept ms weight: its 4 runs are 2 seeds, said so.
+    assert [row.split(" | ")[0:3] for row in rows] == [["| none", "2", "4"], ["| ms(w=0.5)", "2", "2"],
+                                                        ["| ms(w=2)", "2", "2"]]
+    assert "seed 0 has 2 runs of the same configuration, averaged" in report.stdout
     assert (sweep / "report.md").exists() and (sweep / "report.csv").exists()
     assert (sweep / "report.png").stat().st_size > 1000     # the metric against the swept weight
 
