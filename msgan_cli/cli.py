@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     from msgan_cli.errors import UserError
 
     try:
+        if command != "train" and any(option in ("-h", "--help") for option in options):
+            print(command_help(command))
+            return 0
         if command == "train":
             return run_train(options)
         {"eval": commands.eval_command, "sample": commands.sample_command, "report": commands.report_command,
@@ -54,6 +57,24 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # so the exit flush does not fail again
         return 0
     return 0
+
+
+def command_help(command: str) -> str:
+    """A command's own usage (its docstring) and, where it has one, its config file with the comments
+    that explain each option. (`msgan train --help` is Hydra's: every group and option.)"""
+    import inspect
+    from importlib.resources import files
+
+    from msgan_cli import commands
+    function = {"eval": commands.eval_command, "sample": commands.sample_command, "report": commands.report_command,
+                "train-classifier": commands.train_classifier_command}[command]
+    text = "usage: " + inspect.getdoc(function).strip("`").replace("`:", ":", 1)
+    config = files("msgan_cli.conf") / f"{command}.yaml"   # the configs ship inside the package
+    if config.is_file():
+        text += f"\n\noptions (key=value; {config.name}):\n" + config.read_text()
+    elif command == "train-classifier":
+        text += "\n\noptions: those of msgan train (dataset=..., eval.classifier.*, hardware=...); see msgan train --help."
+    return text
 
 
 def run_train(options: list[str]) -> int:

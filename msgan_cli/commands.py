@@ -95,6 +95,9 @@ def sample_command(overrides: list[str]) -> list[Path]:
     from msgan_cli.sampling import evaluation_mode, input_grid, scatter_image
 
     cfg = compose_config("sample", overrides)
+    for key in ("n", "inputs", "columns"):
+        if cfg[key] is not None and (not isinstance(cfg[key], int) or cfg[key] < 1):
+            raise UserError(f"{key} must be a positive whole number; got {cfg[key]!r}.")
     run_dir = required_run_dir(cfg, "sample")
     session, step = load_trained_session(run_dir, cfg.device)
     recipe, data, device = session.recipe, session.data, session.device
@@ -138,7 +141,8 @@ def sample_command(overrides: list[str]) -> list[Path]:
 
 
 def report_command(arguments: list[str]) -> Path:
-    """`msgan report SWEEP_DIR [metrics=a,b]`: one table (mean +- std over seeds) of a sweep."""
+    """`msgan report SWEEP_DIR`: the sweep's tables (a row per method and setting, mean +- std over
+    seeds), written beside it as report.md, report.csv and report.png."""
     from msgan_cli.report import build_report
 
     if not arguments or "=" in arguments[0]:

@@ -18,6 +18,22 @@ def test_help_lists_the_subcommands():
         assert f"  {command}" in result.stdout
 
 
+@pytest.mark.parametrize("command,needle", [("eval", "msgan eval run=DIR"), ("sample", "msgan sample run=DIR"),
+                                            ("report", "msgan report SWEEP_DIR"),
+                                            ("train-classifier", "msgan train-classifier dataset=NAME")])
+def test_every_command_has_its_own_help(tmp_path, command, needle):
+    """Before, `msgan eval --help` was a Hydra lexer error and `msgan report --help` 'not a directory'."""
+    result = msgan(command, "--help", cwd=tmp_path)   # from any directory: the configs ship in the package
+    assert result.returncode == 0 and result.stdout.startswith(f"usage: {needle}"), result.stderr
+    if command in ("eval", "sample"):
+        assert f"options (key=value; {command}.yaml)" in result.stdout and "seed:" in result.stdout
+
+
+def test_python_dash_m_is_the_msgan_command():
+    result = subprocess.run([sys.executable, "-m", "msgan_cli", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "commands:" in result.stdout
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("cli") / "run"
@@ -77,6 +93,10 @@ def test_sample_writes_a_grid_per_condition(finished_run, tmp_path):
     (png,) = tmp_path.glob("*.png")
     assert "class3" in png.name and Image.open(png).size[0] > Image.open(png).size[1]   # 3 columns x 2 rows
     assert msgan("sample", f"run={run}", "condition=12").returncode == 2
+    for bad in ("n=0", "n=-3", "columns=0", "n=abc"):   # before: ZeroDivisionError / negative dimension tracebacks
+        refused = msgan("sample", f"run={run}", bad)
+        assert refused.returncode == 2 and "must be a positive whole number" in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
 
 
 def test_report_of_a_single_run(finished_run):
