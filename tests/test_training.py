@@ -171,3 +171,13 @@ def test_every_preset_trains_and_evaluates(tmp_path, experiment):
                 "digits": "ndb_jsd/per_class_mean_jsd", "fashion_mnist": "fid/classifier",
                 "outline_fill": "modes_per_input/modes", "paired_folder": "pairwise_div/pixel_l1"}[dataset]
     assert expected in metrics and all(math.isfinite(v) for v in metrics.values())
+
+
+def test_a_run_shorter_than_its_image_ticks_still_logs_its_final_grid_and_spectrum(tmp_path):
+    train_run(tmp_path, "trainer.max_steps=3", "trainer.sample_every=1000", "trainer.spectrum.every=1000",
+              "eval.metrics=[]")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
+    events.Reload()
+    assert [image.step for image in events.Images("Samples/grid")] == [3]
+    assert any(tag.startswith("Spectrum/") and tag.endswith("/curves") for tag in events.Tags()["images"])

@@ -275,7 +275,14 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
     if info.is_main:
         samples_dir = run_dir / "samples"
         samples_dir.mkdir(exist_ok=True)
-        save_image(sample_grid(recipe, data, session.device, seed=cfg.seed), samples_dir / "final.png")
+        grid = sample_grid(recipe, data, session.device, seed=cfg.seed)
+        save_image(grid, samples_dir / "final.png")
+        # The final grid and spectrum reach TensorBoard whatever the run's length (a run shorter than
+        # sample_every had no image at all), unless the last tick already logged them at this step.
+        if step % trainer.sample_every:
+            writer.image("Samples/grid", grid, step)
+        if monitor is not None and step % trainer.spectrum.every:
+            monitor.update(step, recipe, writer)
         write_json(run_dir / "metrics.json", metrics)
         write_json(run_dir / "eval_protocol.json", protocol)
         writer.hyperparameters(metrics, step, placement_hyperparameters(where))
