@@ -93,7 +93,7 @@ def test_image_folder_loader(tmp_path):
 @pytest.mark.parametrize("name,extra,message", [
     ("fashion_mnist", {"resolution": 32, "class_names": []}, "apt-get install -y dataset-fashion-mnist"),
     ("cifar10", {"resolution": 32, "class_names": []}, "dataset.root"),
-    ("image_folder", {"resolution": 32, "channels": 3, "test_fraction": 0.1, "split_seed": 0}, "No images"),
+    ("image_folder", {"resolution": 32, "channels": 3, "test_fraction": 0.1, "split_seed": 0}, "No readable images"),
 ])
 def test_missing_data_says_where_and_how(tmp_path, name, extra, message):
     with pytest.raises(UserError) as error:
@@ -251,3 +251,31 @@ def test_outline_fill_bad_options():
                             (dict(source="mnist"), "dataset.source")):
         with pytest.raises(UserError, match=message):
             load_dataset(outline_fill_cfg(**values))
+
+
+def image_folder_cfg(root) -> OmegaConf:
+    return cfg(name="image_folder", root=str(root), resolution=16, channels=3, test_fraction=0.2, split_seed=0)
+
+
+def test_image_folder_skips_files_that_are_not_images_and_names_them(tmp_path, caplog):
+    """Before: PIL.UnidentifiedImageError from an unguarded open, a traceback."""
+    from conftest import write_image_folder
+    write_image_folder(tmp_path, count=6)
+    (tmp_path / "notes.png").write_text("not an image")
+    with caplog.at_level("WARNING"):
+        data = load_dataset(image_folder_cfg(tmp_path))
+    assert len(data.train) + len(data.test) == 6
+    assert f"Skipping {tmp_path / 'notes.png'}: not a readable image" in caplog.text
+    only_junk = tmp_path / "junk"
+    only_junk.mkdir()
+    (only_junk / "a.jpg").write_bytes(b"\x00" * 10)
+    with pytest.raises(UserError, match=r"No readable images .* \(1 unreadable files skipped\)"):
+        load_dataset(image_folder_cfg(only_junk))
+
+
+def test_an_idx_file_named_gz_that_is_not_gzip_is_one_sentence(tmp_path):
+    """Before: gzip.BadGzipFile, a traceback."""
+    write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((2, 3, 3)), compress=False)
+    (tmp_path / "train-images-idx3-ubyte").rename(tmp_path / "train-images-idx3-ubyte.gz")
+    with pytest.raises(UserError, match="train-images-idx3-ubyte.gz cannot be read .*replace it with the original file"):
+        read_idx(tmp_path / "train-images-idx3-ubyte.gz")

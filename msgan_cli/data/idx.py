@@ -22,8 +22,11 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">
 def read_idx(path: Path) -> np.ndarray:
     """Parse one IDX file: two zero bytes, a dtype code, the number of dimensions, big-endian sizes."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as error:   # gzip.BadGzipFile is an OSError; a cut-off gzip an EOFError
+        raise UserError(f"{path} cannot be read ({error}): replace it with the original file.") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise UserError(f"{path} is not an IDX file (bad header).")
     ndim = raw[3]

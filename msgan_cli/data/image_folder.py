@@ -1,5 +1,7 @@
 """Any folder of images, unlabelled: centre-cropped to a square and resized. For a user's own data
-and for unconditional runs; a conditional model on it stops with a message (it has no labels)."""
+and for unconditional runs; a conditional model on it stops with a message (it has no labels).
+Files that cannot be read as images are skipped with a warning naming each."""
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -8,13 +10,15 @@ from PIL import Image
 
 from msgan_cli.data import register_dataset
 from msgan_cli.data.base import Data, TensorSplit, random_split
+from msgan_cli.data.files import UNREADABLE_IMAGE, image_files, suffix_list
 from msgan_cli.errors import UserError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+log = logging.getLogger(__name__)
 
 
 def _load_image(path: Path, resolution: int, channels: int) -> np.ndarray:
-    image = Image.open(path).convert("RGB" if channels == 3 else "L")
+    with Image.open(path) as opened:
+        image = opened.convert("RGB" if channels == 3 else "L")
     side = min(image.size)
     left, top = (image.width - side) // 2, (image.height - side) // 2
     image = image.crop((left, top, left + side, top + side)).resize((resolution, resolution), Image.BICUBIC)
@@ -26,10 +30,17 @@ def _load_image(path: Path, resolution: int, channels: int) -> np.ndarray:
 def load_image_folder(cfg) -> Data:
     if cfg.root is None or not Path(cfg.root).expanduser().is_dir():
         raise UserError(f"dataset=image_folder needs dataset.root=<folder of images>; got {cfg.root!r}.")
-    paths = sorted(p for p in Path(cfg.root).expanduser().rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise UserError(f"No images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {cfg.root}.")
-    images = torch.from_numpy(np.stack([_load_image(p, cfg.resolution, cfg.channels) for p in paths]))
+    loaded, skipped = [], 0
+    for path in image_files(Path(cfg.root).expanduser()):
+        try:
+            loaded.append(_load_image(path, cfg.resolution, cfg.channels))
+        except UNREADABLE_IMAGE as error:
+            skipped += 1
+            log.warning("Skipping %s: not a readable image (%s)", path, error)
+    if not loaded:
+        raise UserError(f"No readable images ({suffix_list()}) found under {cfg.root}"
+                        + (f" ({skipped} unreadable files skipped)." if skipped else "."))
+    images = torch.from_numpy(np.stack(loaded))
     train, test = random_split(len(images), cfg.test_fraction, cfg.split_seed)
     return Data(name="image_folder", kind="image", train=TensorSplit(images[train], None),
                 test=TensorSplit(images[test], None) if len(test) else None,

@@ -16,17 +16,17 @@ import logging
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from msgan_cli.data import register_dataset
 from msgan_cli.data.base import Batch, Data
+from msgan_cli.data.files import UNREADABLE_IMAGE, image_files, suffix_list
 from msgan_cli.data.streaming import FileSplit, resolve_workers
 from msgan_cli.data.transforms import apply_crop, crop_for, pil_to_uint8
 from msgan_cli.errors import UserError
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 DIRECTIONS = ("AtoB", "BtoA")
 
 
@@ -35,7 +35,7 @@ def decode_pair(path: Path, direction: str, channels: tuple[int, int], size: int
     try:
         with Image.open(path) as image:
             image = image.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as error:
+    except UNREADABLE_IMAGE as error:
         raise UserError(f"{path} cannot be decoded ({error}): replace or remove it.") from None
     half = image.width // 2
     a, b = image.crop((0, 0, half, image.height)), image.crop((half, 0, 2 * half, image.height))
@@ -80,11 +80,11 @@ def scan(folder: Path) -> list[Path]:
     """The folder's side-by-side images, sorted; unreadable files are skipped with a warning, and an
     image that is not twice as wide as high stops the run (it is not this format)."""
     paths, skipped = [], []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+    for path in image_files(folder):
         try:
             with Image.open(path) as image:
                 width, height = image.size
-        except (OSError, UnidentifiedImageError) as error:
+        except UNREADABLE_IMAGE as error:
             skipped.append(path)
             log.warning("Skipping %s: not a readable image (%s)", path, error)
             continue
@@ -93,7 +93,7 @@ def scan(folder: Path) -> list[Path]:
                             f"by side, twice as wide as high (pix2pix's format). Is dataset.root the right folder?")
         paths.append(path)
     if not paths:
-        raise UserError(f"No readable images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}"
+        raise UserError(f"No readable images ({suffix_list()}) in {folder}"
                         + (f" ({len(skipped)} unreadable files skipped)." if skipped else "."))
     return paths
 
