@@ -17,13 +17,40 @@ def temporary_beside(path: Path) -> Path:
     return path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporaries (`temporary_beside`) in `folder` whose writing process is gone: a kill
+    during a write leaves one of full size, and a requeued job would otherwise pile them up. A
+    temporary of a process still alive on this machine is left alone."""
+    removed = []
+    for temporary in folder.glob("*.*.*.tmp") if folder.is_dir() else []:
+        pid = temporary.name.split(".")[-3]
+        if pid.isdigit() and not process_alive(int(pid)):
+            temporary.unlink(missing_ok=True)
+            removed.append(temporary)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # alive, someone else's
+        return True
+    return True
+
+
 def write_json(path: Path, values: dict) -> None:
     """Write a small JSON file atomically (same rename trick as checkpoints). Strict JSON: a NaN or inf
     raises ValueError before anything is written (bare NaN tokens are not JSON; other tools reject them)."""
     text = json.dumps(values, indent=2, sort_keys=True, allow_nan=False) + "\n"
     temporary = temporary_beside(path)
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)   # the previous file stays, and no partial temporary
+        raise
 
 
 def read_json(path: Path) -> dict:

@@ -1,5 +1,6 @@
 """Checkpoints: atomic, loadable with weights_only=True, and a resumed run ends exactly where an
 uninterrupted one does."""
+import os
 import signal
 import subprocess
 import sys
@@ -127,3 +128,54 @@ def test_every_start_and_resume_records_where_it_ran(tmp_path, monkeypatch):
     assert [a["from_step"] for a in attempts] == [0, 2]
     assert attempts[0]["slurm"] == {"job_id": "4242", "array_task_id": "3"} and attempts[1]["slurm"]["restart_count"] == "1"
     assert attempts[1]["world_size"] == 1 and attempts[1]["device"] == "cpu" and attempts[1]["host"]
+
+
+def test_a_full_disk_is_one_sentence_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    import errno
+    path = tmp_path / "last.pt"
+    save_checkpoint({"step": 1}, path)
+
+    def disk_full(obj, f):
+        f.write(b"some bytes")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", disk_full)
+    with pytest.raises(UserError, match=r"could not be written \(No space left on device\); the previous one is intact"):
+        save_checkpoint({"step": 2}, path)
+    assert torch.load(path, weights_only=True)["step"] == 1 and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_a_failed_json_write_leaves_no_temporary(tmp_path, monkeypatch):
+    from msgan_cli import jsonfiles
+    jsonfiles.write_json(tmp_path / "metrics.json", {"a": 1})
+    monkeypatch.setattr(jsonfiles.os, "replace", lambda *a: (_ for _ in ()).throw(OSError(28, "No space left")))
+    with pytest.raises(OSError):
+        jsonfiles.write_json(tmp_path / "metrics.json", {"a": 2})
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+@pytest.mark.parametrize("damage,expected", [
+    (lambda good: b"", "the file is empty"),
+    (lambda good: b"\x00not a checkpoint" * 10, "it is not a PyTorch checkpoint (a zip archive), 170 bytes"),
+    (lambda good: good[:len(good) // 2], "a PyTorch checkpoint cut short or damaged at its end"),
+    (lambda good: good[:2000] + bytes(300) + good[2300:], "is damaged"),   # an entry's bytes overwritten
+])
+def test_a_corrupt_checkpoint_is_described_in_our_words(tmp_path, damage, expected):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"step": 1, "weights": torch.arange(5000.0)}, path)
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(UserError) as error:
+        load_checkpoint(path)
+    assert expected in str(error.value) and "weights_only" not in str(error.value), str(error.value)
+
+
+def test_temporaries_of_killed_writers_are_removed_when_a_run_starts(tmp_path):
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(finished.stdout)
+    (tmp_path / "checkpoints").mkdir()
+    stale = tmp_path / "checkpoints" / f"last.pt.{dead_pid}.0123abcd.tmp"
+    live = tmp_path / "checkpoints" / f"last.pt.{os.getpid()}.4567cdef.tmp"   # a writer still running here
+    stale.write_bytes(b"x" * 1000)
+    live.write_bytes(b"x")
+    train_run(tmp_path, "trainer.max_steps=2", "eval.metrics=[]")
+    assert not stale.exists() and live.exists()

@@ -279,3 +279,20 @@ def test_an_idx_file_named_gz_that_is_not_gzip_is_one_sentence(tmp_path):
     (tmp_path / "train-images-idx3-ubyte").rename(tmp_path / "train-images-idx3-ubyte.gz")
     with pytest.raises(UserError, match="train-images-idx3-ubyte.gz cannot be read .*replace it with the original file"):
         read_idx(tmp_path / "train-images-idx3-ubyte.gz")
+
+
+class RunsCode:
+    """What a malicious pickle does: names a function to call on load."""
+
+    def __reduce__(self):
+        import os
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_cifar10_batches_are_unpickled_without_running_code(tmp_path):
+    from conftest import write_cifar
+    write_cifar(tmp_path)
+    with open(tmp_path / "data_batch_3", "wb") as f:
+        pickle.dump({b"data": RunsCode(), b"labels": [0]}, f)
+    with pytest.raises(UserError, match="data_batch_3 is not a CIFAR-10 batch .*asks to load posix.system"):
+        load_dataset(cfg(name="cifar10", root=str(tmp_path), resolution=32, class_names=list("abcdefghij")))

@@ -76,3 +76,10 @@ def test_a_metric_that_is_not_finite_is_left_out_and_named(monkeypatch):
     monkeypatch.setitem(METRICS, "class_acc", dataclasses.replace(METRICS["class_acc"], compute=lambda ctx: {"class_acc": math.nan}))
     metrics, protocol = evaluate_run(session, ["class_acc"], session.cfg.eval, step=0)
     assert metrics == {} and protocol["not_finite"] == ["class_acc"]
+
+
+def test_hardware_ddp_in_a_single_process_warns_that_it_trains_alone(tmp_path, caplog):
+    from msgan_cli.train.session import build_session
+    with caplog.at_level("WARNING"):
+        build_session(compose("hardware=ddp", "hardware.device=cpu"))
+    assert "this is a single process: it trains alone" in caplog.text and "torchrun" in caplog.text

@@ -13,6 +13,19 @@ from msgan_cli.data.base import Data, TensorSplit, resize_images
 from msgan_cli.errors import UserError
 
 
+class BatchUnpickler(pickle.Unpickler):
+    """Unpickles only what a CIFAR-10 batch holds (dicts, bytes, lists, ints and numpy arrays): a pickle
+    runs any code its globals name, and these files come from a user-given folder."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it asks to load {module}.{name}, which a CIFAR-10 batch never holds")
+        return super().find_class(module, name)
+
+
 def _read_batch(path: Path) -> tuple[np.ndarray, list[int]]:
     if not path.exists():
         raise UserError(
@@ -20,7 +33,10 @@ def _read_batch(path: Path) -> tuple[np.ndarray, list[int]]:
             f"archive (cifar-10-python.tar.gz) there, or point dataset.root=... at its cifar-10-batches-py folder."
         )
     with open(path, "rb") as f:
-        batch = pickle.load(f, encoding="bytes")
+        try:
+            batch = BatchUnpickler(f, encoding="bytes").load()
+        except (pickle.UnpicklingError, EOFError, ValueError) as error:
+            raise UserError(f"{path} is not a CIFAR-10 batch ({error}): replace it with the original file.") from None
     batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
     return np.asarray(batch["data"], dtype=np.uint8), list(batch["labels"])
 

@@ -26,7 +26,7 @@ from msgan_cli.models import Phase, Recipe
 from msgan_cli.regularizers import Regularizer
 from msgan_cli.sampling import sample_grid
 from msgan_cli.train import distributed
-from msgan_cli.jsonfiles import write_json
+from msgan_cli.jsonfiles import remove_stale_temporaries, write_json
 from msgan_cli.train.checkpoint import BestCheckpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from msgan_cli.train.context import PAIR_BATCH_LAYOUTS, StepContext
 from msgan_cli.train.divergence import Diverged, DivergenceGuard
@@ -216,6 +216,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
     source = data.train.source(sampler, cfg.seed)
 
     checkpoint_path = run_dir / "checkpoints" / "last.pt"
+    if info.is_main:
+        for stale in remove_stale_temporaries(checkpoint_path.parent) + remove_stale_temporaries(run_dir):
+            log.info("Removed %s, left by a write that was killed", stale)
     best = BestCheckpoint(run_dir / "checkpoints" / "best.pt", trainer.best_metric, trainer.best_mode, metric_names)
     trackers = {"best": best}
     if trainer.spectrum.every:

@@ -4,6 +4,7 @@ Shared by `msgan train`, `msgan eval` and `msgan sample`, so all three build a r
 """
 from __future__ import annotations
 
+import logging
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -15,6 +16,8 @@ from msgan_cli.errors import UserError
 from msgan_cli.models import Recipe, build_model
 from msgan_cli.regularizers import Regularizer, build_regularizers
 from msgan_cli.train.distributed import ProcessInfo, process_info
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,6 +39,9 @@ class Session:
 def select_device(hardware: DictConfig, info: ProcessInfo) -> torch.device:
     if info.world_size > 1 and not hardware.distributed:
         raise UserError(f"Launched as {info.world_size} processes but hardware={hardware.name}: add hardware=ddp.")
+    if hardware.distributed and info.world_size == 1:
+        log.warning("hardware=%s, but this is a single process: it trains alone. Launch it with torchrun "
+                    "--nproc_per_node=N (or srun --ntasks=N) to train data-parallel.", hardware.name)
     if hardware.device == "cpu":
         return torch.device("cpu")
     if hardware.device == "cuda" or (hardware.device == "auto" and torch.cuda.is_available()):
