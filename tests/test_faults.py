@@ -83,3 +83,25 @@ def test_hardware_ddp_in_a_single_process_warns_that_it_trains_alone(tmp_path, c
     with caplog.at_level("WARNING"):
         build_session(compose("hardware=ddp", "hardware.device=cpu"))
     assert "this is a single process: it trains alone" in caplog.text and "torchrun" in caplog.text
+
+
+def test_a_second_process_on_a_run_directory_stops_and_a_killed_one_leaves_no_lock(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from msgan_cli.train.runlock import run_directory_lock
+    run = tmp_path / "run"
+    with run_directory_lock(run):   # a training process holds it
+        second = msgan("train", *TINY, f"hydra.run.dir={run}")
+    assert second.returncode == 2 and f"{run} is in use: pid {os.getpid()} on" in second.stderr, second.stderr
+    assert "Traceback" not in second.stderr and not (run / "checkpoints").exists()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from msgan_cli.train.runlock import run_directory_lock as lock; "
+                               f"ctx = lock(Path({str(run)!r})); ctx.__enter__(); print('held', flush=True); time.sleep(600)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    after = msgan("train", *TINY, "trainer.max_steps=2", "eval.metrics=[]", f"hydra.run.dir={run}")
+    assert after.returncode == 0, after.stderr[-2000:]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
 import torch
@@ -31,6 +31,7 @@ from msgan_cli.train.checkpoint import BestCheckpoint, load_checkpoint, rng_stat
 from msgan_cli.train.context import PAIR_BATCH_LAYOUTS, StepContext
 from msgan_cli.train.divergence import Diverged, DivergenceGuard
 from msgan_cli.train.placement import mark_last_attempt, placement, placement_hyperparameters, record_placement
+from msgan_cli.train.runlock import run_directory_lock
 from msgan_cli.train.session import Session, build_session
 from msgan_cli.train.spectrum import SpectralMonitor
 from msgan_cli.train.stats import collect, report
@@ -198,9 +199,15 @@ def restore(state: dict, path: Path, session: Session, optimizers, schedules, so
 
 
 def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
-    """Train (or resume) the run in `run_dir`; returns the final metrics on rank 0, None elsewhere."""
+    """Train (or resume) the run in `run_dir`; returns the final metrics on rank 0, None elsewhere.
+    The main process holds the run directory's lock throughout: a second process on it stops at once."""
     run_dir = Path(run_dir)
     info = distributed.init_process_group()
+    with run_directory_lock(run_dir) if info.is_main else nullcontext():
+        return train_locked(cfg, run_dir, info)
+
+
+def train_locked(cfg: DictConfig, run_dir: Path, info: distributed.ProcessInfo) -> dict[str, float] | None:
     session = build_session(cfg, info)
     recipe, data, trainer = session.recipe, session.data, cfg.trainer
     pairs = samples_per_condition(session.regularizers)

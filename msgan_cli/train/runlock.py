@@ -1,0 +1,38 @@
+"""One training process per run directory: an exclusive lock on `<run>/.lock`, held for the run's life.
+
+The lock is the kernel's (flock): it goes when the process does, however it dies, so a kill -9 or a
+SLURM requeue never leaves a stale lock behind for the next attempt. The file records the holder's
+pid and host for the message the second process prints.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from msgan_cli.errors import UserError
+
+
+@contextmanager
+def run_directory_lock(run_dir: Path) -> Iterator[None]:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / ".lock"
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise UserError(f"{run_dir} is in use: {holder} is training in it. Wait for it to finish (then run the "
+                            f"same command again to resume or re-evaluate), or use another hydra.run.dir.") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()   # releases the lock
