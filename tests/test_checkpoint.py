@@ -179,3 +179,20 @@ def test_temporaries_of_killed_writers_are_removed_when_a_run_starts(tmp_path):
     live.write_bytes(b"x")
     train_run(tmp_path, "trainer.max_steps=2", "eval.metrics=[]")
     assert not stale.exists() and live.exists()
+
+
+def test_resuming_with_another_configuration_is_refused_naming_the_keys(tmp_path):
+    """The probe's case: a finished reg=ms run re-run with reg=none trainer.max_steps=... resumed and
+    trained on without mode seeking, its .hydra/ then claiming a reg=none run."""
+    train_run(tmp_path, "reg=ms", "trainer.max_steps=2", "eval.metrics=[]")
+    with pytest.raises(UserError, match=r"belongs to a run with another configuration \(reg\.ms\.enabled: True -> "):
+        train_run(tmp_path, "reg=none", "trainer.max_steps=4", "eval.metrics=[]")
+    with pytest.raises(UserError, match=r"model\.width: 8 -> 16"):
+        train_run(tmp_path, "reg=ms", "model.width=16", "trainer.max_steps=4", "eval.metrics=[]")
+    assert state_of(tmp_path)["step"] == 2   # nothing was trained by the refused attempts
+    # What a resume may change: the budget, logging, evaluation, the hardware.
+    train_run(tmp_path, "reg=ms", "trainer.max_steps=3", "trainer.log_every=1", "eval.metrics=[pairwise_div]",
+              "hardware.amp=true")
+    assert state_of(tmp_path)["step"] == 3
+    train_run(tmp_path, "reg=none", "trainer.max_steps=4", "eval.metrics=[]", "trainer.allow_config_change=true")
+    assert state_of(tmp_path)["step"] == 4   # asked for explicitly

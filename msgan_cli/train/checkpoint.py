@@ -6,6 +6,7 @@ regulariser state) and the resolved config, as plain tensors, numbers, strings, 
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -80,6 +81,30 @@ def archive_problem(path: Path) -> str | None:
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         return f"the archive is damaged ({error})"
     return None if damaged is None else f"its entry {damaged} is damaged (checksum mismatch)"
+
+
+# What may differ between a checkpoint's config and the run that resumes it: how long to train, what
+# to log and evaluate, where it runs, and where the data lives. Anything else would mix two runs under
+# one name, so it is refused (trainer.allow_config_change=true accepts it, and the run says so).
+RESUMABLE_CHANGES = re.compile(r"^(trainer\.(max_steps|log_every|sample_every|checkpoint_every|eval_every|progress_bar|"
+                               r"best_metric|best_mode|spectrum\..*|allow_config_change)|eval\..*|hardware\..*|"
+                               r"dataset\.(root|in_memory|memory_limit_mb|workers))$")
+
+
+def flat(tree, prefix: str = "") -> dict[str, object]:
+    """{'a.b': leaf, ...} of a nested dict (lists are leaves; an empty dict has no keys)."""
+    if isinstance(tree, dict):
+        return {k: v for key, value in tree.items() for k, v in flat(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: tree}
+
+
+def config_changes(saved: dict, current: dict) -> list[str]:
+    """The keys whose value differs between a checkpoint's resolved config and this run's, except those
+    a resume may change (RESUMABLE_CHANGES), as 'key: old -> new'."""
+    before, after = flat(saved), flat(current)
+    changed = sorted(key for key in before.keys() | after.keys()
+                     if before.get(key, "<absent>") != after.get(key, "<absent>") and not RESUMABLE_CHANGES.match(key))
+    return [f"{key}: {before.get(key, '<absent>')} -> {after.get(key, '<absent>')}" for key in changed]
 
 
 def rng_state() -> dict:

@@ -27,7 +27,8 @@ from msgan_cli.regularizers import Regularizer
 from msgan_cli.sampling import sample_grid
 from msgan_cli.train import distributed
 from msgan_cli.jsonfiles import remove_stale_temporaries, write_json
-from msgan_cli.train.checkpoint import BestCheckpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from msgan_cli.train.checkpoint import (BestCheckpoint, config_changes, load_checkpoint, rng_state, save_checkpoint,
+                                       set_rng_state)
 from msgan_cli.train.context import PAIR_BATCH_LAYOUTS, StepContext
 from msgan_cli.train.divergence import Diverged, DivergenceGuard
 from msgan_cli.train.placement import mark_last_attempt, placement, placement_hyperparameters, record_placement
@@ -174,6 +175,21 @@ def training_state(step: int, session: Session, optimizers, schedules, source: B
     }
 
 
+def check_same_run(state: dict, cfg: DictConfig, path: Path) -> None:
+    """A resume continues the run the checkpoint belongs to: a config that differs in more than what a
+    resume may change (checkpoint.RESUMABLE_CHANGES) is refused, naming the keys."""
+    changes = config_changes(state.get("config", {}), OmegaConf.to_container(cfg, resolve=True)) if "config" in state else []
+    if not changes:
+        return
+    listed = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
+    if cfg.trainer.allow_config_change:
+        log.warning("Resuming %s with a changed configuration, as trainer.allow_config_change asks: %s", path, listed)
+        return
+    raise UserError(f"{path} belongs to a run with another configuration ({listed}). Resuming would mix two runs "
+                    f"under one name: use a new hydra.run.dir, or add trainer.allow_config_change=true to continue "
+                    f"this run with the new settings anyway.")
+
+
 def restore(state: dict, path: Path, session: Session, optimizers, schedules, source: BatchSource, trackers: dict) -> int:
     try:
         session.recipe.load_state_dict(state["model"])
@@ -232,8 +248,9 @@ def train_locked(cfg: DictConfig, run_dir: Path, info: distributed.ProcessInfo) 
         trackers["spectrum"] = SpectralMonitor(trainer.spectrum)
     step = 0
     if checkpoint_path.exists():
-        step = restore(load_checkpoint(checkpoint_path, session.device), checkpoint_path, session, optimizers, schedules,
-                       source, trackers)
+        state = load_checkpoint(checkpoint_path, session.device)
+        check_same_run(state, cfg, checkpoint_path)
+        step = restore(state, checkpoint_path, session, optimizers, schedules, source, trackers)
         log.info("Resuming %s from step %d", run_dir, step)
     distributed.broadcast_state(recipe)
 
