@@ -29,11 +29,24 @@ def train_main(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg, run_dir)
     except UserError as error:
+        to_log_file_only(logging.ERROR, str(error))   # train.log says why the run stopped; the terminal once
         print(f"msgan train: {error}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+    except Exception:
+        log.exception("The run crashed")   # the traceback goes to train.log too, not only the terminal
+        raise
     if metrics is not None:
         print_run_summary(run_dir, metrics)
     return None
+
+
+def to_log_file_only(level: int, message: str) -> None:
+    """A record for the run's log files (Hydra's train.log) and not for the console, which the caller
+    prints to itself."""
+    record = log.makeRecord(log.name, level, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def print_run_summary(run_dir: Path, metrics: dict[str, float]) -> None:

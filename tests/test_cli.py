@@ -178,3 +178,25 @@ def test_report_lists_a_run_with_damaged_files_instead_of_failing(finished_run, 
     (damaged / "run_info.json").write_text("not json")
     _, text = build_report(tmp_path / "sweep")
     assert "Runs without metrics.json: 1" in text and f"{damaged}: failed or unfinished" in text
+
+
+def test_train_log_and_run_info_tell_the_story_of_a_run(finished_run):
+    run, _ = finished_run
+    log = (run / "train.log").read_text()
+    assert "Start: msgan train hardware=cpu" in log and "| config " in log and "| code " in log
+    assert "step 2: D/adv=" in log and "End: step 4," in log
+    attempt = json.loads((run / "run_info.json").read_text())["attempts"][-1]
+    assert attempt["finished_step"] == 4 and attempt["duration_s"] > 0
+    assert attempt["code"].startswith(("git ", "msgan "))
+
+
+def test_a_crash_leaves_its_traceback_in_train_log(tmp_path):
+    run = tmp_path / "run"
+    crash = ("import sys; from msgan_cli.train import loop; from msgan_cli import cli\n"
+             "def boom(cfg, run_dir): raise RuntimeError('a bug, say')\n"
+             "loop.train = boom\n"
+             f"sys.exit(cli.main(['train', 'hardware=cpu', 'hydra.run.dir={run}']))")
+    result = subprocess.run([sys.executable, "-c", crash], capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    log = (run / "train.log").read_text()
+    assert "The run crashed" in log and "Traceback" in log and "RuntimeError: a bug, say" in log

@@ -8,9 +8,14 @@ at the end the final evaluation (`metrics.json`).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import signal
+import sys
+import time
 from contextlib import ExitStack, nullcontext
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -258,6 +263,10 @@ def train_locked(cfg: DictConfig, run_dir: Path, info: distributed.ProcessInfo) 
     writer = RunWriter(run_dir, cfg, resume_step=step) if info.is_main else None
     if info.is_main:
         record_placement(run_dir, where)
+        log.info("Start: msgan train %s | config %s | from step %d of %d | %s, %s, %d process(es) | code %s",
+                 " ".join(sys.argv[1:]), config_digest(cfg), step, trainer.max_steps, where["host"], where["device"],
+                 info.world_size, where["code"])
+    started = time.monotonic()
     monitor = trackers.get("spectrum") if writer is not None else None   # it logs: the main process only
     stop = StopSignal()
     progress = tqdm(total=trainer.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
@@ -318,8 +327,18 @@ def train_locked(cfg: DictConfig, run_dir: Path, info: distributed.ProcessInfo) 
         gap = distributed.replica_max_difference(recipe)
         if info.is_main:
             write_json(run_dir / "distributed.json", {"world_size": info.world_size, "replica_max_abs_diff": gap})
+    if info.is_main:
+        duration = time.monotonic() - started
+        mark_last_attempt(run_dir, finished_step=step, duration_s=round(duration, 1))
+        log.info("End: step %d, %s of training and evaluation in this attempt", step, timedelta(seconds=round(duration)))
     distributed.barrier()
     return metrics if info.is_main else None
+
+
+def config_digest(cfg: DictConfig) -> str:
+    """A short fingerprint of the resolved config: two runs with the same digest ran the same settings."""
+    text = json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def evaluate_during_training(step: int, session: Session, metric_names: list[str], writer: RunWriter | None,
@@ -343,6 +362,8 @@ def log_scalars(step: int, writer: RunWriter | None, progress: tqdm) -> None:
     scalars = dict(zip(names, means))
     if writer is not None:
         writer.scalars(step, scalars)
+        log.info("step %d: %s", step, ", ".join(f"{n.removeprefix('Loss/')}={v:.4g}" for n, v in scalars.items()
+                                                  if n.startswith("Loss/")))
     progress.set_postfix({n.removeprefix("Loss/").replace("/total", ""): f"{v:.3f}"
                           for n, v in scalars.items() if n.endswith("/total")})
 

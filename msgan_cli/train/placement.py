@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
@@ -17,12 +19,30 @@ SLURM_VARIABLES = {"job_id": "SLURM_JOB_ID", "array_job_id": "SLURM_ARRAY_JOB_ID
                    "nodelist": "SLURM_JOB_NODELIST", "restart_count": "SLURM_RESTART_COUNT"}
 
 
+def code_version() -> str:
+    """The git commit of the code that runs (with '+changes' when the checkout has uncommitted edits),
+    or the installed package's version when it is not a git checkout."""
+    source = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, timeout=10)
+        if commit.returncode == 0:
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=source,
+                                   capture_output=True, text=True, timeout=10).stdout.strip()
+            return f"git {commit.stdout.strip()}" + ("+changes" if dirty else "")
+    except (OSError, subprocess.SubprocessError):   # no git on this machine
+        pass
+    try:
+        return f"msgan {version('msgan')}"
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def placement(world_size: int, device: torch.device, step: int) -> dict:
     """This process's view of where the run is: what a report needs to tell runs apart."""
     record = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "from_step": step,
               "host": socket.gethostname(), "world_size": world_size, "device": str(device),
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-              "torch": torch.__version__}
+              "torch": torch.__version__, "code": code_version()}
     slurm = {key: os.environ[var] for key, var in SLURM_VARIABLES.items() if var in os.environ}
     if slurm:
         record["slurm"] = slurm
