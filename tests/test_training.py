@@ -1,5 +1,6 @@
 """Smoke steps for every model x dataset x regulariser meant to work, and a clear message for every
 combination that is not (DESIGN.md section 5)."""
+import json
 import math
 from pathlib import Path
 
@@ -181,3 +182,22 @@ def test_a_run_shorter_than_its_image_ticks_still_logs_its_final_grid_and_spectr
     events.Reload()
     assert [image.step for image in events.Images("Samples/grid")] == [3]
     assert any(tag.startswith("Spectrum/") and tag.endswith("/curves") for tag in events.Tags()["images"])
+
+
+def scalar_steps(run_dir, tag: str) -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    events.Reload()
+    return [event.step for event in events.Scalars(tag)]
+
+
+def test_running_a_finished_run_again_loses_nothing_and_training_on_keeps_every_step(tmp_path):
+    train_run(tmp_path, "trainer.max_steps=4", "eval.metrics=[class_acc]")
+    metrics, written = (tmp_path / "metrics.json").read_text(), (tmp_path / "metrics.json").stat().st_mtime_ns
+    assert scalar_steps(tmp_path, "Loss/D/total") == [2, 4]
+    again = train_run(tmp_path, "trainer.max_steps=4", "eval.metrics=[class_acc]")   # the same command again
+    assert again == json.loads(metrics) and (tmp_path / "metrics.json").stat().st_mtime_ns == written
+    assert scalar_steps(tmp_path, "Loss/D/total") == [2, 4]      # before: the step-4 events were purged
+    assert scalar_steps(tmp_path, "Metrics/class_acc") == [4]
+    train_run(tmp_path, "trainer.max_steps=6", "eval.metrics=[class_acc]")            # trained on from step 4
+    assert scalar_steps(tmp_path, "Loss/D/total") == [2, 4, 6]

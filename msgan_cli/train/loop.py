@@ -31,7 +31,7 @@ from msgan_cli.models import Phase, Recipe
 from msgan_cli.regularizers import Regularizer
 from msgan_cli.sampling import sample_grid
 from msgan_cli.train import distributed
-from msgan_cli.jsonfiles import remove_stale_temporaries, write_json
+from msgan_cli.jsonfiles import read_json, remove_stale_temporaries, write_json
 from msgan_cli.train.checkpoint import (BestCheckpoint, config_changes, load_checkpoint, rng_state, save_checkpoint,
                                        set_rng_state)
 from msgan_cli.train.context import PAIR_BATCH_LAYOUTS, StepContext
@@ -257,6 +257,11 @@ def train_locked(cfg: DictConfig, run_dir: Path, info: distributed.ProcessInfo) 
         check_same_run(state, cfg, checkpoint_path)
         step = restore(state, checkpoint_path, session, optimizers, schedules, source, trackers)
         log.info("Resuming %s from step %d", run_dir, step)
+    if step >= trainer.max_steps and (finished := read_json(run_dir / "metrics.json")):
+        # A finished run run again changes nothing (its events, checkpoint and metrics stay as they are).
+        log.info("%s already finished at step %d: nothing to do. A larger trainer.max_steps trains it on; "
+                 "msgan eval run=%s re-evaluates it.", run_dir, step, run_dir)
+        return finished if info.is_main else None
     distributed.broadcast_state(recipe)
 
     where = placement(info.world_size, session.device, step)
@@ -321,7 +326,7 @@ def train_locked(cfg: DictConfig, run_dir: Path, info: distributed.ProcessInfo) 
             monitor.update(step, recipe, writer)
         write_json(run_dir / "metrics.json", metrics)
         write_json(run_dir / "eval_protocol.json", protocol)
-        writer.hyperparameters(metrics, step, placement_hyperparameters(where))
+        writer.hyperparameters(metrics, placement_hyperparameters(where))
         writer.close()
     if info.world_size > 1:
         gap = distributed.replica_max_difference(recipe)

@@ -26,9 +26,10 @@ def flatten_config(cfg: DictConfig) -> dict[str, float | int | str | bool]:
 
 class RunWriter:
     def __init__(self, run_dir: Path, cfg: DictConfig, resume_step: int = 0):
-        # On resume, events an interrupted run logged after its last checkpoint are dropped, so
-        # the curves continue from the checkpoint instead of doubling back.
-        self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step or None)
+        # On resume from a checkpoint at step s, events an interrupted run logged after it (steps > s)
+        # are dropped, so the curves continue from the checkpoint instead of doubling back; those of
+        # step s itself were logged before the checkpoint was written, and stay.
+        self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step + 1 if resume_step else None)
         self.cfg = cfg
         self.writer.add_text("config", "```\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```", 0)
 
@@ -42,14 +43,14 @@ class RunWriter:
     def image(self, tag: str, image: torch.Tensor, step: int) -> None:
         self.writer.add_image(tag, image, step)
 
-    def hyperparameters(self, metrics: dict[str, float], step: int, extra: dict | None = None) -> None:
+    def hyperparameters(self, metrics: dict[str, float], extra: dict | None = None) -> None:
         """The run's flattened config (and `extra`, e.g. where it ran) beside its final metrics, for
-        TensorBoard's HPARAMS tab."""
+        TensorBoard's HPARAMS tab; the metrics themselves are the `Metrics/...` scalars the final
+        evaluation logged."""
         tags = {f"Metrics/{name}": value for name, value in metrics.items()}
         experiment, start, end = hparams(flatten_config(self.cfg) | (extra or {}), tags)
         for summary in (experiment, start, end):
             self.writer.file_writer.add_summary(summary)
-        self.scalars(step, tags)
 
     def close(self) -> None:
         self.writer.close()
