@@ -67,8 +67,10 @@ def tensorboard_tags(run_dir: Path) -> dict[str, set[str]]:
     accumulator = EventAccumulator(str(run_dir / "tb"), size_guidance={"images": 0, "scalars": 0})
     accumulator.Reload()
     tags = accumulator.Tags()
+    hparams_events = EventAccumulator(str(run_dir / "tb" / "hparams"))   # the HPARAMS tab's own folder
+    hparams_events.Reload()
     try:
-        hparams = set(accumulator.PluginTagToContent("hparams"))
+        hparams = set(hparams_events.PluginTagToContent("hparams"))
     except KeyError:
         hparams = set()
     return {"scalars": set(tags["scalars"]), "images": set(tags["images"]), "hparams": hparams,

@@ -201,3 +201,30 @@ def test_running_a_finished_run_again_loses_nothing_and_training_on_keeps_every_
     assert scalar_steps(tmp_path, "Metrics/class_acc") == [4]
     train_run(tmp_path, "trainer.max_steps=6", "eval.metrics=[class_acc]")            # trained on from step 4
     assert scalar_steps(tmp_path, "Loss/D/total") == [2, 4, 6]
+
+
+def sweep_experiment_as_tensorboard_builds_it(sweep):
+    """The HPARAMS tab's experiment, computed by TensorBoard's hparams plugin code from the event files."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.hparams import backend_context
+    events = plugin_event_multiplexer.EventMultiplexer()
+    events.AddRunsFromDirectory(str(sweep))
+    events.Reload()
+    plugin = backend_context.Context(base_plugin.TBContext(
+        logdir=str(sweep), multiplexer=events, data_provider=data_provider.MultiplexerDataProvider(events, str(sweep))))
+    request = context.RequestContext()
+    content = plugin.hparams_metadata(request, "")
+    return plugin.experiment_from_metadata(request, "", True, content, plugin.hparams_from_data_provider(request, "", 0))
+
+
+def test_a_sweep_in_tensorboard_lists_every_run_with_what_differs(tmp_path):
+    """Before: each run wrote its own experiment summary and TensorBoard took the first one's columns."""
+    for i, (reg, seed) in enumerate([("none", 0), ("ms", 0), ("ms", 1)]):
+        train_run(tmp_path / str(i), f"reg={reg}", f"seed={seed}", "trainer.max_steps=2", "eval.metrics=[class_acc]")
+    experiment = sweep_experiment_as_tensorboard_builds_it(tmp_path)
+    differs = {info.name: info.differs for info in experiment.hparam_infos}
+    assert differs["method"] and differs["seed"] and not differs["model.name"]
+    assert "reg.ms.weight" in differs                      # present although the first run has no ms
+    assert {m.name.tag for m in experiment.metric_infos} == {"Metrics/class_acc", "Metrics/class_acc/classifier_test_acc"}

@@ -326,7 +326,7 @@ def train_locked(cfg: DictConfig, run_dir: Path, info: distributed.ProcessInfo) 
             monitor.update(step, recipe, writer)
         write_json(run_dir / "metrics.json", metrics)
         write_json(run_dir / "eval_protocol.json", protocol)
-        writer.hyperparameters(metrics, placement_hyperparameters(where))
+        writer.hyperparameters(metrics, step, placement_hyperparameters(where))
         writer.close()
     if info.world_size > 1:
         gap = distributed.replica_max_difference(recipe)

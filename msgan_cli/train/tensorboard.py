@@ -30,7 +30,7 @@ class RunWriter:
         # are dropped, so the curves continue from the checkpoint instead of doubling back; those of
         # step s itself were logged before the checkpoint was written, and stay.
         self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step + 1 if resume_step else None)
-        self.cfg = cfg
+        self.cfg, self.run_dir = cfg, run_dir
         self.writer.add_text("config", "```\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```", 0)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
@@ -43,14 +43,25 @@ class RunWriter:
     def image(self, tag: str, image: torch.Tensor, step: int) -> None:
         self.writer.add_image(tag, image, step)
 
-    def hyperparameters(self, metrics: dict[str, float], extra: dict | None = None) -> None:
-        """The run's flattened config (and `extra`, e.g. where it ran) beside its final metrics, for
-        TensorBoard's HPARAMS tab; the metrics themselves are the `Metrics/...` scalars the final
-        evaluation logged."""
-        tags = {f"Metrics/{name}": value for name, value in metrics.items()}
-        experiment, start, end = hparams(flatten_config(self.cfg) | (extra or {}), tags)
-        for summary in (experiment, start, end):
-            self.writer.file_writer.add_summary(summary)
+    def hyperparameters(self, metrics: dict[str, float], step: int, extra: dict | None = None) -> None:
+        """The run's method (as `msgan report` names it), flattened config (and `extra`, e.g. where it
+        ran) and its final metrics, for
+        TensorBoard's HPARAMS tab, in their own event folder `tb/hparams`.
+
+        No experiment summary is written: TensorBoard would take the first run's as the whole sweep's
+        (so a `reg=none` run first hid every `reg.ms.*` column). Without one it builds the experiment
+        from every run's session, with the union of their hyper-parameters, marks those that differ,
+        and takes the metrics from the scalars of `tb/hparams` only (the final `Metrics/...`, not every
+        loss curve)."""
+        from msgan_cli.report import method_label   # the report's name for the method, e.g. "ms(w=1)"
+        values = {"method": method_label(self.cfg)} | flatten_config(self.cfg) | (extra or {})
+        _, start, end = hparams(values,
+                                {f"Metrics/{name}": value for name, value in metrics.items()})
+        with SummaryWriter(str(self.run_dir / "tb" / "hparams")) as writer:
+            writer.file_writer.add_summary(start)
+            for name, value in metrics.items():
+                writer.add_scalar(f"Metrics/{name}", value, step)
+            writer.file_writer.add_summary(end)
 
     def close(self) -> None:
         self.writer.close()
