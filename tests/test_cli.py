@@ -51,7 +51,8 @@ def test_train_fills_the_run_directory(finished_run):
     metrics = json.loads((run / "metrics.json").read_text())
     # eval.metrics=auto: everything that applies to a conditional DCGAN on digits and runs offline
     for name in ("class_acc", "mode_score", "ndb_jsd/ndb", "ndb_jsd/per_class_mean_jsd", "fid/classifier",
-                 "kid/classifier_mean", "is/classifier_mean", "pairwise_div/pixel_l1"):
+                 "kid/classifier_mean", "is/classifier_mean", "pairwise_div/pixel_l1",
+                 "precision_recall/classifier_precision", "precision_recall/classifier_recall"):
         assert name in metrics, name
     assert "lpips_div" not in metrics   # its backbone weights are not on this machine
     protocol = json.loads((run / "eval_protocol.json").read_text())

@@ -163,6 +163,27 @@ def test_kid_is_near_zero_for_the_same_distribution_and_not_otherwise():
     assert abs(same) < 0.01 and shifted > 1.0
 
 
+def test_precision_and_recall_tell_quality_from_coverage():
+    """Four clusters of real features: a generator of the same distribution scores both high; one
+    collapsed on a cluster keeps its precision and covers a quarter (recall); one far away scores 0."""
+    from msgan_cli.metrics.coverage import precision_recall
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.randn(4, 8, generator=generator) * 10
+
+    def draw(clusters):
+        return centres[clusters] + torch.randn(len(clusters), 8, generator=generator)
+
+    real = draw(torch.randint(4, (2000,), generator=generator))
+    same = precision_recall(real, draw(torch.randint(4, (2000,), generator=generator)))
+    collapsed = precision_recall(real, draw(torch.zeros(2000, dtype=torch.long)))
+    far = precision_recall(real, torch.randn(2000, 8, generator=generator) * 10 + 100)
+    assert min(same) > 0.8
+    assert collapsed[0] > 0.8 and 0.15 < collapsed[1] < 0.3   # a quarter of the real data covered
+    assert far == (0.0, 0.0)
+    with pytest.raises(ValueError, match="more than 3 samples"):
+        precision_recall(real[:3], real[:3])
+
+
 def test_kid_std_is_measured_on_subsets_that_differ():
     """250 samples with the default subset size of 1,000: the subsets were the whole set each time and
     the std was 0; capped at half the samples, the std measures something."""
