@@ -17,6 +17,7 @@ import torch
 from msgan_cli.config import compose_config
 from msgan_cli.data import EpochSampler
 from msgan_cli.errors import UserError
+from msgan_cli.train.divergence import DivergenceGuard
 from msgan_cli.train.loop import phase_parameters, phases_and_optimizers, samples_per_condition, training_step
 from msgan_cli.train.session import build_session
 from msgan_cli.train.stats import collect
@@ -52,6 +53,7 @@ class Runner:
         self.phases, self.optimizers = phases_and_optimizers(self.session)
         self.parameters = phase_parameters(recipe, self.phases)
         self.pairs = samples_per_condition(self.session.regularizers)
+        self.guard = DivergenceGuard([phase.name for phase in self.phases], self.session.device)   # as the loop
         sampler = EpochSampler(len(self.session.data.train), cfg.trainer.batch_size, cfg.seed)
         self.source = self.session.data.train.source(sampler, cfg.seed)
         self.step = 0
@@ -61,7 +63,8 @@ class Runner:
         synchronize(self.session.device)
         start = time.perf_counter()
         for _ in range(steps):
-            training_step(self.session, self.phases, self.optimizers, self.parameters, self.source, self.pairs, self.step)
+            training_step(self.session, self.phases, self.optimizers, self.parameters, self.source, self.pairs, self.step,
+                          self.guard)
             self.step += 1
         synchronize(self.session.device)
         collect()   # drop what the step reported
