@@ -5,6 +5,7 @@ configs from any directory.
 """
 from __future__ import annotations
 
+import difflib
 import re
 from importlib import resources
 
@@ -12,7 +13,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from msgan_cli.errors import UserError
 
@@ -70,3 +71,53 @@ def compose_config(name: str, overrides: list[str] | None = None) -> DictConfig:
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         return compose(config_name=name, overrides=overrides)
+
+
+def flat(tree, prefix: str = "") -> dict[str, object]:
+    """{'a.b': leaf, ...} of a nested dict (lists are leaves; an empty dict has no keys)."""
+    if isinstance(tree, dict):
+        return {k: v for key, value in tree.items() for k, v in flat(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: tree}
+
+
+def option_schema() -> dict[str, dict[str, object]]:
+    """The keys every run has under trainer, eval and hardware, with their default values (whose types
+    are the types the keys take), as train.yaml and hardware/auto.yaml define them."""
+    root = resources.files(CONFIG_MODULE)
+    with (root / "train.yaml").open() as f:
+        train = OmegaConf.load(f)
+    with (root / "hardware" / "auto.yaml").open() as f:
+        hardware = OmegaConf.load(f)
+    sections = {"trainer": train.trainer, "eval": train.eval, "hardware": hardware}
+    return {name: flat(OmegaConf.to_container(node, resolve=False)) for name, node in sections.items()}
+
+
+def expected_kind(default) -> tuple[type, ...] | None:
+    """The types a key with this default accepts; None: not checked (strings such as `auto` that also
+    take numbers or lists, interpolations, null defaults)."""
+    if isinstance(default, bool):
+        return (bool,)
+    if isinstance(default, int):
+        return (int,)
+    if isinstance(default, float):
+        return (int, float)
+    return None
+
+
+def check_options(cfg: DictConfig) -> None:
+    """Every trainer / eval / hardware key of `cfg` is one the project knows, with a value of its type:
+    a typo such as `+trainer.max_step=5` would otherwise be accepted silently, and `trainer.max_steps=abc`
+    fail later with a traceback."""
+    for section, known in option_schema().items():
+        if section not in cfg:
+            continue
+        for key, value in flat(OmegaConf.to_container(cfg[section], resolve=True)).items():
+            name = f"{section}.{key}"
+            if key not in known:
+                nearest = difflib.get_close_matches(key, list(known), n=1)
+                hint = f" Did you mean {section}.{nearest[0]}?" if nearest else ""
+                raise UserError(f"Unknown option {name}.{hint} (msgan train --help lists every option.)")
+            kinds = expected_kind(known[key])
+            if kinds is not None and (not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool))):
+                wanted = {(bool,): "true or false", (int,): "a whole number", (int, float): "a number"}[kinds]
+                raise UserError(f"{name} must be {wanted}; got {value!r}.")

@@ -201,3 +201,18 @@ def test_a_crash_leaves_its_traceback_in_train_log(tmp_path):
     assert result.returncode != 0
     log = (run / "train.log").read_text()
     assert "The run crashed" in log and "Traceback" in log and "RuntimeError: a bug, say" in log
+
+
+@pytest.mark.parametrize("override,message", [
+    ("+trainer.max_step=5", "Unknown option trainer.max_step. Did you mean trainer.max_steps?"),
+    ("+hardware.ampp=true", "Unknown option hardware.ampp. Did you mean hardware.amp?"),
+    ("trainer.max_steps=abc", "trainer.max_steps must be a whole number; got 'abc'."),
+    ("trainer.progress_bar=3", "trainer.progress_bar must be true or false; got 3."),
+    ("eval.kid.subsets=1.5", "eval.kid.subsets must be a whole number; got 1.5."),
+])
+def test_unknown_keys_and_wrong_types_are_one_sentence(tmp_path, override, message):
+    """Before: the typo (Hydra's own suggestion, with +) trained the default budget silently, and a
+    string for max_steps ended in a TypeError traceback."""
+    result = msgan("train", *TINY, override, f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and not (tmp_path / "run" / "checkpoints").exists()

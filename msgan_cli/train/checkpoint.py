@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from msgan_cli.config import flat
 from msgan_cli.errors import UserError
 from msgan_cli.jsonfiles import temporary_beside
 
@@ -89,13 +90,6 @@ def archive_problem(path: Path) -> str | None:
 RESUMABLE_CHANGES = re.compile(r"^(trainer\.(max_steps|log_every|sample_every|checkpoint_every|eval_every|progress_bar|"
                                r"best_metric|best_mode|spectrum\..*|allow_config_change)|eval\..*|hardware\..*|"
                                r"dataset\.(root|in_memory|memory_limit_mb|workers))$")
-
-
-def flat(tree, prefix: str = "") -> dict[str, object]:
-    """{'a.b': leaf, ...} of a nested dict (lists are leaves; an empty dict has no keys)."""
-    if isinstance(tree, dict):
-        return {k: v for key, value in tree.items() for k, v in flat(value, f"{prefix}{key}.").items()}
-    return {prefix[:-1]: tree}
 
 
 def config_changes(saved: dict, current: dict) -> list[str]:

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from torchvision.utils import save_image
 from tqdm import tqdm
 
+from msgan_cli.config import check_options
 from msgan_cli.data import EpochSampler
 from msgan_cli.data.base import BatchSource
 from msgan_cli.errors import UserError
@@ -229,6 +230,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
 
 
 def train_locked(cfg: DictConfig, run_dir: Path, info: distributed.ProcessInfo) -> dict[str, float] | None:
+    # A typo or a wrong type is one sentence before anything starts (here, not in build_session: the
+    # config of an older run, read back by eval and sample, may hold keys since renamed).
+    check_options(cfg)
     session = build_session(cfg, info)
     recipe, data, trainer = session.recipe, session.data, cfg.trainer
     pairs = samples_per_condition(session.regularizers)
