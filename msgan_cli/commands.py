@@ -97,13 +97,17 @@ def eval_command(overrides: list[str]) -> dict[str, float]:
 
 
 def sample_command(overrides: list[str]) -> list[Path]:
-    """`msgan sample run=DIR [n=N] [condition=C] [inputs=8] [columns=8] [seed=S]`: n samples per condition
-    (all classes, or class C), one PNG per condition with one latent per cell; for models conditioned on
-    data (pix2pix) one PNG with a row per held-out input (the first `inputs`, or test input C): the
-    input, its ground truth, then n outputs; a scatter plot for 2D data."""
+    """`msgan sample run=DIR [n=N] [condition=C] [inputs=8] [columns=8] [seed=S] [format=grid|npz]`: n
+    samples per condition (all classes, or class C), one PNG per condition with one latent per cell; for
+    models conditioned on data (pix2pix) one PNG with a row per held-out input (the first `inputs`, or
+    test input C): the input, its ground truth, then n outputs; a scatter plot for 2D data.
+    `format=npz`: the same samples as arrays for other tools (torch-fidelity, clean-fid): `images`
+    uint8 (N, H, W, C), with `labels` (class conditions, -1 for none) or `inputs` and `input_index`
+    (input images), or `points` for 2D data."""
     import torch
     from torchvision.utils import save_image
 
+    from msgan_cli.data.batch import take
     from msgan_cli.evaluate import load_trained_session
     from msgan_cli.sampling import evaluation_mode, input_grid, scatter_image
 
@@ -111,6 +115,8 @@ def sample_command(overrides: list[str]) -> list[Path]:
     for key in ("n", "inputs", "columns"):
         if cfg[key] is not None and (not isinstance(cfg[key], int) or cfg[key] < 1):
             raise UserError(f"{key} must be a positive whole number; got {cfg[key]!r}.")
+    if cfg.format not in ("grid", "npz"):
+        raise UserError(f"format must be grid (PNG grids) or npz (arrays for other tools); got {cfg.format!r}.")
     run_dir = required_run_dir(cfg, "sample")
     session, step = load_trained_session(run_dir, cfg.device)
     recipe, data, device = session.recipe, session.data, session.device
@@ -121,13 +127,19 @@ def sample_command(overrides: list[str]) -> list[Path]:
         if cfg.condition is not None and not 0 <= int(cfg.condition) < len(split):
             raise UserError(f"condition must be the index of a held-out input, 0..{len(split) - 1}; got {cfg.condition}.")
         rows = [int(cfg.condition)] if cfg.condition is not None else list(range(min(int(cfg.inputs), len(split))))
-        grid = input_grid(recipe, split.batch(torch.tensor(rows, device=device)),
-                          recipe.sample_latent(int(cfg.n or 8), device, generator))
+        batch, z = split.batch(torch.tensor(rows, device=device)), recipe.sample_latent(int(cfg.n or 8), device, generator)
         out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / (f"sample-step{step}-" + (f"input{rows[0]}" if cfg.condition is not None else "inputs") + ".png")
-        save_image(grid, path)
-        print(path)
-        return [path]
+        stem = out_dir / (f"sample-step{step}-" + (f"input{rows[0]}" if cfg.condition is not None else "inputs"))
+        if cfg.format == "npz":
+            index = torch.arange(len(rows), device=device).repeat_interleave(len(z))
+            condition = take(recipe.condition(batch), index)
+            with evaluation_mode(recipe):
+                outputs = recipe.generate_primary(z.repeat(len(rows), 1), condition).float()
+            return [write_npz(stem.with_suffix(".npz"), images=outputs, inputs=recipe.condition_image(condition),
+                              input_index=torch.tensor(rows)[index.cpu()])]
+        save_image(input_grid(recipe, batch, z), stem.with_suffix(".png"))
+        print(stem.with_suffix(".png"))
+        return [stem.with_suffix(".png")]
     if cfg.condition is not None and not recipe.conditional:
         raise UserError(f"condition={cfg.condition} given, but this run's model is unconditional: drop it.")
     if cfg.condition is not None and not 0 <= int(cfg.condition) < recipe.num_classes:
@@ -136,12 +148,16 @@ def sample_command(overrides: list[str]) -> list[Path]:
     conditions = [int(cfg.condition)] if cfg.condition is not None else (
         list(range(recipe.num_classes)) if recipe.conditional else [None])
     n = int(cfg.n or 64)
-    written = []
+    written, all_outputs, all_labels = [], [], []
     with evaluation_mode(recipe):
         for condition in conditions:
             z = recipe.sample_latent(n, device, generator)
             labels = None if condition is None else torch.full((n,), condition, device=device)
             outputs = recipe.generate_primary(z, labels).float()
+            all_outputs.append(outputs)
+            all_labels.append(torch.full((n,), -1 if condition is None else condition))
+            if cfg.format == "npz":
+                continue
             name = f"sample-step{step}" + ("" if condition is None else f"-class{condition}") + ".png"
             if data.kind == "points":
                 real = data.test.batch(torch.arange(min(len(data.test), n), device=device)).samples
@@ -149,8 +165,27 @@ def sample_command(overrides: list[str]) -> list[Path]:
             else:
                 save_image(outputs * 0.5 + 0.5, out_dir / name, nrow=int(cfg.columns), padding=2, pad_value=1.0)
             written.append(out_dir / name)
+    if cfg.format == "npz":
+        outputs, labels = torch.cat(all_outputs), torch.cat(all_labels)
+        arrays = {"points": outputs.cpu().numpy()} if data.kind == "points" else {"images": outputs}
+        return [write_npz(out_dir / f"sample-step{step}.npz", labels=labels, **arrays)]
     print("\n".join(str(path) for path in written))
     return written
+
+
+def write_npz(path: Path, **arrays) -> Path:
+    """Arrays as other tools read them: images (tensors in [-1, 1], N x C x H x W) as uint8 N x H x W x C."""
+    import numpy as np
+    import torch
+
+    def as_array(value):
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and value.dim() == 4:
+            return ((value.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return value.cpu().numpy() if isinstance(value, torch.Tensor) else value
+
+    np.savez_compressed(path, **{name: as_array(value) for name, value in arrays.items() if value is not None})
+    print(path)
+    return path
 
 
 def report_command(arguments: list[str]) -> Path:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -94,9 +95,15 @@ def test_sample_writes_a_grid_per_condition(finished_run, tmp_path):
     (png,) = tmp_path.glob("*.png")
     assert "class3" in png.name and Image.open(png).size[0] > Image.open(png).size[1]   # 3 columns x 2 rows
     assert msgan("sample", f"run={run}", "condition=12").returncode == 2
-    for bad in ("n=0", "n=-3", "columns=0", "n=abc"):   # before: ZeroDivisionError / negative dimension tracebacks
+    npz = msgan("sample", f"run={run}", "n=5", "format=npz")
+    assert npz.returncode == 0, npz.stderr
+    arrays = np.load(Path(npz.stdout.strip().splitlines()[-1]))
+    assert arrays["images"].shape == (50, 32, 32, 1) and arrays["images"].dtype == np.uint8   # 10 classes x 5, grey
+    assert arrays["labels"].tolist() == [c for c in range(10) for _ in range(5)]
+    for bad in ("n=0", "n=-3", "columns=0", "n=abc", "format=jpeg"):   # before: ZeroDivisionError / negative dimension tracebacks
         refused = msgan("sample", f"run={run}", bad)
-        assert refused.returncode == 2 and "must be a positive whole number" in refused.stderr, refused.stderr
+        assert refused.returncode == 2 and ("must be a positive whole number" in refused.stderr
+                                            or "format must be grid" in refused.stderr), refused.stderr
         assert "Traceback" not in refused.stderr
 
 

@@ -179,5 +179,11 @@ def test_sample_grid_and_msgan_sample_show_input_truth_and_outputs(tmp_path):
     assert Image.open(path).size == (2 + 7 * 34, 2 + 3 * 34)
     one = msgan("sample", f"run={run}", "condition=2")
     assert one.returncode == 0 and Image.open(run / "samples" / "sample-step4-input2.png").size == (2 + 10 * 34, 36)
+    npz = msgan("sample", f"run={run}", "n=4", "inputs=3", "format=npz")
+    assert npz.returncode == 0, npz.stderr[-2000:]
+    import numpy as np
+    arrays = np.load(run / "samples" / "sample-step4-inputs.npz")
+    assert arrays["images"].shape == (12, 32, 32, 3) and arrays["inputs"].shape == (12, 32, 32, 1)
+    assert arrays["input_index"].tolist() == [0] * 4 + [1] * 4 + [2] * 4
     wrong = msgan("sample", f"run={run}", "condition=100000")
     assert wrong.returncode == 2 and "index of a held-out input" in wrong.stderr and "Traceback" not in wrong.stderr
