@@ -65,16 +65,19 @@ def kid_subset_size(requested: int, samples: int) -> int:
 
 
 def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, subset_size: int = 1000,
-                              subsets: int = 100) -> tuple[float, float]:
+                              subsets: int = 100, seed: int = 0) -> tuple[float, float]:
     """KID (unbiased MMD^2, cubic polynomial kernel) over random subsets: (mean, std); the subset
-    size is `kid_subset_size(subset_size, samples)`."""
+    size is `kid_subset_size(subset_size, samples)`, the subsets drawn from `seed` alone (torchmetrics
+    draws them from the global RNG: whatever ran before would change them)."""
     size = kid_subset_size(subset_size, min(len(real), len(fake)))
     with features_already_in_memory():
         metric = KernelInceptionDistance(feature=Precomputed(real.shape[1]), subset_size=size, subsets=subsets,
                                          sync_on_compute=False)
     metric.update(real, real=True)
     metric.update(fake, real=False)
-    mean, std = metric.compute()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
     return float(mean), float(std)
 
 
@@ -210,7 +213,8 @@ def fid(ctx: EvalContext) -> dict[str, float]:
 @register_metric("kid", unsupported=needs_images, unavailable=extractor_unavailable)
 def kid(ctx: EvalContext) -> dict[str, float]:
     real, fake = extracted(ctx)["features"]
-    mean, std = kernel_inception_distance(real, fake, int(ctx.options.kid.subset_size), int(ctx.options.kid.subsets))
+    mean, std = kernel_inception_distance(real, fake, int(ctx.options.kid.subset_size), int(ctx.options.kid.subsets),
+                                          ctx.seed)
     used = kid_subset_size(int(ctx.options.kid.subset_size), min(len(real), len(fake)))
     ctx.protocol["kid"] = protocol(ctx) | dict(ctx.options.kid) | {"subset_size_used": used}
     name = resolve_extractor(ctx.options.extractor)
