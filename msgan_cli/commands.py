@@ -109,7 +109,8 @@ def sample_command(overrides: list[str]) -> list[Path]:
 
     from msgan_cli.data.batch import take
     from msgan_cli.evaluate import load_trained_session
-    from msgan_cli.sampling import evaluation_mode, input_grid, scatter_image
+    from msgan_cli.figures import scatter_figure
+    from msgan_cli.sampling import evaluation_mode, input_grid
 
     cfg = compose_config("sample", overrides)
     for key in ("n", "inputs", "columns"):
@@ -161,7 +162,7 @@ def sample_command(overrides: list[str]) -> list[Path]:
             name = f"sample-step{step}" + ("" if condition is None else f"-class{condition}") + ".png"
             if data.kind == "points":
                 real = data.test.batch(torch.arange(min(len(data.test), n), device=device)).samples
-                save_image(scatter_image(real, outputs), out_dir / name)
+                save_image(scatter_figure(real, outputs), out_dir / name)
             else:
                 save_image(outputs * 0.5 + 0.5, out_dir / name, nrow=int(cfg.columns), padding=2, pad_value=1.0)
             written.append(out_dir / name)

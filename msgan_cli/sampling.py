@@ -15,6 +15,7 @@ from torchvision.utils import make_grid
 
 from msgan_cli.data import Batch, Data
 from msgan_cli.data.batch import take
+from msgan_cli.figures import scatter_figure
 from msgan_cli.models import Recipe
 
 
@@ -47,7 +48,7 @@ def sample_grid(recipe: Recipe, data: Data, device: torch.device, columns: int =
             z = recipe.sample_latent(num_points, device, generator)
             fake = recipe.generate_primary(z, None).float()
             real = data.test.batch(torch.arange(min(len(data.test), num_points), device=device)).samples
-            return scatter_image(real, fake)
+            return scatter_figure(real, fake)
         if recipe.conditions_come_from_data:
             split = data.evaluation_split
             rows = split.batch(torch.arange(min(inputs, len(split)), device=device))
@@ -85,17 +86,3 @@ def input_grid(recipe: Recipe, rows: Batch, z: torch.Tensor) -> torch.Tensor:
     return make_grid(cells.flatten(0, 1).cpu(), nrow=cells.shape[1], padding=2, pad_value=1.0)
 
 
-def scatter_image(real: torch.Tensor, fake: torch.Tensor, size: int = 320) -> torch.Tensor:
-    """Real (grey) and generated (red) 2D points drawn on a white canvas framed around the real data."""
-    real, fake = real.float().cpu(), fake.float().cpu()
-    low, high = real.min(0).values, real.max(0).values
-    margin = 0.25 * (high - low).max()
-    low, span = low - margin, (high - low).max() + 2 * margin
-    canvas = torch.ones(3, size, size)
-    for points, colour in ((real, (0.6, 0.6, 0.6)), (fake, (0.85, 0.1, 0.1))):
-        pixels = ((points - low) / span * (size - 1)).round().long()
-        inside = ((pixels >= 0) & (pixels < size)).all(1)
-        x, y = pixels[inside, 0], size - 1 - pixels[inside, 1]
-        for channel, value in enumerate(colour):
-            canvas[channel, y, x] = value
-    return canvas

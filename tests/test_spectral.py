@@ -149,3 +149,25 @@ def test_regularisers_on_d_weights_refuse_a_model_without_them(reg, monkeypatch)
     regularizer = REGULARIZERS[reg](parse_options(reg, {"enabled": True}), session.recipe)
     with pytest.raises(UserError, match=f"reg={reg} acts on the discriminator's conv/linear layers"):
         regularizer.check(session.recipe)
+
+
+def test_figures_draw_what_they_are_given():
+    """The 2D scatter puts generated points where they are (red pixels on their side of the real
+    data), and each spectrum check is a curve of its own colour."""
+    from msgan_cli.figures import scatter_figure, spectrum_figure
+    real = torch.randn(400, 2, generator=torch.Generator().manual_seed(0))
+
+    def red_share_by_half(image):
+        red = (image[0] > 0.7) & (image[1] < 0.3) & (image[2] < 0.3)
+        half = image.shape[2] // 2
+        return red[:, :half].sum().item(), red[:, half:].sum().item()
+
+    left, right = (scatter_figure(real, real[:100] * 0.1 + torch.tensor([dx, 0.0])) for dx in (-1.5, 1.5))
+    assert red_share_by_half(left)[0] > 10 * red_share_by_half(left)[1]
+    assert red_share_by_half(right)[1] > 10 * red_share_by_half(right)[0]
+    one, two = spectrum_figure([torch.linspace(1, 0, 10)], 0.2, "one"), spectrum_figure(
+        [torch.linspace(1, 0, 10), torch.linspace(1, 0, 10) ** 3], 0.2, "two")
+    assert one.shape[0] == 3 and 0 <= one.min() and one.max() <= 1
+    bluest = lambda image: ((image[2] > 0.8) & (image[0] < 0.3)).sum().item()  # noqa: E731
+    reddest = lambda image: ((image[0] > 0.8) & (image[2] < 0.3)).sum().item()  # noqa: E731
+    assert bluest(two) > 0 and reddest(two) > 0 and reddest(one) == 0   # the newest check is red

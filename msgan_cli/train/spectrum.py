@@ -1,20 +1,20 @@
 """Spectral monitoring, for every run: SR-GAN's early-warning signal of mode collapse (METHODS.md 4).
 
 Every `trainer.spectrum.every` steps, the normalised singular values (`s / s_1`) of each D layer are
-logged as a histogram, as an image of value against index with one curve per check (older blue,
-newer red, as in the SR-GAN paper's figures), and as one scalar per layer: the share of normalised
-singular values above `threshold`. When that share falls below `(1 - warn_drop)` times the best seen
-in this run, the log warns (once, until the layer recovers): in SN-GANs most singular values drop at
-once when the GAN collapses.
+logged as a histogram, as a figure of value against index with one curve per check (older blue,
+newer red, as in the SR-GAN paper's figures; figures.py), and as one scalar per layer: the share of
+normalised singular values above `threshold`. When that share falls below `(1 - warn_drop)` times the
+best seen in this run, the log warns (once, until the layer recovers): in SN-GANs most singular values
+drop at once when the GAN collapses.
 """
 from __future__ import annotations
 
 import logging
 
-import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from msgan_cli.figures import spectrum_figure
 from msgan_cli.models.base import Recipe, weight_matrix
 
 log = logging.getLogger(__name__)
@@ -32,21 +32,6 @@ def normalised_spectra(recipe: Recipe) -> dict[str, torch.Tensor]:
     return spectra
 
 
-def curve_image(curves: list[torch.Tensor], height: int = 160, width: int = 240) -> torch.Tensor:
-    """RGB image (3, H, W): each spectrum as a line, value (0..1, bottom to top) against index."""
-    canvas = np.ones((3, height, width), dtype=np.float32)
-    for age, curve in enumerate(curves):
-        late = age / max(len(curves) - 1, 1)
-        colour = (late, 0.1, 1.0 - late)
-        values = curve.numpy()
-        xs = np.arange(width)
-        ys = np.interp(xs / (width - 1) * (len(values) - 1), np.arange(len(values)), values)
-        rows = np.clip(np.round((1.0 - ys) * (height - 1)).astype(int), 0, height - 1)
-        for channel, value in enumerate(colour):
-            canvas[channel, rows, xs] = value
-    return torch.from_numpy(canvas)
-
-
 class SpectralMonitor:
     def __init__(self, options: DictConfig, history: int = 12):
         self.threshold, self.warn_drop, self.history = float(options.threshold), float(options.warn_drop), history
@@ -62,7 +47,8 @@ class SpectralMonitor:
             scalars[f"Spectrum/{name}/share_above_{self.threshold:g}"] = share
             writer.histogram(f"Spectrum/{name}", spectrum, step)
             self.curves[name] = (self.curves.get(name, []) + [spectrum])[-self.history:]
-            writer.image(f"Spectrum/{name}/curves", curve_image(self.curves[name]), step)
+            figure = spectrum_figure(self.curves[name], self.threshold, f"{name}, step {step}")
+            writer.image(f"Spectrum/{name}/curves", figure, step)
             best = max(self.best_share.get(name, share), share)
             self.best_share[name] = best
             if share >= (1.0 - self.warn_drop) * best:
