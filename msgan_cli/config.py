@@ -80,16 +80,45 @@ def flat(tree, prefix: str = "") -> dict[str, object]:
     return {prefix[:-1]: tree}
 
 
-def option_schema() -> dict[str, dict[str, object]]:
-    """The keys every run has under trainer, eval and hardware, with their default values (whose types
-    are the types the keys take), as train.yaml and hardware/auto.yaml define them."""
+def option_schema(cfg: DictConfig) -> dict[str, dict[str, object]]:
+    """The keys a run may have under trainer, eval, hardware, dataset and model, with their default
+    values (whose types are the types the keys take): trainer and eval as train.yaml defines them,
+    hardware as hardware/auto.yaml, dataset and model as the group's files of the run's dataset and
+    model name do (all files of that name: model=mlp_unrolled extends mlp, both named mlp)."""
     root = resources.files(CONFIG_MODULE)
     with (root / "train.yaml").open() as f:
         train = OmegaConf.load(f)
-    with (root / "hardware" / "auto.yaml").open() as f:
-        hardware = OmegaConf.load(f)
-    sections = {"trainer": train.trainer, "eval": train.eval, "hardware": hardware}
-    return {name: flat(OmegaConf.to_container(node, resolve=False)) for name, node in sections.items()}
+    schema = {"trainer": flat(OmegaConf.to_container(train.trainer, resolve=False)),
+              "eval": flat(OmegaConf.to_container(train.eval, resolve=False)),
+              "hardware": group_file_options("hardware", "auto")}
+    for group in ("dataset", "model"):
+        if group in cfg and "name" in cfg[group]:
+            options = {}
+            for option in available_options(group):
+                keys = group_file_options(group, option)
+                if keys.get("name") == cfg[group].name:
+                    options |= keys
+            if options:   # a name no file declares (a test's own recipe): its keys are not checked
+                schema[group] = options
+    return schema
+
+
+def group_file_options(group: str, option: str) -> dict[str, object]:
+    """The flat keys and defaults that conf/<group>/<option>.yaml gives its group, with the files of the
+    same group it extends (its own `defaults` list); a file in the global package (model=pix2pix also
+    sets a dataset and a budget) gives its `<group>:` part."""
+    path = resources.files(CONFIG_MODULE) / group / f"{option}.yaml"
+    if not path.is_file():
+        return {}
+    text = path.read_text()
+    node = OmegaConf.to_container(OmegaConf.create(text), resolve=False) or {}
+    if re.search(r"^# @package _global_", text, re.M):
+        return flat(node.get(group, {}))
+    options: dict[str, object] = {}
+    for entry in node.pop("defaults", []):
+        if isinstance(entry, str) and entry != "_self_":
+            options |= group_file_options(group, entry)
+    return options | flat(node)
 
 
 def expected_kind(default) -> tuple[type, ...] | None:
@@ -105,10 +134,10 @@ def expected_kind(default) -> tuple[type, ...] | None:
 
 
 def check_options(cfg: DictConfig) -> None:
-    """Every trainer / eval / hardware key of `cfg` is one the project knows, with a value of its type:
-    a typo such as `+trainer.max_step=5` would otherwise be accepted silently, and `trainer.max_steps=abc`
-    fail later with a traceback."""
-    for section, known in option_schema().items():
+    """Every trainer / eval / hardware / dataset / model key of `cfg` is one the project knows, with a
+    value of its type: a typo such as `+trainer.max_step=5` would otherwise be accepted silently, and
+    `trainer.max_steps=abc` fail later with a traceback."""
+    for section, known in option_schema(cfg).items():
         if section not in cfg:
             continue
         for key, value in flat(OmegaConf.to_container(cfg[section], resolve=True)).items():

@@ -216,6 +216,10 @@ def test_a_crash_leaves_its_traceback_in_train_log(tmp_path):
     ("trainer.max_steps=abc", "trainer.max_steps must be a whole number; got 'abc'."),
     ("trainer.progress_bar=3", "trainer.progress_bar must be true or false; got 3."),
     ("eval.kid.subsets=1.5", "eval.kid.subsets must be a whole number; got 1.5."),
+    ("+dataset.resolutoin=16", "Unknown option dataset.resolutoin. Did you mean dataset.resolution?"),
+    ("dataset.test_fraction=much", "dataset.test_fraction must be a number; got 'much'."),
+    ("++model.withd=16", "Unknown option model.withd. Did you mean model.width?"),
+    ("model.optim.lr_g=fast", "model.optim.lr_g must be a number; got 'fast'."),
 ])
 def test_unknown_keys_and_wrong_types_are_one_sentence(tmp_path, override, message):
     """Before: the typo (Hydra's own suggestion, with +) trained the default budget silently, and a

@@ -8,12 +8,12 @@ import sys
 import pytest
 import torch
 
-from conftest import TINY, state_of
+from conftest import TINY, state_of, tiny
 
 
 def torchrun(*args, cwd):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "msgan_cli.cli", "train", *TINY, "hardware=ddp", "hardware.device=cpu", *args]
+               "-m", "msgan_cli.cli", "train", *tiny("hardware=ddp", "hardware.device=cpu", *args)]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
@@ -61,7 +61,7 @@ def test_two_processes_train_like_one_process_with_the_same_global_batch(tmp_pat
               "trainer.max_steps=6",
               "eval.metrics=[]"]
     assert torchrun(*common, f"hydra.run.dir={tmp_path / 'two'}", cwd=tmp_path).returncode == 0
-    single = subprocess.run([sys.executable, "-m", "msgan_cli.cli", "train", *TINY, "hardware=cpu", *common,
+    single = subprocess.run([sys.executable, "-m", "msgan_cli.cli", "train", *tiny("hardware=cpu", *common),
                              f"hydra.run.dir={tmp_path / 'one'}"], capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr[-3000:]
     two, one = state_of(tmp_path / "two"), state_of(tmp_path / "one")
@@ -92,7 +92,7 @@ def test_pix2pix_on_streamed_pairs_trains_under_ddp_like_one_process(tmp_path):
               "trainer.max_steps=5", "trainer.log_every=1", "eval.metrics=[]"]
     two = torchrun(*common, f"hydra.run.dir={tmp_path / 'two'}", cwd=tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
-    single = subprocess.run([sys.executable, "-m", "msgan_cli.cli", "train", *TINY, "hardware=cpu", *common,
+    single = subprocess.run([sys.executable, "-m", "msgan_cli.cli", "train", *tiny("hardware=cpu", *common),
                              f"hydra.run.dir={tmp_path / 'one'}"], capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr[-3000:]
     assert state_of(tmp_path / "two")["sampler"] == state_of(tmp_path / "one")["sampler"] == {"epoch": 1, "position": 8}
