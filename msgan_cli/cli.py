@@ -20,7 +20,11 @@ examples:
   msgan train model=mlp dataset=grid25 reg=none
   msgan train -m reg=none,ms seed=0,1,2    # a sweep
   msgan train --help                       # every config group and option
+  eval "$(msgan train -sc install=bash)"   # <TAB> completion of commands, groups and options in bash
 """
+
+HYDRA_FLAGS_SHOWING_CONFIG = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help")
+SHELL_COMPLETION = ("--shell-completion", "-sc")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
+    if argv[0] in SHELL_COMPLETION:   # what the installed completion runs on <TAB>: `msgan -sc query=bash`
+        return complete(argv)
     command, options = argv[0], argv[1:]
     if command not in ("train", "eval", "sample", "report", "train-classifier"):
         print(f"msgan: unknown command '{command}'.\n\n{USAGE}", file=sys.stderr)
@@ -77,17 +83,41 @@ def command_help(command: str) -> str:
     return text
 
 
+def complete(argv: list[str]) -> int:
+    """Shell completion (completion.py): msgan's own answers, or Hydra's for `msgan train ...`."""
+    from msgan_cli.completion import query
+    answers = query(os.environ.get("COMP_LINE", "")) if "query=bash" in argv else None
+    if answers is None:
+        return run_train(argv)
+    print(" ".join(answers))
+    return 0
+
+
 def run_train(options: list[str]) -> int:
-    """Hand the options to the Hydra app, after the msgan-specific preparation of the overrides."""
+    """Hand the options to the Hydra app, after the msgan-specific preparation of the overrides.
+    Hydra's own errors (a config group option that does not exist, a bad override) exit 2 like msgan's;
+    1 stays for a run that crashed."""
     from msgan_cli import commands
-    from msgan_cli.config import check_reg_choices, normalize_overrides
-    from msgan_cli.train.distributed import init_process_group
+    from msgan_cli.config import check_output_location, check_reg_choices, first_run_of_sweep, normalize_overrides
 
     options = normalize_overrides(options)
     check_reg_choices(options)
-    options = share_run_dir(options, init_process_group())
-    sys.argv = ["msgan train", *options]
-    commands.train_main()
+    multirun = any(o in ("-m", "--multirun") for o in options)
+    shows_config = any(o in HYDRA_FLAGS_SHOWING_CONFIG for o in options)
+    if multirun and shows_config:   # Hydra refuses both with a ValueError traceback: show the first run's
+        options = first_run_of_sweep(options)
+        print("# msgan: the configuration of the sweep's first run", file=sys.stderr)
+    elif not shows_config and not any(o in SHELL_COMPLETION for o in options):
+        from msgan_cli.train.distributed import init_process_group
+        check_output_location(options, multirun)
+        options = share_run_dir(options, init_process_group())
+    sys.argv = ["msgan", *options]   # Hydra's completion installs itself for the program named here
+    try:
+        commands.train_main()
+    except SystemExit as stop:   # Hydra reports its errors, and a crashed run, with exit status 1
+        if stop.code == 1 and not commands.TRAINING_CRASHED:
+            return 2
+        raise
     return 0
 
 

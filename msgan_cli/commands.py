@@ -19,10 +19,12 @@ from msgan_cli.config import compose_config
 from msgan_cli.errors import UserError
 
 log = logging.getLogger("msgan")
+TRAINING_CRASHED = False   # set when a run's exception leaves train_main: Hydra exits 1 for it and for its own errors
 
 
 @hydra.main(config_path="pkg://msgan_cli.conf", config_name="train", version_base="1.3")
 def train_main(cfg: DictConfig) -> float | None:
+    global TRAINING_CRASHED
     from msgan_cli.train.loop import train
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -34,6 +36,7 @@ def train_main(cfg: DictConfig) -> float | None:
         raise SystemExit(2) from None
     except Exception:
         log.exception("The run crashed")   # the traceback goes to train.log too, not only the terminal
+        TRAINING_CRASHED = True
         raise
     if metrics is not None:
         print_run_summary(run_dir, metrics)

@@ -64,6 +64,42 @@ def check_reg_choices(overrides: list[str]) -> None:
                             f"Available for reg=: {', '.join(sorted(available))}.")
 
 
+def first_run_of_sweep(arguments: list[str]) -> list[str]:
+    """The arguments of a sweep's first run: every flag but -m, each swept key at its first value
+    (the order Hydra's basic sweeper runs them in)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    overrides = [a for a in arguments if "=" in a and not a.startswith("-")]
+    flags = [a for a in arguments if a not in overrides and a not in ("-m", "--multirun")]
+    runs = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(overrides), None)[0]
+    return flags + runs[0]
+
+
+def check_output_location(overrides: list[str], multirun: bool) -> None:
+    """Hydra creates the run directory (or the sweep's) before msgan starts: a place that cannot hold it
+    (under a file, read-only) would end in Hydra's traceback. One sentence instead, naming the key."""
+    import tempfile
+    from pathlib import Path
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    given = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith(key + "=")]
+    if given:
+        directory = given[-1]
+    else:
+        with (resources.files(CONFIG_MODULE) / "train.yaml").open() as f:
+            hydra_defaults = OmegaConf.to_container(OmegaConf.load(f).hydra, resolve=False)   # ${now:} unresolved
+        directory = hydra_defaults["sweep" if multirun else "run"]["dir"]
+    place = Path(directory.split("${")[0] or ".").absolute()   # the part fixed before any ${now:...}
+    while not place.exists():
+        place = place.parent
+    if not place.is_dir():
+        raise UserError(f"Cannot create the run directory {directory}: {place} is a file. "
+                        f"Choose another place with {key}=DIR.")
+    try:
+        tempfile.TemporaryFile(dir=place).close()
+    except OSError as error:
+        raise UserError(f"Cannot create the run directory {directory}: {place} is not writable "
+                        f"({error.strerror}). Choose another place with {key}=DIR.") from None
+
+
 def compose_config(name: str, overrides: list[str] | None = None) -> DictConfig:
     """The composed config `name` (e.g. "train") with overrides, as `msgan` would see it (no Hydra run dir)."""
     overrides = normalize_overrides(list(overrides or []))

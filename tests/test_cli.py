@@ -156,7 +156,7 @@ def test_multirun_sweep_and_report(tmp_path):
 def test_user_errors_are_one_clear_message(args, needles, tmp_path):
     tiny = TINY if args[0] == "train" else []
     result = msgan(args[0], *tiny, *args[1:], cwd=tmp_path)   # the option under test comes last and wins
-    assert result.returncode != 0
+    assert result.returncode == 2, result.returncode   # Hydra's own errors too (it exits 1 for them)
     output = result.stdout + result.stderr
     assert "Traceback" not in output
     for needle in needles:
@@ -205,7 +205,7 @@ def test_a_crash_leaves_its_traceback_in_train_log(tmp_path):
              "loop.train = boom\n"
              f"sys.exit(cli.main(['train', 'hardware=cpu', 'hydra.run.dir={run}']))")
     result = subprocess.run([sys.executable, "-c", crash], capture_output=True, text=True, timeout=300)
-    assert result.returncode != 0
+    assert result.returncode == 1   # a crash, not a user error (2)
     log = (run / "train.log").read_text()
     assert "The run crashed" in log and "Traceback" in log and "RuntimeError: a bug, say" in log
 
@@ -227,3 +227,56 @@ def test_unknown_keys_and_wrong_types_are_one_sentence(tmp_path, override, messa
     result = msgan("train", *TINY, override, f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr and not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("writable", [False, True])
+def test_an_output_place_that_cannot_hold_the_run_is_one_sentence(tmp_path, writable):
+    """Before: Hydra's NotADirectoryError / PermissionError traceback from creating the run directory."""
+    import os
+    if writable:   # a read-only folder; root writes anywhere, so there a file stands in the way instead
+        if os.geteuid() == 0:
+            pytest.skip("root may write into a read-only folder")
+        (tmp_path / "locked").mkdir(mode=0o555)
+        run, reason = tmp_path / "locked" / "run", "is not writable"
+    else:
+        (tmp_path / "a_file").write_text("")
+        run, reason = tmp_path / "a_file" / "run", "is a file"
+    result = msgan("train", *TINY, f"hydra.run.dir={run}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert f"Cannot create the run directory {run}" in result.stderr and reason in result.stderr
+    assert "hydra.run.dir=DIR" in result.stderr
+
+
+def test_a_sweep_with_cfg_job_shows_its_first_run(tmp_path):
+    """Before: Hydra's `ValueError: Only one of --run, --multirun, --cfg ...` traceback."""
+    import yaml
+    result = msgan("train", "-m", "seed=3,4", "trainer.max_steps=7,8", "--cfg", "job", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    config = yaml.safe_load(result.stdout)
+    assert config["seed"] == 3 and config["trainer"]["max_steps"] == 7
+    assert "first run" in result.stderr and not (tmp_path / "multirun").exists()
+
+
+def test_bash_completion_offers_commands_groups_options_and_keys(tmp_path):
+    """Hydra's bash function, installed as the README says, asked as bash asks it on <TAB> (COMP_LINE,
+    COMP_WORDS, COMP_CWORD), answers through the `msgan` on PATH. Before, it registered `msgan` and
+    `train` and never answered."""
+    import os
+    lines = {"msgan tr": {"train", "train-classifier"}, "msgan train mod": {"model="},
+             "msgan train model=": {"model=dcgan", "model=pix2pix", "model=mlp"}, "msgan train reg=m": {"reg=ms", "reg=mdgan"},
+             "msgan train trainer.max_s": {"trainer.max_steps="}, "msgan eval r": {"run="}}
+    script = ['eval "$(msgan train -sc install=bash)"']
+    for line in lines:
+        script += [f'COMP_LINE="{line}"; COMP_POINT=${{#COMP_LINE}}; COMP_WORDS=($COMP_LINE)',
+                   "COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=(); hydra_bash_completion",
+                   'echo "${COMPREPLY[*]}"']
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(["bash", "-c", "\n".join(script)], capture_output=True, text=True, env=env,
+                            cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    answers = result.stdout.splitlines()
+    assert len(answers) == len(lines), result.stdout + result.stderr
+    for (line, expected), answer in zip(lines.items(), answers):
+        assert expected <= set(answer.split()), (line, answer)
+    assert "complete -o nospace -o default -F hydra_bash_completion msgan\n" in subprocess.run(
+        ["msgan", "train", "-sc", "install=bash"], capture_output=True, text=True, env=env).stdout
