@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import msgan, state_of, train_run, TINY
+from conftest import msgan, state_of, tiny, train_run, TINY
 from msgan_cli.errors import UserError
 from msgan_cli.train import checkpoint as checkpoint_module
 from msgan_cli.train.checkpoint import load_checkpoint, save_checkpoint
@@ -196,3 +196,65 @@ def test_resuming_with_another_configuration_is_refused_naming_the_keys(tmp_path
     assert state_of(tmp_path)["step"] == 3
     train_run(tmp_path, "reg=none", "trainer.max_steps=4", "eval.metrics=[]", "trainer.allow_config_change=true")
     assert state_of(tmp_path)["step"] == 4   # asked for explicitly
+
+
+# A kill -9 while torch.save is writing the temporary file of checkpoint number `KILL_AT` (counting from
+# 1 in this process): half the bytes are on disk, the process dies without any handler running.
+KILL_DURING_WRITE = """
+import os, signal, sys, torch
+from msgan_cli import cli
+real_save, writes = torch.save, [0]
+def save(state, file, *args, **kwargs):
+    writes[0] += 1
+    if writes[0] == {kill_at}:
+        file.write(b"PK" + os.urandom(4096)); file.flush()   # a torch zip archive's first bytes, then noise
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_save(state, file, *args, **kwargs)
+torch.save = save
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_then_resume_ends_with_the_uninterrupted_weights(tmp_path):
+    """SIGKILL (no handler, no final checkpoint) at random moments of training and in the middle of
+    checkpoint writes, then the same command again until it finishes: the weights and optimiser state
+    are those of a run never interrupted, and no temporary file is left behind."""
+    import random
+    rng = random.Random(20261203)   # the moments are random but the same on every run of the test
+    common = ["train", *tiny("model=mlp", "dataset=ring8", "dataset.num_train=512", "model.generator.hidden=16",
+                              "model.discriminator.hidden=8", "reg=ms", "trainer.max_steps=300",
+                              "trainer.checkpoint_every=7", "trainer.sample_every=100000", "trainer.log_every=50",
+                              "trainer.spectrum.every=100", "eval.metrics=[]")]
+    uninterrupted = msgan(*common, f"hydra.run.dir={tmp_path / 'whole'}")
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
+
+    run = tmp_path / "killed"
+    command = [sys.executable, "-m", "msgan_cli.cli", *common, f"hydra.run.dir={run}"]
+    kills = []
+    for kill_at in (rng.randint(2, 4), rng.randint(2, 6)):   # during a checkpoint write
+        died = subprocess.run([sys.executable, "-c", KILL_DURING_WRITE.format(kill_at=kill_at), *command[3:]],
+                              capture_output=True, text=True, timeout=300)
+        assert died.returncode == -signal.SIGKILL, died.stderr[-2000:]
+        assert list((run / "checkpoints").glob("last.pt.*.tmp")), "the kill left no half-written temporary"
+        kills.append(f"write {kill_at}")
+    for _ in range(3):   # at a random moment of training
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while not any((run / "tb").glob("events*")) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))
+        process.kill()
+        process.wait(timeout=60)
+        kills.append(f"training, step {state_of(run)['step']}" if (run / "checkpoints" / "last.pt").exists() else "training")
+    resumed = msgan(*common, f"hydra.run.dir={run}")
+    assert resumed.returncode == 0, (kills, resumed.stderr[-2000:])
+
+    whole, killed = state_of(tmp_path / "whole"), state_of(run)
+    assert killed["step"] == whole["step"] == 300, kills
+    for name, tensor in whole["model"].items():
+        assert torch.equal(tensor, killed["model"][name]), (name, kills)
+    for network, optimizer in whole["optimizers"].items():
+        for key, state in optimizer["state"].items():
+            assert torch.equal(state["exp_avg_sq"], killed["optimizers"][network]["state"][key]["exp_avg_sq"]), network
+    assert not list((run / "checkpoints").glob("*.tmp")), "stale temporaries of killed writers were not removed"
