@@ -100,13 +100,14 @@ def eval_command(overrides: list[str]) -> dict[str, float]:
 
 
 def sample_command(overrides: list[str]) -> list[Path]:
-    """`msgan sample run=DIR [n=N] [condition=C] [inputs=8] [columns=8] [seed=S] [format=grid|npz]`: n
+    """`msgan sample run=DIR [n=N] [condition=C] [inputs=8] [columns=8] [seed=S] [format=grid|npz|images]`: n
     samples per condition (all classes, or class C), one PNG per condition with one latent per cell; for
     models conditioned on data (pix2pix) one PNG with a row per held-out input (the first `inputs`, or
     test input C): the input, its ground truth, then n outputs; a scatter plot for 2D data.
     `format=npz`: the same samples as arrays for other tools (torch-fidelity, clean-fid): `images`
     uint8 (N, H, W, C), with `labels` (class conditions, -1 for none) or `inputs` and `input_index`
-    (input images), or `points` for 2D data."""
+    (input images), or `points` for 2D data. `format=images`: the same samples as one PNG each, in a
+    folder (what folder-based FID tools read), named by sample, class or input."""
     import torch
     from torchvision.utils import save_image
 
@@ -119,8 +120,9 @@ def sample_command(overrides: list[str]) -> list[Path]:
     for key in ("n", "inputs", "columns"):
         if cfg[key] is not None and (not isinstance(cfg[key], int) or cfg[key] < 1):
             raise UserError(f"{key} must be a positive whole number; got {cfg[key]!r}.")
-    if cfg.format not in ("grid", "npz"):
-        raise UserError(f"format must be grid (PNG grids) or npz (arrays for other tools); got {cfg.format!r}.")
+    if cfg.format not in ("grid", "npz", "images"):
+        raise UserError(f"format must be grid (PNG grids), npz (arrays for other tools) or images (one PNG per "
+                        f"sample); got {cfg.format!r}.")
     run_dir = required_run_dir(cfg, "sample")
     session, step = load_trained_session(run_dir, cfg.device)
     recipe, data, device = session.recipe, session.data, session.device
@@ -134,13 +136,16 @@ def sample_command(overrides: list[str]) -> list[Path]:
         batch, z = split.batch(torch.tensor(rows, device=device)), recipe.sample_latent(int(cfg.n or 8), device, generator)
         out_dir.mkdir(parents=True, exist_ok=True)
         stem = out_dir / (f"sample-step{step}-" + (f"input{rows[0]}" if cfg.condition is not None else "inputs"))
-        if cfg.format == "npz":
+        if cfg.format != "grid":
             index = torch.arange(len(rows), device=device).repeat_interleave(len(z))
             condition = take(recipe.condition(batch), index)
             with evaluation_mode(recipe):
                 outputs = recipe.generate_primary(z.repeat(len(rows), 1), condition).float()
+            input_index = torch.tensor(rows)[index.cpu()]
+            if cfg.format == "images":
+                return write_images(stem, outputs, [f"input{i}" for i in input_index.tolist()])
             return [write_npz(stem.with_suffix(".npz"), images=outputs, inputs=recipe.condition_image(condition),
-                              input_index=torch.tensor(rows)[index.cpu()])]
+                              input_index=input_index)]
         save_image(input_grid(recipe, batch, z), stem.with_suffix(".png"))
         print(stem.with_suffix(".png"))
         return [stem.with_suffix(".png")]
@@ -160,7 +165,7 @@ def sample_command(overrides: list[str]) -> list[Path]:
             outputs = recipe.generate_primary(z, labels).float()
             all_outputs.append(outputs)
             all_labels.append(torch.full((n,), -1 if condition is None else condition))
-            if cfg.format == "npz":
+            if cfg.format != "grid":
                 continue
             name = f"sample-step{step}" + ("" if condition is None else f"-class{condition}") + ".png"
             if data.kind == "points":
@@ -169,7 +174,11 @@ def sample_command(overrides: list[str]) -> list[Path]:
             else:
                 save_image(outputs * 0.5 + 0.5, out_dir / name, nrow=int(cfg.columns), padding=2, pad_value=1.0)
             written.append(out_dir / name)
-    if cfg.format == "npz":
+    if cfg.format == "images" and data.kind == "image":
+        labels = torch.cat(all_labels).tolist()
+        return write_images(out_dir / f"sample-step{step}", torch.cat(all_outputs),
+                            [f"class{label}" if label >= 0 else "sample" for label in labels])
+    if cfg.format != "grid":   # npz (2D points have no images to write one by one: npz too)
         outputs, labels = torch.cat(all_outputs), torch.cat(all_labels)
         arrays = {"points": outputs.cpu().numpy()} if data.kind == "points" else {"images": outputs}
         return [write_npz(out_dir / f"sample-step{step}.npz", labels=labels, **arrays)]
@@ -190,6 +199,17 @@ def write_npz(path: Path, **arrays) -> Path:
     np.savez_compressed(path, **{name: as_array(value) for name, value in arrays.items() if value is not None})
     print(path)
     return path
+
+
+def write_images(folder: Path, images, names: list[str]) -> list[Path]:
+    """One PNG per image (tensors in [-1, 1]) in `folder`, named `<number>-<name>.png`."""
+    from torchvision.utils import save_image
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{i:05d}-{name}.png" for i, name in enumerate(names)]
+    for image, path in zip(images, paths):
+        save_image(image * 0.5 + 0.5, path)
+    print(folder)
+    return paths
 
 
 def report_command(arguments: list[str]) -> Path:

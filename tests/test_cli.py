@@ -100,6 +100,12 @@ def test_sample_writes_a_grid_per_condition(finished_run, tmp_path):
     arrays = np.load(Path(npz.stdout.strip().splitlines()[-1]))
     assert arrays["images"].shape == (50, 32, 32, 1) and arrays["images"].dtype == np.uint8   # 10 classes x 5, grey
     assert arrays["labels"].tolist() == [c for c in range(10) for _ in range(5)]
+    images = msgan("sample", f"run={run}", "n=5", "format=images")   # the same samples, one PNG each
+    assert images.returncode == 0, images.stderr
+    files = sorted(Path(images.stdout.strip().splitlines()[-1]).glob("*.png"))
+    assert len(files) == 50 and files[0].name == "00000-class0.png" and files[-1].name == "00049-class9.png"
+    png = np.asarray(Image.open(files[7])).astype(int)[..., :1]   # grey saved as RGB; rounding may differ by 1
+    assert np.abs(png - arrays["images"][7]).max() <= 1
     for bad in ("n=0", "n=-3", "columns=0", "n=abc", "format=jpeg"):   # before: ZeroDivisionError / negative dimension tracebacks
         refused = msgan("sample", f"run={run}", bad)
         assert refused.returncode == 2 and ("must be a positive whole number" in refused.stderr

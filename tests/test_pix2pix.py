@@ -185,5 +185,9 @@ def test_sample_grid_and_msgan_sample_show_input_truth_and_outputs(tmp_path):
     arrays = np.load(run / "samples" / "sample-step4-inputs.npz")
     assert arrays["images"].shape == (12, 32, 32, 3) and arrays["inputs"].shape == (12, 32, 32, 1)
     assert arrays["input_index"].tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    images = msgan("sample", f"run={run}", "n=4", "inputs=3", "format=images")
+    files = sorted((run / "samples" / "sample-step4-inputs").glob("*.png"))
+    assert images.returncode == 0 and len(files) == 12 and files[4].name == "00004-input1.png", images.stderr[-2000:]
+    assert np.abs(np.asarray(Image.open(files[5])).astype(int) - arrays["images"][5]).max() <= 1
     wrong = msgan("sample", f"run={run}", "condition=100000")
     assert wrong.returncode == 2 and "index of a held-out input" in wrong.stderr and "Traceback" not in wrong.stderr
