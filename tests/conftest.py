@@ -145,6 +145,19 @@ def write_paired_folder(root: Path, counts: dict[str, int] | None = None, height
     return root
 
 
+def write_unpaired_folder(root: Path, counts: dict[str, int] | None = None, size: int = 20) -> Path:
+    """DRIT's / CycleGAN's unpaired format: trainA/ trainB/ testA/ testB/ of <i>.png. Domain A's images
+    are dark (0..99), domain B's bright (156..255), so a test can tell which domain a batch row came from."""
+    rng = np.random.default_rng(1)
+    for folder, count in (counts or {"trainA": 5, "trainB": 7, "testA": 2, "testB": 3}).items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        low = 0 if folder.endswith("A") else 156
+        for i in range(count):
+            image = rng.integers(low, low + 100, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(image).save(root / folder / f"{i}.png")
+    return root
+
+
 def pytest_collection_modifyitems(config, items):
     """GPU tests skip themselves, with the reason, where no CUDA device is visible."""
     if torch.cuda.is_available():

@@ -253,6 +253,102 @@ def test_outline_fill_bad_options():
             load_dataset(outline_fill_cfg(**values))
 
 
+# --- unpaired two-domain data (DRIT's setting) --------------------------------------------------
+
+def outline_fill_unpaired_cfg(**values):
+    defaults = dict(name="outline_fill_unpaired", source="digits", modes=4, modes_back=3, resolution=32,
+                    test_fraction=0.2, split_seed=0, mode_seed=0)
+    return cfg(**(defaults | values))
+
+
+def test_outline_fill_unpaired_has_k_known_translations_each_way_and_unpaired_domains():
+    data = load_dataset(outline_fill_unpaired_cfg())
+    assert not data.paired and data.inputs == "image" and data.shape == data.input_shape == (3, 32, 32)
+    a, b = data.train.domain("A"), data.train.domain("B")
+    assert len(a) == len(b) == len(data.train) == 1438
+    index = torch.arange(300)
+    batch = data.train.batch(index)                       # evaluation rows: row i of each domain
+    assert torch.equal(batch.inputs, a.batch(index).samples) and torch.equal(batch.samples, b.batch(index).samples)
+    # Unpaired: the two domains show different shapes in the same row (independent shuffles).
+    assert (a.masks[index] == b.masks[index]).flatten(1).all(1).float().mean() < 0.1
+    # Each image is one of its own domain's K looks of its shape, and the K translations of A's shapes
+    # into B are B's K looks of the same shape (and back: 3 outline colours).
+    for domain, other, k in ((a, b, 4), (b, a, 3)):
+        targets = domain.translation_targets(index)
+        assert targets.shape == (300, k, 3, 32, 32)
+        gaps = (targets[:, :, None] - targets[:, None]).abs().flatten(3).mean(3)
+        assert (gaps + torch.eye(k) > 0).all()                               # the K modes differ pairwise
+        twin = other.__class__(domain.masks, domain.outlines, torch.zeros_like(domain.styles),
+                               domain.shape_labels, other.look, other.modes, domain.modes)
+        looks = torch.stack([twin.batch(index).samples] + [twin.__class__(
+            domain.masks, domain.outlines, torch.full_like(domain.styles, j), domain.shape_labels, other.look,
+            other.modes, domain.modes).batch(index).samples for j in range(1, k)], 1)
+        assert torch.equal(targets, looks)
+    assert torch.equal(data.train.mode_targets(index), a.translation_targets(index))
+    assert torch.equal(data.train.reversed().mode_targets(index), b.translation_targets(index))
+    # Training pairs each A image with the B partner its draw picks: drawn at another moment (another
+    # position in the epoch's order), it meets another B.
+    first, later = data.train.batch(index, torch.arange(300)), data.train.batch(index, torch.arange(300) + 7)
+    assert torch.equal(first.inputs, later.inputs) and not torch.equal(first.samples, later.samples)
+
+
+def test_outline_fill_unpaired_bad_options():
+    for values, message in ((dict(modes=1), "dataset.modes"), (dict(modes_back=20), "dataset.modes_back"),
+                            (dict(source="mnist"), "dataset.source")):
+        with pytest.raises(UserError, match=message):
+            load_dataset(outline_fill_unpaired_cfg(**values))
+
+
+def unpaired_cfg(root, **values):
+    defaults = dict(name="unpaired_folder", root=None if root is None else str(root), resolution=16, load_size=20, flip=True, channels=3,
+                    in_memory="auto", memory_limit_mb=2048, workers=0)
+    return cfg(**(defaults | values))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_unpaired_folder_gives_domain_a_as_inputs_and_streams_like_memory(tmp_path, workers):
+    from conftest import write_unpaired_folder
+    write_unpaired_folder(tmp_path)
+    held = load_dataset(unpaired_cfg(tmp_path, in_memory=True, workers=workers))
+    streamed = load_dataset(unpaired_cfg(tmp_path, memory_limit_mb=0, workers=workers))
+    assert not held.paired and held.train.first.in_memory and not streamed.train.first.in_memory
+    assert len(held.train) == 7 and len(held.test) == 3    # an epoch runs over the larger domain
+    batch = held.test.batch(torch.arange(3))
+    assert batch.inputs.shape == batch.samples.shape == (3, 3, 16, 16)
+    assert batch.inputs.max() < -0.2 and batch.samples.min() > 0.2     # A dark, B bright: the right folders
+    sources = [data.train.source(EpochSampler(7, 2, seed=3), seed=5) for data in (held, streamed)]
+    device = torch.device("cpu")
+    for _ in range(5):                                    # crosses epochs
+        x, y = (source.next(device) for source in sources)
+        assert torch.equal(x.samples, y.samples) and torch.equal(x.inputs, y.inputs)
+    state = sources[1].state_dict()
+    expected = [sources[0].next(device) for _ in range(2)]
+    resumed = streamed.train.source(EpochSampler(7, 2, seed=3), seed=5)
+    resumed.load_state_dict(state)
+    for batch in expected:
+        assert torch.equal(resumed.next(device).inputs, batch.inputs)
+
+
+def test_unpaired_folder_bad_input_is_one_sentence(tmp_path):
+    from conftest import write_unpaired_folder
+    with pytest.raises(UserError, match="needs dataset.root"):
+        load_dataset(unpaired_cfg(None))
+    write_unpaired_folder(tmp_path, {"trainA": 2, "testA": 1, "testB": 1})
+    with pytest.raises(UserError, match="trainB is missing: dataset=unpaired_folder expects trainA/, trainB/"):
+        load_dataset(unpaired_cfg(tmp_path))
+    (tmp_path / "trainB").mkdir()
+    (tmp_path / "trainB" / "notes.png").write_text("not an image")
+    with pytest.raises(UserError, match="No readable images .* in .*trainB: each domain needs at least one"):
+        load_dataset(unpaired_cfg(tmp_path))
+
+
+def test_pix2pix_refuses_unpaired_domains():
+    from conftest import compose
+    from msgan_cli.train.session import build_session
+    with pytest.raises(UserError, match="model=pix2pix learns from aligned pairs"):
+        build_session(compose("model=pix2pix", "dataset=outline_fill_unpaired", "reg=none"))
+
+
 def image_folder_cfg(root) -> OmegaConf:
     return cfg(name="image_folder", root=str(root), resolution=16, channels=3, test_fraction=0.2, split_seed=0)
 

@@ -78,7 +78,9 @@ class Data:
     and what the evaluation classifier learns), "mode" (the mixture component or stacked-digit
     triple: for evaluation, not meant as a condition), or None (no labels at all).
     `inputs` says what each sample was made from, for translation models: "image" for paired data
-    (each target image comes with its input image, `input_shape`), None otherwise.
+    (each target image comes with its input image, `input_shape`), None otherwise. `paired` is False
+    for two unpaired domains (`data/unpaired.py`): the inputs are then images of domain A and the
+    samples images of domain B, drawn independently.
     """
 
     name: str
@@ -93,11 +95,12 @@ class Data:
     extras: dict[str, object] = field(default_factory=dict)
     inputs: Literal["image"] | None = None
     input_shape: tuple[int, ...] | None = None
+    paired: bool = True
 
     def to(self, device: torch.device) -> "Data":
         test = None if self.test is None else self.test.to(device)
         return Data(self.name, self.kind, self.train.to(device), test, self.num_classes, self.label_kind,
-                    self.shape, self.class_names, self.extras, self.inputs, self.input_shape)
+                    self.shape, self.class_names, self.extras, self.inputs, self.input_shape, self.paired)
 
     @property
     def evaluation_split(self) -> Split:

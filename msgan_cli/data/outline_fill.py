@@ -44,6 +44,26 @@ def stripes(k: int, size: int, period: int = 4) -> torch.Tensor:
     return torch.remainder(phase, period) < period / 2
 
 
+def render_fill(masks: torch.Tensor, outlines: torch.Tensor, fills: torch.Tensor, family: str, modes: int) -> torch.Tensor:
+    """uint8 targets (n, 3, H, W): the outline black, the shape and the background in fill `fills`.
+
+    The fill colours the whole image (the shape in the fill's colour, the background in a light tint
+    of it), as modes of real translation tasks differ everywhere (the colours of a facade), not on
+    a small part of the image only."""
+    n, size = len(masks), masks.shape[-1]
+    colours = palette(modes).to(masks.device).float()
+    if family == "colour":
+        inside, background = colours[fills], 0.7 * 255 + 0.3 * colours[fills]
+        inside, background = (c[:, :, None, None].expand(n, 3, size, size) for c in (inside, background))
+    else:   # stripes at the fill's orientation: the first colour on dark grey, white on its light tint
+        pattern = stripes(modes, size).to(masks.device)[fills][:, None]
+        inside = torch.where(pattern, colours[0][None, :, None, None], torch.full((1, 3, 1, 1), 64.0, device=masks.device))
+        background = torch.where(pattern, torch.full((1, 3, 1, 1), 255.0, device=masks.device),
+                                 0.7 * 255 + 0.3 * colours[0][None, :, None, None])
+    target = torch.where(masks[:, None], inside, background).round().to(torch.uint8)
+    return torch.where(outlines[:, None] < 128, torch.zeros_like(target), target)
+
+
 class OutlineFillSplit(Split):
     """Shapes (masks), their outlines, and one fill index per sample; targets are drawn on demand."""
 
@@ -57,23 +77,7 @@ class OutlineFillSplit(Split):
         return len(self.masks)
 
     def render(self, masks: torch.Tensor, outlines: torch.Tensor, fills: torch.Tensor) -> torch.Tensor:
-        """uint8 targets (n, 3, H, W): the outline black, the shape and the background in fill `fills`.
-
-        The fill colours the whole image (the shape in the fill's colour, the background in a light tint
-        of it), as modes of real translation tasks differ everywhere (the colours of a facade), not on
-        a small part of the image only."""
-        n, size = len(masks), masks.shape[-1]
-        colours = palette(self.modes).to(masks.device).float()
-        if self.family == "colour":
-            inside, background = colours[fills], 0.7 * 255 + 0.3 * colours[fills]
-            inside, background = (c[:, :, None, None].expand(n, 3, size, size) for c in (inside, background))
-        else:   # stripes at the fill's orientation: the first colour on dark grey, white on its light tint
-            pattern = stripes(self.modes, size).to(masks.device)[fills][:, None]
-            inside = torch.where(pattern, colours[0][None, :, None, None], torch.full((1, 3, 1, 1), 64.0, device=masks.device))
-            background = torch.where(pattern, torch.full((1, 3, 1, 1), 255.0, device=masks.device),
-                                     0.7 * 255 + 0.3 * colours[0][None, :, None, None])
-        target = torch.where(masks[:, None], inside, background).round().to(torch.uint8)
-        return torch.where(outlines[:, None] < 128, torch.zeros_like(target), target)
+        return render_fill(masks, outlines, fills, self.family, self.modes)
 
     def batch(self, index: torch.Tensor, augment: torch.Tensor | None = None) -> Batch:
         targets = self.render(self.masks[index], self.outlines[index, 0], self.fills[index])

@@ -93,7 +93,8 @@ class _Draws:
 
 
 class StreamingSource(BatchSource):
-    """Training batches decoded by DataLoader workers, `prefetch` batches ahead per worker."""
+    """Training batches decoded by DataLoader workers, `prefetch` batches ahead per worker. `split`: a
+    FileSplit, or a split made of FileSplits that offers the same `sample(index, seed)` (UnpairedSplit)."""
 
     def __init__(self, split: FileSplit, sampler: EpochSampler, seed: int, workers: int, prefetch: int = 4):
         self.split, self.sampler, self.seed, self.workers, self.prefetch = split, sampler, seed, workers, prefetch
