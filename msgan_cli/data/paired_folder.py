@@ -21,7 +21,7 @@ from PIL import Image
 from msgan_cli.data import register_dataset
 from msgan_cli.data.base import Batch, Data
 from msgan_cli.data.files import UNREADABLE_IMAGE, image_files, suffix_list
-from msgan_cli.data.streaming import FileSplit, resolve_workers
+from msgan_cli.data.streaming import FileSplit, resolve_in_memory, resolve_workers
 from msgan_cli.data.transforms import apply_crop, crop_for, pil_to_uint8
 from msgan_cli.errors import UserError
 
@@ -116,9 +116,7 @@ def load_paired_folder(cfg) -> Data:
     test_folder = next((root / name for name in (cfg.test_split, "test", "val") if (root / name).is_dir()), None)
     test_paths = scan(test_folder) if test_folder is not None else []
     decoded_bytes = len(train_paths) * sum(channels) * load_size ** 2
-    in_memory = {"auto": decoded_bytes <= cfg.memory_limit_mb * 2 ** 20, True: True, False: False}.get(cfg.in_memory)
-    if in_memory is None:
-        raise UserError(f"dataset.in_memory must be auto, true or false; got {cfg.in_memory!r}.")
+    in_memory = resolve_in_memory(cfg.in_memory, decoded_bytes, cfg.memory_limit_mb)
     workers = resolve_workers(cfg.workers)
     log.info("paired_folder: %d training pairs (%s), %d test pairs from %s", len(train_paths),
              "in memory" if in_memory else f"streamed by {workers} workers", len(test_paths), test_folder)

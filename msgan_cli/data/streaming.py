@@ -34,6 +34,14 @@ def resolve_workers(workers: int | str) -> int:
     return workers
 
 
+def resolve_in_memory(in_memory: bool | str, decoded_bytes: int, memory_limit_mb: int) -> bool:
+    """`dataset.in_memory`: true, false, or auto (hold the decoded split when it fits in the limit)."""
+    choice = {"auto": decoded_bytes <= memory_limit_mb * 2 ** 20, True: True, False: False}.get(in_memory)
+    if choice is None:
+        raise UserError(f"dataset.in_memory must be auto, true or false; got {in_memory!r}.")
+    return choice
+
+
 class FileSplit(Split):
     """A split whose samples are decoded from files (subclasses implement `sample`)."""
 

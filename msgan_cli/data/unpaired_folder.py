@@ -18,7 +18,7 @@ from PIL import Image
 from msgan_cli.data import register_dataset
 from msgan_cli.data.base import Batch, Data
 from msgan_cli.data.files import UNREADABLE_IMAGE, image_files, suffix_list
-from msgan_cli.data.streaming import FileSplit, resolve_workers
+from msgan_cli.data.streaming import FileSplit, resolve_in_memory, resolve_workers
 from msgan_cli.data.transforms import apply_crop, crop_for, pil_to_uint8
 from msgan_cli.data.unpaired import UnpairedSplit
 from msgan_cli.errors import UserError
@@ -88,9 +88,7 @@ def load_unpaired_folder(cfg) -> Data:
     channels = int(cfg.channels)
     paths = {name: scan(root / name) for name in ("trainA", "trainB", "testA", "testB")}
     decoded_bytes = (len(paths["trainA"]) + len(paths["trainB"])) * channels * load_size ** 2
-    in_memory = {"auto": decoded_bytes <= cfg.memory_limit_mb * 2 ** 20, True: True, False: False}.get(cfg.in_memory)
-    if in_memory is None:
-        raise UserError(f"dataset.in_memory must be auto, true or false; got {cfg.in_memory!r}.")
+    in_memory = resolve_in_memory(cfg.in_memory, decoded_bytes, cfg.memory_limit_mb)
     workers = resolve_workers(cfg.workers)
     log.info("unpaired_folder: %d + %d training images (%s), %d + %d test images from %s",
              len(paths["trainA"]), len(paths["trainB"]), "in memory" if in_memory else f"streamed by {workers} workers",
