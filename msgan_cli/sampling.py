@@ -74,14 +74,15 @@ def displayable(images: torch.Tensor, size: tuple[int, int] | None = None) -> to
 
 
 def input_grid(recipe: Recipe, rows: Batch, z: torch.Tensor) -> torch.Tensor:
-    """One row per held-out sample: its input (when the condition is an image), its ground truth, then
-    G's outputs for the latents `z` (one column each, the same latents in every row)."""
+    """One row per held-out sample: its input (when the condition is an image), its ground truth (paired
+    data only), then G's outputs for the latents `z` (one column each, the same latents in every row)."""
     n, columns = len(rows), len(z)
     condition = recipe.condition(rows)
     with evaluation_mode(recipe):
         outputs = recipe.generate_primary(z.repeat(n, 1), take(condition, torch.arange(n).repeat_interleave(columns)))
     size = tuple(outputs.shape[-2:])
-    shown = [displayable(image, size) for image in (recipe.condition_image(condition), rows.samples) if image is not None]
+    truth = rows.samples if recipe.has_ground_truth else None   # unpaired data: no truth for an input
+    shown = [displayable(image, size) for image in (recipe.condition_image(condition), truth) if image is not None]
     cells = torch.cat([*(image[:, None] for image in shown), displayable(outputs).view(n, columns, 3, *size)], 1)
     return make_grid(cells.flatten(0, 1).cpu(), nrow=cells.shape[1], padding=2, pad_value=1.0)
 

@@ -37,15 +37,28 @@ def weight_matrix(weight: torch.Tensor, module: nn.Module) -> torch.Tensor:
 @dataclass(frozen=True)
 class Phase:
     """One optimisation phase of a training step: its name (used in `Loss/<phase>/<term>`), the
-    optimiser it steps, and the networks whose gradients it produces."""
+    optimiser it steps, and the networks whose gradients it produces.
+
+    `every`: the phase runs in steps s with (s + 1) % every == 0 only (DRIT's d_iter: its content
+    discriminator trains every step, the rest every third). `fresh_outputs`: the step's generated
+    batch is computed again, for the same latents and conditions, before this phase, because an
+    earlier phase of the step changed G (DRIT updates G twice per step; backpropagating through the
+    outputs of the G before its update would be wrong, and PyTorch refuses it). `clip_grad_norm`: the
+    phase's gradients are clipped to this norm before its optimiser steps (DRIT's content D: 5)."""
 
     name: str
     optimizer: str
     networks: tuple[str, ...]
     added_by: str | None = None   # the regulariser that added this phase (its own networks); None: the model's
+    every: int = 1
+    fresh_outputs: bool = False
+    clip_grad_norm: float | None = None
+
+    def due(self, step: int) -> bool:
+        return (step + 1) % self.every == 0
 
 
-CONDITION_KINDS = (None, "class", "image")   # later models add theirs (a text embedding, an image and a domain)
+CONDITION_KINDS = (None, "class", "image", "two_domains")   # later models add theirs (a text embedding, ...)
 
 
 class Recipe(nn.Module, ABC):
@@ -61,6 +74,7 @@ class Recipe(nn.Module, ABC):
     discriminator_names: ClassVar[tuple[str, ...]] = ("discriminator",)   # for spectral methods
     output_names: ClassVar[tuple[str, ...]] = ("image",)       # what `generate` returns, in order
     primary_outputs: ClassVar[tuple[str, ...]] = ("image",)    # what regularisers act on by default
+    has_ground_truth: ClassVar[bool] = True   # whether a sample's `samples` is its input's true output (not for unpaired domains)
 
     def __init__(self, cfg, data: Data):
         super().__init__()

@@ -49,6 +49,7 @@ class DiversityPenalty(Regularizer):
     phase = "G"
     needs_latent = True
     needs_discriminator_layers = True
+    needs_capabilities = {"discriminate": "D's features of G's outputs, with their conditions"}
     Options = DPMOptions
 
     def check(self, recipe) -> None:

@@ -100,6 +100,13 @@ class StepContext:
             self._generated = Generated(outputs, z, condition, k, self.recipe.primary_outputs[0])
         return self._generated
 
+    def refresh_generated(self) -> None:
+        """G's outputs computed again for the same latents and conditions (after a phase changed G)."""
+        if self._generated is not None:
+            generated = self._generated
+            with self.autocast:
+                generated.outputs = self.recipe.generate_outputs(generated.z, generated.condition)
+
     def pair(self, output: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(fake1, fake2, z1, z2): two outputs (`output`, default the primary one) for the same
         conditions from two independent latents."""

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import signal
+import warnings
 import sys
 import time
 from contextlib import ExitStack, nullcontext
@@ -95,6 +96,8 @@ def check_trainer_options(trainer: DictConfig, regularizers: list[Regularizer], 
 def run_phase(phase: Phase, ctx: StepContext, session: Session, optimizer: torch.optim.Optimizer,
               parameters: list[torch.nn.Parameter], guard: DivergenceGuard | None = None) -> None:
     optimizer.zero_grad(set_to_none=True)
+    if phase.fresh_outputs:
+        ctx.refresh_generated()
     with ctx.autocast:
         terms = {}
         if phase.added_by is None:   # a phase of the model's (not one a regulariser added)
@@ -115,6 +118,8 @@ def run_phase(phase: Phase, ctx: StepContext, session: Session, optimizer: torch
         guard.observe(phase.name, total, ctx.step + 1)
     total.backward()
     distributed.average_gradients(parameters)
+    if phase.clip_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(parameters, phase.clip_grad_norm)
     optimizer.step()
     for regularizer in session.regularizers:
         regularizer.after_phase(phase.name, session.recipe, ctx.step)
@@ -129,7 +134,8 @@ def training_step(session: Session, phases: list[Phase], optimizers, parameters,
         for regularizer in session.regularizers:
             regularizer.begin_step(ctx)
     for phase in phases:
-        run_phase(phase, ctx, session, optimizers[phase.optimizer], parameters[phase.name], guard)
+        if phase.due(step):
+            run_phase(phase, ctx, session, optimizers[phase.optimizer], parameters[phase.name], guard)
 
 
 def phases_and_optimizers(session: Session) -> tuple[list[Phase], dict[str, torch.optim.Optimizer]]:
@@ -285,8 +291,11 @@ def train_locked(cfg: DictConfig, run_dir: Path, info: distributed.ProcessInfo) 
         while step < trainer.max_steps and not stop.any_rank():
             training_step(session, phases, optimizers, parameters, source, pairs, step, guard)
             step += 1
-            for schedule in schedules.values():
-                schedule.step()
+            with warnings.catch_warnings():   # schedules follow the step; an optimiser whose phase runs every
+                # d_iter-th step only (DRIT) has not stepped yet at the first steps, which torch warns of
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+                for schedule in schedules.values():
+                    schedule.step()
             progress.update(1)
             if step % trainer.log_every == 0 or step == trainer.max_steps:
                 guard.check()

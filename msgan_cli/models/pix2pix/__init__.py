@@ -36,8 +36,8 @@ class Pix2Pix(AdversarialRecipe):
                             f"dataset=paired_folder dataset.root=<facades, maps, ...>.")
         if not data.paired:
             raise UserError(f"model=pix2pix learns from aligned pairs (its L1 to the ground truth), but dataset "
-                            f"'{data.name}' holds two unpaired domains: use an unpaired model (model=drit, when it "
-                            f"lands), or paired data (dataset=outline_fill, dataset=paired_folder).")
+                            f"'{data.name}' holds two unpaired domains: use an unpaired model (model=drit), or "
+                            f"paired data (dataset=outline_fill, dataset=paired_folder).")
         out_channels, height, width = data.shape
         in_channels = data.input_shape[0]
         if height != width or height < 8 or height & (height - 1):

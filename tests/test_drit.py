@@ -1,0 +1,102 @@
+"""`model=drit` (DRIT as MSGAN used it): its networks, its phase schedule (content D every step, the rest
+every d_iter-th), every term in its phase, mode seeking in both directions, the regularisers that
+train on it or refuse, resume, and its bad inputs."""
+import pytest
+import torch
+
+from conftest import compose, state_of, tensorboard_tags, train_run
+from msgan_cli.errors import UserError
+from msgan_cli.models.drit.networks import (AttributeEncoder, ContentDiscriminator, ContentEncoder, Generators,
+                                            MultiScaleDiscriminator)
+from msgan_cli.train.context import StepContext
+from msgan_cli.train.session import build_session
+
+DRIT = ["model=drit", "model.width=4", "dataset.resolution=16", "trainer.batch_size=4", "eval.metrics=[]"]
+
+
+@pytest.mark.parametrize("concat", [True, False])
+def test_networks_map_images_to_contents_attributes_and_back(concat):
+    content, attributes = ContentEncoder(3, 1, 8), AttributeEncoder(3, 8, 8, concat)
+    generators = Generators(8, 8, 3, 1, concat)
+    a, b = torch.zeros(2, 3, 32, 32), torch.zeros(2, 1, 32, 32)
+    c_a, c_b = content.encode(a, "A"), content.encode(b, "B")
+    assert c_a.shape == c_b.shape == (2, 32, 8, 8)          # 4 w channels at a quarter of the size
+    mu, logvar = attributes(a)
+    assert mu.shape == (2, 8) and (logvar is None) != concat
+    assert generators.generate(c_a, mu, "B").shape == (2, 1, 32, 32) and generators.generate(c_b, mu, "A").shape == (2, 3, 32, 32)
+    # The content encoder's last block is one module for both domains; each domain has its own stem.
+    assert content.shared is not None and content.domain_a is not content.domain_b
+    logits = MultiScaleDiscriminator(3, 8, 32, scales=3, layers=4)(a)
+    assert [tuple(x.shape[-2:]) for x in logits] == [(2, 2), (1, 1), (1, 1)]   # fewer layers on small scales
+    assert ContentDiscriminator(8, 54)(torch.zeros(2, 32, 54, 54)).shape == (2, 1)
+
+
+def test_reference_widths_of_g_concat():
+    """G_concat at the reference's width 64 and nz 8: 256 -> 264 (3 blocks) -> 272 -> 136 -> 144 -> 72 -> 80 -> 3."""
+    decoder = Generators(64, 8, 3, 3, concat=True).domain_a
+    assert decoder.blocks[0].body[1].in_channels == 264
+    assert (decoder.up1.up.in_channels, decoder.up1.up.out_channels) == (272, 136)
+    assert (decoder.up2.up.in_channels, decoder.up2.up.out_channels) == (144, 72)
+    assert decoder.out.in_channels == 80
+
+
+def test_phases_run_on_the_reference_schedule_and_log_every_term(tmp_path):
+    """6 steps at d_iter 3: the content D steps 6 times, the image Ds 2, the generators 4 (EG and G each
+    twice), the attribute encoders 2 (only EG steps them, as the reference's update_EG)."""
+    train_run(tmp_path, *DRIT, "reg=ms", "trainer.max_steps=6", "trainer.log_every=1")
+    optimizers = state_of(tmp_path)["optimizers"]
+    steps = {name: {int(s["step"]) for s in optimizer["state"].values()} for name, optimizer in optimizers.items()}
+    assert steps["content_discriminator"] == {6} and steps["discriminator"] == {2}
+    assert steps["generator"] == {4, 2}     # {E_c, G}: EG + G; {E_a}: EG only
+    scalars = tensorboard_tags(tmp_path)["scalars"]
+    for term in ("D_content/adv", "D/adv_encoded", "D/adv_random", "EG/adv_content", "EG/adv_encoded", "EG/kl",
+                 "EG/content_l2", "EG/cross_cycle", "EG/self_rec", "G/adv_random", "G/latent_regression", "G/ms"):
+        assert f"Loss/{term}" in scalars, term
+    # The grid: a row per held-out A image, the input then 8 outputs (no "ground truth" column: the B
+    # image beside an A image in a batch is not its translation).
+    from PIL import Image
+    assert Image.open(tmp_path / "samples" / "final.png").size == (2 + 9 * 18, 2 + 8 * 18)
+
+
+def test_mode_seeking_acts_in_both_directions():
+    session = build_session(compose(*DRIT, "reg=ms"))
+    recipe, (ms,) = session.recipe, session.regularizers
+    ctx = StepContext(recipe, session.data.train.batch(torch.arange(4)), step=0, samples_per_condition=2)
+    both = ms.loss(ctx)
+    each = [ms.pair_loss(*ctx.pair(output)) for output in ("AtoB", "BtoA")]
+    assert torch.allclose(both, each[0] + each[1]) and each[0] != each[1]
+    generated = ctx.generated()   # the two latents of a pair are shared by both directions, as the reference's z_random
+    assert torch.equal(generated.group(0, "AtoB")[1], generated.group(0, "BtoA")[1])
+
+
+@pytest.mark.parametrize("reg", ["none", "ms", "dsgan", "sn", "sr"])
+def test_regularisers_train_on_drit(tmp_path, reg):
+    train_run(tmp_path, *DRIT, f"reg={reg}", "trainer.max_steps=3")
+    assert state_of(tmp_path)["step"] == 3
+
+
+@pytest.mark.parametrize("reg,message", [("pacgan", "reg=pacgan acts on a single discriminator; model drit has 5"),
+                                         ("unrolled", "reg=unrolled acts on a single discriminator"),
+                                         ("mdgan", "mdgan needs"), ("dpm", "dpm needs")])
+def test_regularisers_that_need_one_discriminator_or_an_encoder_refuse(reg, message):
+    with pytest.raises(UserError, match=message):
+        build_session(compose(*DRIT, f"reg={reg}"))
+
+
+def test_stop_and_resume_equals_uninterrupted(tmp_path, monkeypatch):
+    """Stopped in the middle of a d_iter cycle (after the content D's steps, before a full update), with
+    the learning-rate decay on: the resumed run ends with the uninterrupted run's weights."""
+    from test_pix2pix import assert_same_training, stopped_then_resumed
+    common = [*DRIT, "reg=ms", "trainer.max_steps=7", "trainer.lr_decay_from=0.25", "trainer.checkpoint_every=2"]
+    train_run(tmp_path / "whole", *common)
+    assert_same_training(state_of(tmp_path / "whole"), stopped_then_resumed(tmp_path / "resumed", 4, common, monkeypatch))
+
+
+@pytest.mark.parametrize("override,message", [
+    ("model.concat=maybe", "model.concat must be true"), ("model.nz=0", "model.nz \\(the attribute size\\)"),
+    ("model.d_iter=0", "model.d_iter must be at least 1"), ("dataset=digits", "translates between two image domains"),
+    ("dataset.resolution=18", "multiple of 4"),
+])
+def test_bad_options_are_one_sentence(override, message):
+    with pytest.raises(UserError, match=message):
+        build_session(compose(*DRIT, override))
