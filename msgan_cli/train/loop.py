@@ -12,9 +12,9 @@ import hashlib
 import json
 import logging
 import signal
-import warnings
 import sys
 import time
+import warnings
 from contextlib import ExitStack, nullcontext
 from datetime import timedelta
 from pathlib import Path
