@@ -100,3 +100,18 @@ def test_stop_and_resume_equals_uninterrupted(tmp_path, monkeypatch):
 def test_bad_options_are_one_sentence(override, message):
     with pytest.raises(UserError, match=message):
         build_session(compose(*DRIT, override))
+
+
+def test_the_content_discriminator_s_gradients_are_clipped_to_norm_5(tmp_path, monkeypatch):
+    """Phase.clip_grad_norm: every content-D step (and no other phase) clips its gradients, to 5."""
+    calls, clip = [], torch.nn.utils.clip_grad_norm_
+
+    def recording_clip(parameters, max_norm, *args, **kwargs):
+        parameters = list(parameters)
+        calls.append((len(parameters), max_norm))
+        return clip(parameters, max_norm, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording_clip)
+    train_run(tmp_path, *DRIT, "reg=none", "trainer.max_steps=3")
+    content_d = len(list(build_session(compose(*DRIT, "reg=none")).recipe.content_discriminator.parameters()))
+    assert calls == [(content_d, 5.0)] * 3
