@@ -146,7 +146,7 @@ def sample_command(overrides: list[str]) -> list[Path]:
                 return write_images(stem, outputs, [f"input{i}" for i in input_index.tolist()])
             return [write_npz(stem.with_suffix(".npz"), images=outputs, inputs=recipe.condition_image(condition),
                               input_index=input_index)]
-        save_image(input_grid(recipe, batch, z), stem.with_suffix(".png"))
+        save_image(input_grid(recipe, batch, z, data.paired), stem.with_suffix(".png"))
         print(stem.with_suffix(".png"))
         return [stem.with_suffix(".png")]
     if cfg.condition is not None and not recipe.conditional:

@@ -52,7 +52,7 @@ def sample_grid(recipe: Recipe, data: Data, device: torch.device, columns: int =
         if recipe.conditions_come_from_data:
             split = data.evaluation_split
             rows = split.batch(torch.arange(min(inputs, len(split)), device=device))
-            return input_grid(recipe, rows, recipe.sample_latent(columns, device, generator))
+            return input_grid(recipe, rows, recipe.sample_latent(columns, device, generator), data.paired)
         labels, rows = grid_conditions(recipe, columns)
         if labels is None:
             z = recipe.sample_latent(rows * columns, device, generator)
@@ -73,15 +73,16 @@ def displayable(images: torch.Tensor, size: tuple[int, int] | None = None) -> to
     return images
 
 
-def input_grid(recipe: Recipe, rows: Batch, z: torch.Tensor) -> torch.Tensor:
-    """One row per held-out sample: its input (when the condition is an image), its ground truth (paired
-    data only), then G's outputs for the latents `z` (one column each, the same latents in every row)."""
+def input_grid(recipe: Recipe, rows: Batch, z: torch.Tensor, paired: bool = True) -> torch.Tensor:
+    """One row per held-out sample: its input (when the condition is an image), its ground truth (when
+    the data is `paired`: an unpaired sample's target is another domain's image, not the input's truth),
+    then G's outputs for the latents `z` (one column each, the same latents in every row)."""
     n, columns = len(rows), len(z)
     condition = recipe.condition(rows)
     with evaluation_mode(recipe):
         outputs = recipe.generate_primary(z.repeat(n, 1), take(condition, torch.arange(n).repeat_interleave(columns)))
     size = tuple(outputs.shape[-2:])
-    truth = rows.samples if recipe.has_ground_truth else None   # unpaired data: no truth for an input
+    truth = rows.samples if paired else None
     shown = [displayable(image, size) for image in (recipe.condition_image(condition), truth) if image is not None]
     cells = torch.cat([*(image[:, None] for image in shown), displayable(outputs).view(n, columns, 3, *size)], 1)
     return make_grid(cells.flatten(0, 1).cpu(), nrow=cells.shape[1], padding=2, pad_value=1.0)

@@ -74,7 +74,6 @@ class Recipe(nn.Module, ABC):
     discriminator_names: ClassVar[tuple[str, ...]] = ("discriminator",)   # for spectral methods
     output_names: ClassVar[tuple[str, ...]] = ("image",)       # what `generate` returns, in order
     primary_outputs: ClassVar[tuple[str, ...]] = ("image",)    # what regularisers act on by default
-    has_ground_truth: ClassVar[bool] = True   # whether a sample's `samples` is its input's true output (not for unpaired domains)
 
     def __init__(self, cfg, data: Data):
         super().__init__()

@@ -65,7 +65,6 @@ class DRIT(Recipe):
     output_names = ("AtoB", "BtoA")
     primary_outputs = ("AtoB", "BtoA")
     discriminator_names = (*IMAGE_DISCRIMINATORS, "content_discriminator")
-    has_ground_truth = False   # B images are not A's translations
 
     def __init__(self, cfg, data: Data):
         super().__init__(cfg, data)
@@ -139,7 +138,7 @@ class DRIT(Recipe):
         attributes, the cross translations, the self reconstructions and the cross-cycle ones."""
         if "drit_encoded" not in ctx.cache:
             a, b = ctx.condition["A"], ctx.condition["B"]
-            c_a, c_b = self.content_encoder.encode(a, "A"), self.content_encoder.encode(b, "B")
+            c_a, c_b = self.contents(ctx)
             (mu_a, logvar_a), (mu_b, logvar_b) = self.attribute_encoder_a(a), self.attribute_encoder_b(b)
             z_a, z_b = attribute(mu_a, logvar_a), attribute(mu_b, logvar_b)
             fake_a, fake_b = self.generators.generate(c_b, z_a, "A"), self.generators.generate(c_a, z_b, "B")
@@ -161,11 +160,19 @@ class DRIT(Recipe):
         penalty = self.gan_loss.penalty(discriminator, real[:rows], fake[:rows])
         return loss if penalty is None else loss + penalty
 
+    def contents(self, ctx: "StepContext") -> tuple[torch.Tensor, torch.Tensor]:
+        """The step's content codes of A and B, computed once: with their graph in a step whose encoders
+        train (the full update, which reuses them), without one in a step that trains the content D only."""
+        if "drit_contents" not in ctx.cache:
+            full_update = self.phases()[-1].due(ctx.step)
+            with torch.enable_grad() if full_update else torch.no_grad():
+                ctx.cache["drit_contents"] = (self.content_encoder.encode(ctx.condition["A"], "A"),
+                                              self.content_encoder.encode(ctx.condition["B"], "B"))
+        return ctx.cache["drit_contents"]
+
     def content_discriminator_terms(self, ctx: "StepContext") -> dict[str, torch.Tensor]:
         """The content D tells A's contents (label 0) from B's (label 1)."""
-        with torch.no_grad():
-            c_a = self.content_encoder.encode(ctx.condition["A"], "A")
-            c_b = self.content_encoder.encode(ctx.condition["B"], "B")
+        c_a, c_b = (c.detach() for c in self.contents(ctx))
         return {"adv": bce(self.content_discriminator(c_a), 0.0) + bce(self.content_discriminator(c_b), 1.0)}
 
     def discriminator_terms(self, ctx: "StepContext") -> dict[str, torch.Tensor]:
