@@ -11,6 +11,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from msgan_cli.config import compose_config
 from msgan_cli.data import Data
 from msgan_cli.errors import UserError
+from msgan_cli.metric_names import with_direction
 from msgan_cli.metrics import METRICS, EvalContext
 from msgan_cli.models import Recipe
 from msgan_cli.train.checkpoint import load_checkpoint
@@ -21,14 +22,19 @@ log = logging.getLogger(__name__)
 
 
 def resolve_metric_names(requested, recipe: Recipe, data: Data, options: DictConfig) -> list[str]:
-    """`auto` means every metric that applies and whose needs (weights, labels) are at hand; a named
-    metric must exist, apply and be available, or UserError."""
+    """`auto` means every metric that applies and whose needs (weights, labels) are at hand, in every
+    direction the model is evaluated in; a named metric must exist, apply and be available, or UserError."""
+    views = [direction.data for direction in recipe.evaluation_directions(data)]
+
+    def first(check) -> str | None:
+        return next((reason for view in views if (reason := check(view)) is not None), None)
+
     if requested in (None, "auto") or (isinstance(requested, (list, ListConfig)) and list(requested) == ["auto"]):
         names = []
         for name, metric in sorted(METRICS.items()):
-            if metric.unsupported(recipe, data) is not None:
+            if first(lambda view: metric.unsupported(recipe, view)) is not None:
                 continue
-            if (missing := metric.unavailable(options, data)) is not None:
+            if (missing := first(lambda view: metric.unavailable(options, view))) is not None:
                 log.info("eval.metrics=auto skips %s: %s", name, missing)
                 continue
             names.append(name)
@@ -36,10 +42,9 @@ def resolve_metric_names(requested, recipe: Recipe, data: Data, options: DictCon
     names = [requested] if isinstance(requested, str) else list(requested)
     for name in names:
         metric = METRICS.lookup(name)
-        reason = metric.unsupported(recipe, data)
-        if reason:
+        if reason := first(lambda view: metric.unsupported(recipe, view)):
             raise UserError(f"Metric {name} does not apply to model {recipe.name} on {data.name}: {reason}.")
-        if (missing := metric.unavailable(options, data)) is not None:
+        if (missing := first(lambda view: metric.unavailable(options, view))) is not None:
             raise UserError(f"Metric {name} cannot run here: {missing}")
     return names
 
@@ -47,19 +52,24 @@ def resolve_metric_names(requested, recipe: Recipe, data: Data, options: DictCon
 def evaluate_run(session, metric_names: list[str], options: DictConfig,
                  step: int | None = None) -> tuple[dict[str, float], dict]:
     """Flat `{name: number}` of every metric, computed with a fixed seed (the same on every call), and
-    the protocol: how each number was measured (sample counts, bins, extractor and its accuracy, seed)."""
-    ctx = EvalContext(session.recipe, session.data, session.device, options, session.cfg.dataset,
-                      seed=int(options.seed))
+    the protocol: how each number was measured (sample counts, bins, extractor and its accuracy, seed).
+    A model evaluated in several directions has each metric once per direction, named by it
+    (`fid/AtoB/...`, metric_names.py), and its protocol entries per direction."""
     results: dict[str, float] = {}
+    contexts = {}
     # Some library metrics draw from the global RNG (KID's subsets): fork it, so evaluating during
     # training leaves the training run's random stream exactly as it was.
     cuda = [session.device] if session.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(int(options.seed))
-        for name in metric_names:
-            values = METRICS[name].compute(ctx)
-            log.info("%s: %s", name, ", ".join(f"{k}={v:.4g}" for k, v in values.items()))
-            results.update(values)
+    for direction in session.recipe.evaluation_directions(session.data):
+        ctx = EvalContext(session.recipe, direction, session.device, options, session.cfg.dataset,
+                          seed=int(options.seed))
+        contexts[direction.name] = ctx
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(int(options.seed))
+            for name in metric_names:
+                values = {with_direction(key, direction.name): value for key, value in METRICS[name].compute(ctx).items()}
+                log.info("%s: %s", name, ", ".join(f"{k}={v:.4g}" for k, v in values.items()))
+                results.update(values)
     # metrics.json holds numbers only: a value that is not finite is left out, named in the log and
     # in the protocol, so that no table averages it in.
     not_finite = sorted(key for key, value in results.items() if not math.isfinite(value))
@@ -67,14 +77,26 @@ def evaluate_run(session, metric_names: list[str], options: DictConfig,
         log.warning("Left out of the metrics, not finite: %s", ", ".join(not_finite))
         results = {key: value for key, value in results.items() if key not in not_finite}
     # Each metric's entry is self-contained (step, sample count, seed), so entries from several
-    # evaluations can sit in one file (see merge_evaluation).
-    evaluation = {"checkpoint_step": step, "num_samples": ctx.num_samples, "seed": int(options.seed),
-                  "conditions": ctx.describe_conditions()}
-    protocol = {**evaluation, "metrics": metric_names, "not_finite": not_finite,
-                "per_metric": {name: {**evaluation, **ctx.protocol.get(name, {})} for name in metric_names}}
-    if "classifier" in ctx.cache:
-        protocol["classifier"] = {"test_accuracy": ctx.cache["classifier"][1],
-                                  **OmegaConf.to_container(options.classifier, resolve=True)}
+    # evaluations can sit in one file (see merge_evaluation); with directions, one entry per direction.
+    def entries(describe):
+        if None in contexts:
+            return describe(contexts[None])
+        return {way: describe(ctx) for way, ctx in contexts.items()}
+
+    def evaluation(ctx: EvalContext) -> dict:
+        return {"checkpoint_step": step, "num_samples": ctx.num_samples, "seed": int(options.seed),
+                "conditions": ctx.describe_conditions()}
+
+    protocol = {**evaluation(next(iter(contexts.values()))), "metrics": metric_names, "not_finite": not_finite,
+                "per_metric": {name: entries(lambda ctx: {**evaluation(ctx), **ctx.protocol.get(name, {})})
+                               for name in metric_names}}
+    if None not in contexts:
+        protocol |= {"directions": list(contexts), "conditions": entries(EvalContext.describe_conditions)}
+    classifiers = {way: ctx.cache["classifier"][1] for way, ctx in contexts.items() if "classifier" in ctx.cache}
+    if classifiers:
+        settings = OmegaConf.to_container(options.classifier, resolve=True)
+        protocol["classifier"] = ({"test_accuracy": classifiers[None], **settings} if None in classifiers else
+                                  {way: {"test_accuracy": accuracy, **settings} for way, accuracy in classifiers.items()})
     return results, protocol
 
 

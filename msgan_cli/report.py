@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 
 from msgan_cli.errors import UserError
 from msgan_cli.jsonfiles import read_json
+from msgan_cli.metric_names import split_direction
 
 # Shown first, and plotted (the metrics that tell collapse from diversity); others follow in name order.
 HEADLINE = ("modes_2d/modes", "modes_2d/high_quality", "modes_2d/kl", "modes_per_input/modes",
@@ -178,7 +179,12 @@ def last_placement(run_dir: Path) -> str | None:
 
 
 def ordered_metrics(names: set[str]) -> list[str]:
-    return [m for m in HEADLINE if m in names] + sorted(names - set(HEADLINE))
+    """Headline metrics first, in HEADLINE's order, then the others by name; a metric measured in
+    several directions (`fid/AtoB/...`) sits where its undirected key would, its directions in turn."""
+    def order(name: str) -> tuple:
+        key, way = split_direction(name)
+        return (HEADLINE.index(key), "", way or "") if key in HEADLINE else (len(HEADLINE), key, way or "")
+    return sorted(names, key=order)
 
 
 # Which way is better, for the metrics that have a direction (context values such as a ceiling, a
@@ -191,7 +197,10 @@ SHARED_CONTEXT = "classifier_test_acc"   # the one classifier's accuracy, record
 
 
 def direction(metric: str) -> str | None:
-    if PER_CLASS.search(metric):
+    """Whether lower or higher is better (of the metric as such, whichever translation direction it was
+    measured in), or None."""
+    metric = split_direction(metric)[0]
+    if PER_CLASS.search(metric) or metric.endswith(SHARED_CONTEXT):
         return None
     if LOWER_IS_BETTER.search(metric):
         return "lower"
@@ -199,15 +208,17 @@ def direction(metric: str) -> str | None:
 
 
 def table_columns(metrics: list[str]) -> list[tuple[str, str]]:
-    """(metric, header) for the Markdown table: no per-class columns, the classifier's accuracy once."""
-    columns, shared_seen = [], False
+    """(metric, header) for the Markdown table: no per-class columns, the classifier's accuracy once (per
+    translation direction: each direction's target domain has its own classifier)."""
+    columns, shared_seen = [], set()
     for metric in metrics:
         if PER_CLASS.search(metric):
             continue
         if metric.endswith(SHARED_CONTEXT):
-            if not shared_seen:
-                columns.append((metric, SHARED_CONTEXT))
-            shared_seen = True
+            way = split_direction(metric)[1]
+            if way not in shared_seen:
+                columns.append((metric, SHARED_CONTEXT if way is None else f"{SHARED_CONTEXT} {way}"))
+            shared_seen.add(way)
             continue
         arrow = {"lower": " ↓", "higher": " ↑"}.get(direction(metric), "")
         columns.append((metric, metric + arrow))

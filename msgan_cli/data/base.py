@@ -12,7 +12,7 @@ is the same whichever path it takes, and a resumed run continues with the batch 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import torch
@@ -80,7 +80,8 @@ class Data:
     `inputs` says what each sample was made from, for translation models: "image" for paired data
     (each target image comes with its input image, `input_shape`), None otherwise. `paired` is False
     for two unpaired domains (`data/unpaired.py`): the inputs are then images of domain A and the
-    samples images of domain B, drawn independently.
+    samples images of domain B, drawn independently; `input_class_names` are then A's classes (where
+    the domains have labels), and `reversed()` is the same data seen from B (B's images as inputs).
     """
 
     name: str
@@ -96,11 +97,21 @@ class Data:
     inputs: Literal["image"] | None = None
     input_shape: tuple[int, ...] | None = None
     paired: bool = True
+    input_class_names: tuple[str, ...] = ()
 
     def to(self, device: torch.device) -> "Data":
         test = None if self.test is None else self.test.to(device)
-        return Data(self.name, self.kind, self.train.to(device), test, self.num_classes, self.label_kind,
-                    self.shape, self.class_names, self.extras, self.inputs, self.input_shape, self.paired)
+        return replace(self, train=self.train.to(device), test=test)
+
+    def reversed(self) -> "Data":
+        """Unpaired data seen from the other domain: B's images are the inputs, A's the samples (what a
+        model translating B -> A is evaluated on); its name says so (`<name>-BtoA`)."""
+        if self.paired:
+            raise ValueError(f"dataset {self.name} is paired: only two unpaired domains can swap")
+        test = None if self.test is None else self.test.reversed()
+        return replace(self, name=f"{self.name}-BtoA", train=self.train.reversed(), test=test,
+                       num_classes=len(self.input_class_names), class_names=self.input_class_names,
+                       input_class_names=self.class_names, shape=self.input_shape, input_shape=self.shape)
 
     @property
     def evaluation_split(self) -> Split:

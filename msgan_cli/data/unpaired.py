@@ -62,9 +62,11 @@ class UnpairedSplit(Split):
         return {"A": self.first, "B": self.second}[which]
 
     def mode_targets(self, index: torch.Tensor) -> torch.Tensor | None:
-        """The correct outputs for the A images at rows `index` (evaluation rows), when the A domain
-        knows them (the benchmark's)."""
-        return self.first.translation_targets(index) if hasattr(self.first, "translation_targets") else None
+        """The correct outputs for the A images of evaluation rows `index`, when the A domain knows them
+        (the benchmark's)."""
+        if not hasattr(self.first, "translation_targets"):
+            return None
+        return self.first.translation_targets(self.rows(index, None)[0])
 
     def reversed(self) -> "UnpairedSplit":
         return UnpairedSplit(self.second, self.first)

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from msgan_cli.data import Batch, Data
 from msgan_cli.data.batch import Tree, take
 from msgan_cli.metrics.classifier import SmallClassifier, load_or_train_classifier
-from msgan_cli.models import Recipe
+from msgan_cli.models import Direction, Recipe
 from msgan_cli.registry import Registry, import_submodules
 from msgan_cli.sampling import evaluation_mode
 from msgan_cli.train.distributed import shard_and_gather
@@ -23,16 +23,18 @@ from msgan_cli.train.distributed import shard_and_gather
 
 @dataclass
 class EvalContext:
-    """What a metric may use: the model, the data, a seeded generator for latents, the conditions to
-    generate for, the evaluation options (sample counts, classifier settings), and a cache shared
-    between metrics.
+    """What a metric may use: the model, the direction it evaluates with that direction's view of the
+    data, a seeded generator for latents, the conditions to generate for, the evaluation options
+    (sample counts, classifier settings), and a cache shared between metrics (of one direction).
 
     Conditions: balanced class indices for a class-conditional model; for a model whose conditions
     come from data (an input image), MSGAN's test protocol: the first `eval.per_input.inputs` held-out
-    inputs, `eval.per_input.samples` outputs each, which then is the sample count of every metric."""
+    inputs, `eval.per_input.samples` outputs each, which then is the sample count of every metric.
+    A model that translates both ways (DRIT) is evaluated once per direction: in B -> A, `data` is
+    the reversed data (B's images the inputs, A's the real images) and the outputs are G's B -> A."""
 
     recipe: Recipe
-    data: Data
+    direction: Direction
     device: torch.device
     options: DictConfig
     dataset_cfg: DictConfig
@@ -42,6 +44,10 @@ class EvalContext:
 
     def __post_init__(self):
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+
+    @property
+    def data(self) -> Data:
+        return self.direction.data
 
     @property
     def num_samples(self) -> int:
@@ -69,7 +75,8 @@ class EvalContext:
             return f"{recipe.condition_kind}: {recipe.num_classes} classes, balanced"
         inputs, default_per_input = self.evaluation_inputs()
         which = "test" if self.data.evaluation_split is self.data.test else "train"
-        return (f"{recipe.condition_kind}: the first {len(inputs)} {which} inputs x "
+        direction = f" ({self.direction.name})" if self.direction.name else ""
+        return (f"{recipe.condition_kind}{direction}: the first {len(inputs)} {which} inputs x "
                 f"{per_input or default_per_input} samples each")
 
     def input_of_sample(self, n: int) -> torch.Tensor:
@@ -86,21 +93,21 @@ class EvalContext:
         if not self.recipe.conditions_come_from_data:
             return torch.arange(n, device=self.device) % self.recipe.num_classes
         inputs, _ = self.evaluation_inputs()
-        return take(self.recipe.condition(inputs), self.input_of_sample(n))
+        return take(self.direction.condition(inputs), self.input_of_sample(n))
 
     def class_labels(self, n: int) -> torch.Tensor | None:
         """The class each of n samples is asked for (class-conditional models), else None."""
         return self.conditions(n) if self.recipe.condition_kind == "class" else None
 
     def generate(self, z: torch.Tensor, conditions: Tree, chunk: int = 500) -> torch.Tensor:
-        """G's (primary) outputs in eval mode, in chunks, as float32. Under DDP each process generates
+        """G's outputs of the direction in eval mode, in chunks, as float32. Under DDP each process generates
         its share and all receive every output: the same samples as one process, each computed once."""
         def generate_rows(rows: torch.Tensor) -> torch.Tensor:
             outputs = []
             with evaluation_mode(self.recipe):
                 for start in range(0, len(rows), chunk):
                     part = rows[start:start + chunk]
-                    outputs.append(self.recipe.generate_primary(z[part], take(conditions, part)).float())
+                    outputs.append(self.recipe.generate_outputs(z[part], take(conditions, part))[self.direction.output].float())
             return torch.cat(outputs)
 
         return shard_and_gather(torch.arange(len(z), device=z.device), generate_rows)
@@ -113,8 +120,8 @@ class EvalContext:
         return self.cache["classifier"]
 
     def real(self, n: int) -> Batch:
-        """min(n, all) training samples (for translation data: the targets), a subset fixed by the
-        evaluation seed."""
+        """min(n, all) training samples (for translation data: the targets, of the direction's target
+        domain), a subset fixed by the evaluation seed."""
         count = min(n, len(self.data.train))
         chosen = torch.randperm(len(self.data.train), generator=torch.Generator().manual_seed(self.seed))[:count]
         return self.data.train.batch(chosen.to(self.device))

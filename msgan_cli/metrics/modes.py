@@ -83,7 +83,7 @@ def modes_per_input_metric(ctx: EvalContext) -> dict[str, float]:
     inputs, _ = ctx.evaluation_inputs()
     per_input, count = int(options.samples_per_input), len(inputs)
     index = torch.arange(count, device=ctx.device).repeat_interleave(per_input)
-    outputs = ctx.sample(len(index), take(ctx.recipe.condition(inputs), index))
+    outputs = ctx.sample(len(index), take(ctx.direction.condition(inputs), index))
     targets = ctx.data.evaluation_split.mode_targets(torch.arange(count, device=ctx.device))
     values = modes_per_input(outputs.view(count, per_input, *outputs.shape[1:]), targets, float(options.quality))
     drawn = torch.randint(targets.shape[1], (count, per_input), generator=torch.Generator().manual_seed(ctx.seed))

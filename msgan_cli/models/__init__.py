@@ -4,7 +4,7 @@ subpackages here are imported automatically, so adding a model touches no other 
 from __future__ import annotations
 
 from msgan_cli.data import Data
-from msgan_cli.models.base import Phase, Recipe
+from msgan_cli.models.base import Direction, Phase, Recipe
 from msgan_cli.registry import Registry, import_submodules
 
 MODELS: Registry[type[Recipe]] = Registry("model", "model.name")
@@ -17,4 +17,4 @@ def build_model(cfg, data: Data) -> Recipe:
 
 import_submodules(__name__, __path__, packages_only=True)
 
-__all__ = ["MODELS", "Phase", "Recipe", "build_model", "register_model"]
+__all__ = ["MODELS", "Direction", "Phase", "Recipe", "build_model", "register_model"]

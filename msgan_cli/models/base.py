@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 import torch
 from torch import nn
@@ -56,6 +56,21 @@ class Phase:
 
     def due(self, step: int) -> bool:
         return (step + 1) % self.every == 0
+
+
+@dataclass(frozen=True)
+class Direction:
+    """One direction a model is evaluated in, with the data as that direction sees it: the inputs of
+    `data` are the direction's source images, its samples the target domain's (the real images FID
+    compares with, the modes known by construction). `name` goes into metric keys (`fid/AtoB/...`);
+    None for a model with one direction, whose keys stay as they are. `output`: the output of
+    `generate` this direction evaluates. `condition`: G's condition for a batch of `data` (what this
+    direction's output needs, nothing more)."""
+
+    name: str | None
+    output: str
+    data: Data
+    condition: Callable[[Batch], Tree]
 
 
 CONDITION_KINDS = (None, "class", "image", "two_domains")   # later models add theirs (a text embedding, ...)
@@ -138,6 +153,11 @@ class Recipe(nn.Module, ABC):
         """The first primary output (what evaluation and sample grids show)."""
         return self.generate_outputs(z, condition)[self.primary_outputs[0]]
 
+    def evaluation_directions(self, data: Data) -> tuple[Direction, ...]:
+        """The directions evaluation measures and sample grids show, each with its view of `data`: by
+        default one, the first primary output. A model translating both ways (DRIT) returns both."""
+        return (Direction(None, self.primary_outputs[0], data, self.condition),)
+
     @abstractmethod
     def phase_losses(self, phase: str, ctx: "StepContext") -> dict[str, torch.Tensor]:
         """The model's own loss terms for `phase`, already weighted; the loop adds regularisers."""
@@ -169,6 +189,11 @@ class Recipe(nn.Module, ABC):
     def build_discriminator(self, pack: int = 1) -> nn.Module:
         """A fresh, initialised discriminator of this model's architecture whose input holds `pack`
         samples concatenated along the channel (feature) axis, with `pack` conditions (PacGAN)."""
+        raise NotImplementedError
+
+    def generate_with_reference(self, condition: Tree, reference: torch.Tensor, output: str) -> torch.Tensor:
+        """Output `output` for `condition` with the attribute taken from real images `reference` of the
+        target domain instead of a random one (DRIT's attribute transfer; sample grids show it)."""
         raise NotImplementedError
 
     def build_encoder(self) -> nn.Module:
