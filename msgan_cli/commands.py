@@ -58,9 +58,10 @@ def print_run_summary(run_dir: Path, metrics: dict[str, float]) -> None:
         return
     from msgan_cli.report import PER_CLASS   # per-class values stay in metrics.json, not on the terminal
     shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not PER_CLASS.search(k))
+    grids = sorted((run_dir / "samples").glob("final*.png"))   # final.png, or one per translation direction
     print(f"\nRun finished: {run_dir}\n"
           f"  metrics:     {run_dir / 'metrics.json'}  ({shown})\n"
-          f"  samples:     {run_dir / 'samples' / 'final.png'}\n"
+          f"  samples:     {', '.join(map(str, grids)) or run_dir / 'samples'}\n"
           f"  checkpoint:  {run_dir / 'checkpoints' / 'last.pt'}\n"
           f"  TensorBoard: tensorboard --logdir {run_dir / 'tb'}", flush=True)
 
@@ -103,7 +104,9 @@ def sample_command(overrides: list[str]) -> list[Path]:
     """`msgan sample run=DIR [n=N] [condition=C] [inputs=8] [columns=8] [seed=S] [format=grid|npz|images]`: n
     samples per condition (all classes, or class C), one PNG per condition with one latent per cell; for
     models conditioned on data (pix2pix) one PNG with a row per held-out input (the first `inputs`, or
-    test input C): the input, its ground truth, then n outputs; a scatter plot for 2D data.
+    test input C): the input, its ground truth, then n outputs; for a model translating both ways
+    (drit) one PNG per direction (or `direction=AtoB|BtoA`), the truth replaced by a real image of the
+    other domain and the input translated with its attribute; a scatter plot for 2D data.
     `format=npz`: the same samples as arrays for other tools (torch-fidelity, clean-fid): `images`
     uint8 (N, H, W, C), with `labels` (class conditions, -1 for none) or `inputs` and `input_index`
     (input images), or `points` for 2D data. `format=images`: the same samples as one PNG each, in a
@@ -111,10 +114,9 @@ def sample_command(overrides: list[str]) -> list[Path]:
     import torch
     from torchvision.utils import save_image
 
-    from msgan_cli.data.batch import take
     from msgan_cli.evaluate import load_trained_session
     from msgan_cli.figures import scatter_figure
-    from msgan_cli.sampling import evaluation_mode, input_grid
+    from msgan_cli.sampling import evaluation_mode
 
     cfg = compose_config("sample", overrides)
     for key in ("n", "inputs", "columns"):
@@ -129,26 +131,27 @@ def sample_command(overrides: list[str]) -> list[Path]:
     out_dir = Path(cfg.out) if cfg.out else run_dir / "samples"
     generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
     if recipe.conditions_come_from_data:
+        directions = recipe.evaluation_directions(data)
+        names = [direction.name for direction in directions]
+        if cfg.direction is not None and cfg.direction not in names:
+            raise UserError(f"direction={cfg.direction}: this run's model translates "
+                            + (f"{' and '.join(names)}; pick one, or drop it for each." if names[0] else
+                               "one way only: drop direction="))
         split = data.evaluation_split
         if cfg.condition is not None and not 0 <= int(cfg.condition) < len(split):
             raise UserError(f"condition must be the index of a held-out input, 0..{len(split) - 1}; got {cfg.condition}.")
         rows = [int(cfg.condition)] if cfg.condition is not None else list(range(min(int(cfg.inputs), len(split))))
-        batch, z = split.batch(torch.tensor(rows, device=device)), recipe.sample_latent(int(cfg.n or 8), device, generator)
+        z = recipe.sample_latent(int(cfg.n or 8), device, generator)
         out_dir.mkdir(parents=True, exist_ok=True)
-        stem = out_dir / (f"sample-step{step}-" + (f"input{rows[0]}" if cfg.condition is not None else "inputs"))
-        if cfg.format != "grid":
-            index = torch.arange(len(rows), device=device).repeat_interleave(len(z))
-            condition = take(recipe.condition(batch), index)
-            with evaluation_mode(recipe):
-                outputs = recipe.generate_primary(z.repeat(len(rows), 1), condition).float()
-            input_index = torch.tensor(rows)[index.cpu()]
-            if cfg.format == "images":
-                return write_images(stem, outputs, [f"input{i}" for i in input_index.tolist()])
-            return [write_npz(stem.with_suffix(".npz"), images=outputs, inputs=recipe.condition_image(condition),
-                              input_index=input_index)]
-        save_image(input_grid(recipe, batch, z, data.paired), stem.with_suffix(".png"))
-        print(stem.with_suffix(".png"))
-        return [stem.with_suffix(".png")]
+        written = []
+        for direction in directions:
+            if cfg.direction is not None and direction.name != cfg.direction:
+                continue
+            stem = out_dir / (f"sample-step{step}-" + (f"input{rows[0]}" if cfg.condition is not None else "inputs")
+                              + (f"-{direction.name}" if direction.name else ""))
+            batch = direction.data.evaluation_split.batch(torch.tensor(rows, device=device))
+            written += sample_inputs(cfg.format, recipe, direction, batch, rows, z, stem)
+        return written
     if cfg.condition is not None and not recipe.conditional:
         raise UserError(f"condition={cfg.condition} given, but this run's model is unconditional: drop it.")
     if cfg.condition is not None and not 0 <= int(cfg.condition) < recipe.num_classes:
@@ -184,6 +187,30 @@ def sample_command(overrides: list[str]) -> list[Path]:
         return [write_npz(out_dir / f"sample-step{step}.npz", labels=labels, **arrays)]
     print("\n".join(str(path) for path in written))
     return written
+
+
+def sample_inputs(form: str, recipe, direction, batch, rows: list[int], z, stem: Path) -> list[Path]:
+    """`msgan sample` for a model conditioned on data, in one direction: a grid (input, truth or
+    reference and transfer, outputs), or the outputs as npz or one PNG each."""
+    import torch
+    from torchvision.utils import save_image
+
+    from msgan_cli.data.batch import take
+    from msgan_cli.sampling import evaluation_mode, input_grid
+
+    if form == "grid":
+        save_image(input_grid(recipe, direction, batch, z), stem.with_suffix(".png"))
+        print(stem.with_suffix(".png"))
+        return [stem.with_suffix(".png")]
+    index = torch.arange(len(rows), device=z.device).repeat_interleave(len(z))
+    condition = take(direction.condition(batch), index)
+    with evaluation_mode(recipe):
+        outputs = recipe.generate_outputs(z.repeat(len(rows), 1), condition)[direction.output].float()
+    input_index = torch.tensor(rows)[index.cpu()]
+    if form == "images":
+        return write_images(stem, outputs, [f"input{i}" for i in input_index.tolist()])
+    return [write_npz(stem.with_suffix(".npz"), images=outputs, inputs=recipe.condition_image(condition),
+                      input_index=input_index)]
 
 
 def write_npz(path: Path, **arrays) -> Path:

@@ -4,7 +4,10 @@ The latents are fixed by a seed (not drawn from the training RNG, so sampling ne
 run does next), and the same column latent is used in every row. Rows that look alike across
 columns mean the generator ignores its noise. A row is a class for class-conditional models; for
 models conditioned on data (pix2pix) it is a held-out input: the input and its ground truth first,
-then the outputs. For the 2D GAN: real points (grey) and generated points (red) on one canvas.
+then the outputs. A model translating both ways between unpaired domains (DRIT) has one grid per
+direction, each row an input, its outputs, then a real image of the other domain and the input
+translated with that image's attribute (attribute transfer). For the 2D GAN: real points (grey) and
+generated points (red) on one canvas.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from torchvision.utils import make_grid
 from msgan_cli.data import Batch, Data
 from msgan_cli.data.batch import take
 from msgan_cli.figures import scatter_figure
-from msgan_cli.models import Recipe
+from msgan_cli.models import Direction, Recipe
 
 
 @contextmanager
@@ -39,20 +42,25 @@ def grid_conditions(recipe: Recipe, columns: int, max_rows: int = 10) -> tuple[t
     return torch.arange(rows).repeat_interleave(columns), rows
 
 
-def sample_grid(recipe: Recipe, data: Data, device: torch.device, columns: int = 8, seed: int = 0,
-                num_points: int = 2500, inputs: int = 8) -> torch.Tensor:
-    """An RGB image (3, H, W) in [0, 1] for TensorBoard or a PNG."""
+def sample_grids(recipe: Recipe, data: Data, device: torch.device, columns: int = 8, seed: int = 0,
+                 num_points: int = 2500, inputs: int = 8) -> dict[str, torch.Tensor]:
+    """RGB images (3, H, W) in [0, 1] for TensorBoard or PNGs: {"grid": image}, or for a model
+    evaluated in several directions one per direction, {"AtoB": ..., "BtoA": ...}."""
     generator = torch.Generator(device=device).manual_seed(seed)
     with evaluation_mode(recipe):
         if data.kind == "points":
             z = recipe.sample_latent(num_points, device, generator)
             fake = recipe.generate_primary(z, None).float()
             real = data.test.batch(torch.arange(min(len(data.test), num_points), device=device)).samples
-            return scatter_figure(real, fake)
+            return {"grid": scatter_figure(real, fake)}
         if recipe.conditions_come_from_data:
-            split = data.evaluation_split
-            rows = split.batch(torch.arange(min(inputs, len(split)), device=device))
-            return input_grid(recipe, rows, recipe.sample_latent(columns, device, generator), data.paired)
+            z = recipe.sample_latent(columns, device, generator)
+            grids = {}
+            for direction in recipe.evaluation_directions(data):
+                split = direction.data.evaluation_split
+                rows = split.batch(torch.arange(min(inputs, len(split)), device=device))
+                grids[direction.name or "grid"] = input_grid(recipe, direction, rows, z)
+            return grids
         labels, rows = grid_conditions(recipe, columns)
         if labels is None:
             z = recipe.sample_latent(rows * columns, device, generator)
@@ -60,7 +68,7 @@ def sample_grid(recipe: Recipe, data: Data, device: torch.device, columns: int =
             labels = labels.to(device)
             z = recipe.sample_latent(columns, device, generator).repeat(rows, 1)
         images = recipe.generate_primary(z, labels).float()
-    return make_grid(displayable(images).cpu(), nrow=columns, padding=2, pad_value=1.0)
+    return {"grid": make_grid(displayable(images).cpu(), nrow=columns, padding=2, pad_value=1.0)}
 
 
 def displayable(images: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -73,18 +81,26 @@ def displayable(images: torch.Tensor, size: tuple[int, int] | None = None) -> to
     return images
 
 
-def input_grid(recipe: Recipe, rows: Batch, z: torch.Tensor, paired: bool = True) -> torch.Tensor:
-    """One row per held-out sample: its input (when the condition is an image), its ground truth (when
-    the data is `paired`: an unpaired sample's target is another domain's image, not the input's truth),
-    then G's outputs for the latents `z` (one column each, the same latents in every row)."""
+def input_grid(recipe: Recipe, direction: Direction, rows: Batch, z: torch.Tensor) -> torch.Tensor:
+    """One row per held-out sample of the direction's data: its input (when the condition is an
+    image), its ground truth (when the data is paired), then G's outputs for the latents `z` (one
+    column each, the same latents in every row). On unpaired data the sample's target is an image of
+    the other domain, not the input's truth: a model that can take an attribute from it
+    (`generate_with_reference`) shows it and then the input translated with its attribute."""
     n, columns = len(rows), len(z)
-    condition = recipe.condition(rows)
+    condition = direction.condition(rows)
+    reference, transferred = None, None
     with evaluation_mode(recipe):
-        outputs = recipe.generate_primary(z.repeat(n, 1), take(condition, torch.arange(n).repeat_interleave(columns)))
+        outputs = recipe.generate_outputs(z.repeat(n, 1), take(condition, torch.arange(n).repeat_interleave(columns)))
+        outputs = outputs[direction.output]
+        if not direction.data.paired and recipe.offers("generate_with_reference"):
+            reference = rows.samples
+            transferred = recipe.generate_with_reference(condition, reference, direction.output)
     size = tuple(outputs.shape[-2:])
-    truth = rows.samples if paired else None
-    shown = [displayable(image, size) for image in (recipe.condition_image(condition), truth) if image is not None]
-    cells = torch.cat([*(image[:, None] for image in shown), displayable(outputs).view(n, columns, 3, *size)], 1)
+    truth = rows.samples if direction.data.paired else None
+    before = [displayable(image, size)[:, None] for image in (recipe.condition_image(condition), truth) if image is not None]
+    after = [displayable(image, size)[:, None] for image in (reference, transferred) if image is not None]
+    cells = torch.cat([*before, displayable(outputs).view(n, columns, 3, *size), *after], 1)
     return make_grid(cells.flatten(0, 1).cpu(), nrow=cells.shape[1], padding=2, pad_value=1.0)
 
 

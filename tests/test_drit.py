@@ -52,10 +52,13 @@ def test_phases_run_on_the_reference_schedule_and_log_every_term(tmp_path):
     for term in ("D_content/adv", "D/adv_encoded", "D/adv_random", "EG/adv_content", "EG/adv_encoded", "EG/kl",
                  "EG/content_l2", "EG/cross_cycle", "EG/self_rec", "G/adv_random", "G/latent_regression", "G/ms"):
         assert f"Loss/{term}" in scalars, term
-    # The grid: a row per held-out A image, the input then 8 outputs (no "ground truth" column: the B
-    # image beside an A image in a batch is not its translation).
+    # One grid per direction, a row per held-out input: the input, 8 outputs, then a real image of the
+    # other domain and the input translated with its attribute (no "ground truth" column: the image of
+    # the other domain beside an input in a batch is not its translation).
+    assert {"Samples/AtoB", "Samples/BtoA"} <= set(tensorboard_tags(tmp_path)["images"])
     from PIL import Image
-    assert Image.open(tmp_path / "samples" / "final.png").size == (2 + 9 * 18, 2 + 8 * 18)
+    for name in ("final-AtoB.png", "final-BtoA.png"):
+        assert Image.open(tmp_path / "samples" / name).size == (2 + 11 * 18, 2 + 8 * 18)
 
 
 def test_mode_seeking_acts_in_both_directions():
@@ -115,3 +118,71 @@ def test_the_content_discriminator_s_gradients_are_clipped_to_norm_5(tmp_path, m
     train_run(tmp_path, *DRIT, "reg=none", "trainer.max_steps=3")
     content_d = len(list(build_session(compose(*DRIT, "reg=none")).recipe.content_discriminator.parameters()))
     assert calls == [(content_d, 5.0)] * 3
+
+
+def oracle_and_identity(session):
+    """Two stand-in generators for `DRIT.generate`, knowing the benchmark: the oracle translates each
+    evaluation input into one of its correct outputs (which one from z), the identity returns its input
+    unchanged (an image of the source domain). Inputs are recognised by exact equality with the rows
+    of the evaluation split of the direction whose source they belong to."""
+    views = {direction.name[0]: direction.data.evaluation_split for direction in session.recipe.evaluation_directions(session.data)}
+
+    def rows_of(images, source):
+        split = views[source]
+        known = split.batch(torch.arange(len(split))).inputs.flatten(1)
+        return torch.cdist(images.flatten(1), known).argmin(1), split
+
+    def oracle(z, condition):
+        outputs = {}
+        for source, target in (("A", "B"), ("B", "A")):
+            if source in condition:
+                rows, split = rows_of(condition[source], source)
+                targets = split.mode_targets(rows)
+                mode = (z[:, 0].abs() * 1e4).long() % targets.shape[1]
+                outputs[f"{source}to{target}"] = targets[torch.arange(len(rows)), mode]
+        return outputs
+
+    def identity(z, condition):
+        return {f"{source}to{target}": condition[source] for source, target in (("A", "B"), ("B", "A")) if source in condition}
+
+    return oracle, identity
+
+
+def test_each_direction_is_evaluated_on_its_own_inputs_targets_and_modes(monkeypatch):
+    """A -> B against B's images and A's 4 known translations, B -> A against A's images and B's 3: an
+    oracle finds every mode in both directions at full quality, the identity (the input returned as is,
+    an image of the wrong domain) none, and FID prefers the oracle in each direction. A direction fed the
+    other's inputs, real images or modes would fail each of these."""
+    from msgan_cli.evaluate import evaluate_run, resolve_metric_names
+    session = build_session(compose(*DRIT, "reg=none", "eval.per_input.inputs=12", "eval.modes_per_input.samples_per_input=24"))
+    assert {"modes_per_input", "fid"} <= set(resolve_metric_names("auto", session.recipe, session.data, session.cfg.eval))
+    oracle, identity = oracle_and_identity(session)
+    scores = {}
+    for name, stand_in in (("oracle", oracle), ("identity", identity)):
+        monkeypatch.setattr(session.recipe, "generate", stand_in)
+        scores[name], protocol = evaluate_run(session, ["modes_per_input", "fid"], session.cfg.eval, step=0)
+    good, bad = scores["oracle"], scores["identity"]
+    assert not [key for key in good if "/AtoB" not in key and "/BtoA" not in key]   # every key names its direction
+    for way, k in (("AtoB", 4), ("BtoA", 3)):
+        assert good[f"modes_per_input/{way}/num_modes_total"] == k
+        assert good[f"modes_per_input/{way}/high_quality"] == 100.0
+        assert abs(good[f"modes_per_input/{way}/modes"] - good[f"modes_per_input/{way}/ideal_modes"]) < 0.25
+        assert bad[f"modes_per_input/{way}/modes"] == 0 and bad[f"modes_per_input/{way}/high_quality"] == 0
+        assert good[f"fid/{way}/classifier"] < bad[f"fid/{way}/classifier"]
+    assert protocol["directions"] == ["AtoB", "BtoA"]
+    assert "(BtoA): the first 12 test inputs x 24 samples" in protocol["per_metric"]["modes_per_input"]["BtoA"]["conditions"]
+    assert set(protocol["classifier"]) == {"AtoB", "BtoA"}   # each target domain's own classifier
+
+
+def test_report_keeps_the_directions_apart():
+    from msgan_cli.report import direction, ordered_metrics, table_columns
+    names = {"fid/BtoA/classifier", "fid/AtoB/classifier", "modes_per_input/BtoA/modes", "modes_per_input/AtoB/modes",
+             "pairwise_div/AtoB/pixel_l1", "mode_score/BtoA", "mode_score/AtoB/classifier_test_acc",
+             "mode_score/BtoA/classifier_test_acc"}
+    ordered = ordered_metrics(names)
+    assert ordered[:4] == ["modes_per_input/AtoB/modes", "modes_per_input/BtoA/modes", "fid/AtoB/classifier",
+                           "fid/BtoA/classifier"]
+    assert [direction(m) for m in ordered[:4]] == ["higher", "higher", "lower", "lower"]
+    assert direction("pairwise_div/AtoB/pixel_l1") == "higher" and direction("mode_score/BtoA") == "higher"
+    headers = [header for _, header in table_columns(ordered)]
+    assert headers.count("classifier_test_acc AtoB") == 1 and headers.count("classifier_test_acc BtoA") == 1

@@ -31,7 +31,7 @@ from msgan_cli.errors import UserError
 from msgan_cli.evaluate import evaluate_run, resolve_metric_names
 from msgan_cli.models import Phase, Recipe
 from msgan_cli.regularizers import Regularizer
-from msgan_cli.sampling import sample_grid
+from msgan_cli.sampling import sample_grids
 from msgan_cli.train import distributed
 from msgan_cli.jsonfiles import read_json, remove_stale_temporaries, write_json
 from msgan_cli.train.checkpoint import (BestCheckpoint, config_changes, load_checkpoint, rng_state, save_checkpoint,
@@ -301,7 +301,7 @@ def train_locked(cfg: DictConfig, run_dir: Path, info: distributed.ProcessInfo) 
                 guard.check()
                 log_scalars(step, writer, progress)
             if step % trainer.sample_every == 0 and writer is not None:
-                writer.image("Samples/grid", sample_grid(recipe, data, session.device, seed=cfg.seed), step)
+                log_sample_grids(writer, sample_grids(recipe, data, session.device, seed=cfg.seed), step)
             if monitor is not None and step % trainer.spectrum.every == 0:
                 monitor.update(step, recipe, writer)
             if trainer.eval_every and step % trainer.eval_every == 0 and step < trainer.max_steps:
@@ -329,12 +329,13 @@ def train_locked(cfg: DictConfig, run_dir: Path, info: distributed.ProcessInfo) 
     if info.is_main:
         samples_dir = run_dir / "samples"
         samples_dir.mkdir(exist_ok=True)
-        grid = sample_grid(recipe, data, session.device, seed=cfg.seed)
-        save_image(grid, samples_dir / "final.png")
-        # The final grid and spectrum reach TensorBoard whatever the run's length (a run shorter than
+        grids = sample_grids(recipe, data, session.device, seed=cfg.seed)
+        for name, grid in grids.items():   # final.png, or final-AtoB.png and final-BtoA.png
+            save_image(grid, samples_dir / ("final.png" if name == "grid" else f"final-{name}.png"))
+        # The final grids and spectrum reach TensorBoard whatever the run's length (a run shorter than
         # sample_every had no image at all), unless the last tick already logged them at this step.
         if step % trainer.sample_every:
-            writer.image("Samples/grid", grid, step)
+            log_sample_grids(writer, grids, step)
         if monitor is not None and step % trainer.spectrum.every:
             monitor.update(step, recipe, writer)
         write_json(run_dir / "metrics.json", metrics)
@@ -368,6 +369,12 @@ def evaluate_during_training(step: int, session: Session, metric_names: list[str
         writer.scalars(step, {f"Metrics/{name}": value for name, value in metrics.items()})
     best.update(step, metrics, session.recipe.state_dict(), write=session.info.is_main)
     return metrics, protocol
+
+
+def log_sample_grids(writer: RunWriter, grids: dict[str, torch.Tensor], step: int) -> None:
+    """`Samples/grid`, or one image per translation direction (`Samples/AtoB`, `Samples/BtoA`)."""
+    for name, grid in grids.items():
+        writer.image(f"Samples/{name}", grid, step)
 
 
 def log_scalars(step: int, writer: RunWriter | None, progress: tqdm) -> None:

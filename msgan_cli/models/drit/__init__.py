@@ -40,7 +40,7 @@ from torch.nn import functional as F
 from msgan_cli.data import Data
 from msgan_cli.errors import UserError
 from msgan_cli.models import register_model
-from msgan_cli.models.base import Phase, Recipe
+from msgan_cli.models.base import Direction, Phase, Recipe
 from msgan_cli.models.drit.networks import (AttributeEncoder, ContentDiscriminator, ContentEncoder, Generators,
                                             MultiScaleDiscriminator, init_gaussian)
 
@@ -104,7 +104,15 @@ class DRIT(Recipe):
         return {"A": batch.inputs, "B": batch.samples}
 
     def condition_image(self, condition):
-        return condition["A"]   # what sample grids show as the input: A -> B is the primary direction
+        """What sample grids show as the input: A's image (A -> B is the primary direction), B's in a
+        B -> A grid, whose condition holds B alone."""
+        return condition["A"] if "A" in condition else condition["B"]
+
+    def evaluation_directions(self, data: Data) -> tuple[Direction, ...]:
+        """A -> B on the data as it is, B -> A on its reverse (B's images as the inputs, A's as the
+        targets); each direction's condition holds its source domain only, so only its output is made."""
+        return (Direction("AtoB", "AtoB", data, lambda batch: {"A": batch.inputs}),
+                Direction("BtoA", "BtoA", data.reversed(), lambda batch: {"B": batch.inputs}))
 
     def phases(self) -> list[Phase]:
         every = int(self.cfg.d_iter)
@@ -124,9 +132,22 @@ class DRIT(Recipe):
                                    self.generators], optim.lr_g)}
 
     def generate(self, z: torch.Tensor, condition) -> dict[str, torch.Tensor]:
-        content_a = self.content_encoder.encode(condition["A"], "A")
-        content_b = self.content_encoder.encode(condition["B"], "B")
-        return {"AtoB": self.generators.generate(content_a, z, "B"), "BtoA": self.generators.generate(content_b, z, "A")}
+        """The translations of the domains `condition` holds (both in training; one in a direction's
+        evaluation): A's images into B ("AtoB"), B's into A ("BtoA"), with the random attribute z."""
+        outputs = {}
+        for source, target in (("A", "B"), ("B", "A")):
+            if source in condition:
+                content = self.content_encoder.encode(condition[source], source)
+                outputs[f"{source}to{target}"] = self.generators.generate(content, z, target)
+        return outputs
+
+    def generate_with_reference(self, condition, reference: torch.Tensor, output: str) -> torch.Tensor:
+        """DRIT's attribute transfer: the source's content with the attribute encoded from a real image
+        of the target domain (its mean: the reference samples around it, a grid wants it fixed)."""
+        source, target = output.split("to")
+        encode_attribute = self.attribute_encoder_b if target == "B" else self.attribute_encoder_a
+        content = self.content_encoder.encode(condition[source], source)
+        return self.generators.generate(content, encode_attribute(reference)[0], target)
 
     def phase_losses(self, phase: str, ctx: "StepContext") -> dict[str, torch.Tensor]:
         return {"D_content": self.content_discriminator_terms, "D": self.discriminator_terms,
