@@ -1,6 +1,6 @@
 """Cost of each regulariser: training-step time over the `reg=none` step time, measured in one run.
 
-Usage: python scripts/bench.py [--steps 30] [--repeats 5] [--device auto]
+Usage: python scripts/bench.py [--steps 30] [--repeats 5] [--device auto] [--only drit]
 Every configuration is built once; then timing rounds interleave them (each round times `--steps`
 steps of every configuration), and a configuration's time is its median round, so drift of the
 machine (thermal, other load) hits all alike. Prints one table per model and the machine it ran on.
@@ -26,6 +26,8 @@ SETUPS = {
     "dcgan on digits (default run)": ["model=dcgan", "dataset=digits"],
     "2D GAN on grid25 (PacGAN setup)": ["model=mlp", "dataset=grid25"],
     "pix2pix on outline_fill (32 px, batch 8)": ["model=pix2pix", "dataset=outline_fill", "trainer.batch_size=8"],
+    # 30 steps are 10 cycles of d_iter 3 (content D every step, the full update every third)
+    "drit on outline_fill_unpaired (32 px, batch 4, default run)": ["model=drit"],
 }
 METHODS = {
     "none": ["reg=none"],
@@ -87,9 +89,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--only", default="", help="time only the setups whose name contains this (e.g. drit)")
     args = parser.parse_args()
     print(f"machine: {machine(args.device)}; {args.repeats} rounds of {args.steps} steps, median round\n")
     for setup, setup_overrides in SETUPS.items():
+        if args.only not in setup:
+            continue
         runners, refused = {}, {}
         for name, extra in METHODS.items():
             try:

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The papers' benchmarks (conf/experiment/*) as Hydra multiruns over the regulariser and seeds, with a
 # reduced budget that runs on a 2-core CPU, each followed by `msgan report` (Markdown, CSV, plot).
-# Usage: scripts/reproduce.sh SWEEP [STEPS] [SEEDS]     SWEEP: ring8 | ring8_unrolled | stacked | digits | fashion | pix2pix | all
+# Usage: scripts/reproduce.sh SWEEP [STEPS] [SEEDS]     SWEEP: ring8 | ring8_unrolled | stacked | digits | fashion | pix2pix | drit | all
 #   (grid25 with every regulariser: scripts/grid25_modes.sh)
 # The default budgets (minutes on 2 CPU cores) are a small fraction of the papers'; the presets hold the full ones.
 set -euo pipefail
-sweep_name="${1:?usage: scripts/reproduce.sh ring8|ring8_unrolled|stacked|digits|fashion|pix2pix|all [STEPS] [SEEDS]}"
+sweep_name="${1:?usage: scripts/reproduce.sh ring8|ring8_unrolled|stacked|digits|fashion|pix2pix|drit|all [STEPS] [SEEDS]}"
 root="multirun/reproduce-$(date +%Y%m%d-%H%M%S)"
 
 run() {   # run NAME STEPS SEEDS OVERRIDES...
@@ -29,7 +29,10 @@ case "$sweep_name" in
   pix2pix)         # MSGAN's Pix2Pix on the translation benchmark with known modes (modes found per input of 4);
                    # model=pix2pix's own budget, ~9 minutes per run on 2 cores
     run pix2pix "${2:-10000}" "${3:-0,1,2}" model=pix2pix reg=none,ms,dsgan,dpm ;;
+  drit)            # MSGAN Table 4's DRIT, none vs ms, on the unpaired benchmark with known modes both ways
+                   # (A->B of 4, B->A of 3); model=drit's own budget, ~8 minutes per run on 2 cores
+    run drit "${2:-3000}" "${3:-0,1,2}" model=drit reg=none,ms ;;
   all)
-    for name in ring8 digits stacked fashion ring8_unrolled pix2pix; do "$0" "$name"; done ;;
+    for name in ring8 digits stacked fashion ring8_unrolled pix2pix drit; do "$0" "$name"; done ;;
   *) echo "unknown sweep '$sweep_name'" >&2; exit 2 ;;
 esac

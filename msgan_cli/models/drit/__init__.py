@@ -22,8 +22,9 @@ step; every `d_iter`-th step also
   update, which PyTorch >= 1.5 refuses, DRIT issue #62), latent regression |E_a(G(c, z)) - z| x 10
   (through E_a, whose weights this phase leaves alone), and the regularisers' terms (mode seeking).
 Adversarial losses use `model.gan_loss` (bce, the reference's); the content D's is always BCE (its
-target of 0.5 for the encoders is a BCE construct). Adam 1e-4 (0.5, 0.999), weight decay 1e-4, the
-content D at 1e-4 / 2.5 with its gradients clipped to norm 5.
+target of 0.5 for the encoders is a BCE construct). Adam (0.5, 0.999), weight decay 1e-4, the content
+D at lr / 2.5 with its gradients clipped to norm 5; lr is the reference's 1e-4 x 4 by default, for the
+CPU budget (conf/model/drit.yaml says why).
 
 Unlike the reference, every row of the batch drives every term (it encodes sample 0 of a batch of 2
 and uses sample 1 only as disA2's real image): a batch of n here is n translations per step.
