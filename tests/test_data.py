@@ -248,7 +248,8 @@ def test_outline_fill_targets_are_one_of_exactly_k_known_outputs(family):
 
 def test_outline_fill_bad_options():
     for values, message in ((dict(modes=1), "dataset.modes"), (dict(family="dots"), "dataset.family"),
-                            (dict(source="mnist"), "dataset.source")):
+                            (dict(source="mnist"), "dataset.source"), (dict(outline_width=2), "dataset.outline_width"),
+                            (dict(dynamic_range=1.5), "dataset.dynamic_range")):
         with pytest.raises(UserError, match=message):
             load_dataset(outline_fill_cfg(**values))
 
@@ -256,8 +257,8 @@ def test_outline_fill_bad_options():
 # --- unpaired two-domain data (DRIT's setting) --------------------------------------------------
 
 def outline_fill_unpaired_cfg(**values):
-    defaults = dict(name="outline_fill_unpaired", source="digits", modes=4, modes_back=3, resolution=32,
-                    test_fraction=0.2, split_seed=0, mode_seed=0)
+    defaults = dict(name="outline_fill_unpaired", source="digits", modes=4, modes_back=3, outline_width=3,
+                    dynamic_range=0.8, resolution=32, test_fraction=0.2, split_seed=0, mode_seed=0)
     return cfg(**(defaults | values))
 
 
@@ -278,14 +279,15 @@ def test_outline_fill_unpaired_has_k_known_translations_each_way_and_unpaired_do
         assert targets.shape == (300, k, 3, 32, 32)
         gaps = (targets[:, :, None] - targets[:, None]).abs().flatten(3).mean(3)
         assert (gaps + torch.eye(k) > 0).all()                               # the K modes differ pairwise
-        twin = other.__class__(domain.masks, domain.outlines, torch.zeros_like(domain.styles),
-                               domain.shape_labels, other.look, other.modes, domain.modes)
-        looks = torch.stack([twin.batch(index).samples] + [twin.__class__(
-            domain.masks, domain.outlines, torch.full_like(domain.styles, j), domain.shape_labels, other.look,
-            other.modes, domain.modes).batch(index).samples for j in range(1, k)], 1)
+        looks = torch.stack([other.__class__(domain.masks, domain.outlines, torch.full_like(domain.styles, j),
+                                             domain.shape_labels, other.look, other.modes, domain.modes,
+                                             domain.dynamic_range).batch(index).samples for j in range(k)], 1)
         assert torch.equal(targets, looks)
     assert torch.equal(data.train.mode_targets(index), a.translation_targets(index))
     assert torch.equal(data.train.reversed().mode_targets(index), b.translation_targets(index))
+    # No pixel at tanh's asymptotes: the images use the middle 80 % of 0..255 (DRIT's G saturated on white).
+    values = torch.cat([batch.inputs, batch.samples])
+    assert values.min() >= -0.81 and values.max() <= 0.81 and values.max() > 0.79
     # Training pairs each A image with the B partner its draw picks: drawn at another moment (another
     # position in the epoch's order), it meets another B.
     first, later = data.train.batch(index, torch.arange(300)), data.train.batch(index, torch.arange(300) + 7)
@@ -294,7 +296,8 @@ def test_outline_fill_unpaired_has_k_known_translations_each_way_and_unpaired_do
 
 def test_outline_fill_unpaired_bad_options():
     for values, message in ((dict(modes=1), "dataset.modes"), (dict(modes_back=20), "dataset.modes_back"),
-                            (dict(source="mnist"), "dataset.source")):
+                            (dict(source="mnist"), "dataset.source"), (dict(outline_width=2), "dataset.outline_width"),
+                            (dict(dynamic_range=1.5), "dataset.dynamic_range")):
         with pytest.raises(UserError, match=message):
             load_dataset(outline_fill_unpaired_cfg(**values))
 

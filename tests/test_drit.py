@@ -4,7 +4,7 @@ train on it or refuse, resume, and its bad inputs."""
 import pytest
 import torch
 
-from conftest import compose, state_of, tensorboard_tags, train_run
+from conftest import compose, msgan, state_of, tensorboard_tags, tiny, train_run
 from msgan_cli.errors import UserError
 from msgan_cli.models.drit.networks import (AttributeEncoder, ContentDiscriminator, ContentEncoder, Generators,
                                             MultiScaleDiscriminator)
@@ -186,3 +186,18 @@ def test_report_keeps_the_directions_apart():
     assert direction("pairwise_div/AtoB/pixel_l1") == "higher" and direction("mode_score/BtoA") == "higher"
     headers = [header for _, header in table_columns(ordered)]
     assert headers.count("classifier_test_acc AtoB") == 1 and headers.count("classifier_test_acc BtoA") == 1
+
+
+def test_msgan_sample_writes_each_direction_or_the_one_asked_for(tmp_path):
+    from PIL import Image
+    run = tmp_path / "run"
+    trained = msgan("train", *tiny(*DRIT, "reg=ms"), f"hydra.run.dir={run}")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    both = msgan("sample", f"run={run}", "n=3", "inputs=2")
+    assert both.returncode == 0, both.stderr[-2000:]
+    for way in ("AtoB", "BtoA"):   # 2 rows: input, 3 outputs, the other domain's image, the transfer
+        assert Image.open(run / "samples" / f"sample-step4-inputs-{way}.png").size == (2 + 6 * 18, 2 + 2 * 18)
+    one = msgan("sample", f"run={run}", "n=3", "inputs=2", "direction=BtoA", "format=npz", f"out={tmp_path / 'npz'}")
+    assert one.returncode == 0 and [p.name for p in (tmp_path / "npz").iterdir()] == ["sample-step4-inputs-BtoA.npz"]
+    wrong = msgan("sample", f"run={run}", "direction=CtoD")
+    assert wrong.returncode == 2 and "translates AtoB and BtoA" in wrong.stderr and "Traceback" not in wrong.stderr
