@@ -248,8 +248,7 @@ def test_outline_fill_targets_are_one_of_exactly_k_known_outputs(family):
 
 def test_outline_fill_bad_options():
     for values, message in ((dict(modes=1), "dataset.modes"), (dict(family="dots"), "dataset.family"),
-                            (dict(source="mnist"), "dataset.source"), (dict(outline_width=2), "dataset.outline_width"),
-                            (dict(dynamic_range=1.5), "dataset.dynamic_range")):
+                            (dict(source="mnist"), "dataset.source")):
         with pytest.raises(UserError, match=message):
             load_dataset(outline_fill_cfg(**values))
 
