@@ -205,7 +205,7 @@ def sample_inputs(form: str, recipe, direction, batch, rows: list[int], z, stem:
     index = torch.arange(len(rows), device=z.device).repeat_interleave(len(z))
     condition = take(direction.condition(batch), index)
     with evaluation_mode(recipe):
-        outputs = recipe.generate_outputs(z.repeat(len(rows), 1), condition)[direction.output].float()
+        outputs = direction.generate(recipe, z.repeat(len(rows), 1), condition).float()
     input_index = torch.tensor(rows)[index.cpu()]
     if form == "images":
         return write_images(stem, outputs, [f"input{i}" for i in input_index.tolist()])

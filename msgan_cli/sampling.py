@@ -91,8 +91,7 @@ def input_grid(recipe: Recipe, direction: Direction, rows: Batch, z: torch.Tenso
     condition = direction.condition(rows)
     reference, transferred = None, None
     with evaluation_mode(recipe):
-        outputs = recipe.generate_outputs(z.repeat(n, 1), take(condition, torch.arange(n).repeat_interleave(columns)))
-        outputs = outputs[direction.output]
+        outputs = direction.generate(recipe, z.repeat(n, 1), take(condition, torch.arange(n).repeat_interleave(columns)))
         if not direction.data.paired and recipe.offers("generate_with_reference"):
             reference = rows.samples
             transferred = recipe.generate_with_reference(condition, reference, direction.output)

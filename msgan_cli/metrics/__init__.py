@@ -107,7 +107,7 @@ class EvalContext:
             with evaluation_mode(self.recipe):
                 for start in range(0, len(rows), chunk):
                     part = rows[start:start + chunk]
-                    outputs.append(self.recipe.generate_outputs(z[part], take(conditions, part))[self.direction.output].float())
+                    outputs.append(self.direction.generate(self.recipe, z[part], take(conditions, part)).float())
             return torch.cat(outputs)
 
         return shard_and_gather(torch.arange(len(z), device=z.device), generate_rows)

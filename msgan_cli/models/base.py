@@ -72,6 +72,10 @@ class Direction:
     data: Data
     condition: Callable[[Batch], Tree]
 
+    def generate(self, recipe: "Recipe", z: torch.Tensor, condition: Tree) -> torch.Tensor:
+        """The recipe's output of this direction for latents z and `condition` (one of this direction's)."""
+        return recipe.generate_outputs(z, condition)[self.output]
+
 
 CONDITION_KINDS = (None, "class", "image", "two_domains")   # later models add theirs (a text embedding, ...)
 
