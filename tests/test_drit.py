@@ -31,6 +31,20 @@ def test_networks_map_images_to_contents_attributes_and_back(concat):
     assert ContentDiscriminator(8, 54)(torch.zeros(2, 32, 54, 54)).shape == (2, 1)
 
 
+def test_content_noise_is_added_in_training_only_and_at_its_std():
+    """GaussianNoiseLayer: N(0, noise^2) on the content codes in training (the reference's std 1), none
+    in evaluation or at noise 0."""
+    x = torch.randn(64, 3, 16, 16)
+    for noise in (0.0, 1.0, 0.25):
+        torch.manual_seed(0)
+        encoder = ContentEncoder(3, 3, 4, noise)
+        encoder.eval()
+        clean = encoder.encode(x, "A")
+        encoder.train()
+        added = encoder.encode(x, "A") - clean
+        assert abs(float(added.std()) - noise) < 0.02 * max(noise, 1.0)
+
+
 def test_reference_widths_of_g_concat():
     """G_concat at the reference's width 64 and nz 8: 256 -> 264 (3 blocks) -> 272 -> 136 -> 144 -> 72 -> 80 -> 3."""
     decoder = Generators(64, 8, 3, 3, concat=True).domain_a
@@ -98,7 +112,7 @@ def test_stop_and_resume_equals_uninterrupted(tmp_path, monkeypatch):
 @pytest.mark.parametrize("override,message", [
     ("model.concat=maybe", "model.concat must be true"), ("model.nz=0", "model.nz \\(the attribute size\\)"),
     ("model.d_iter=0", "model.d_iter must be at least 1"), ("dataset=digits", "translates between two image domains"),
-    ("dataset.resolution=18", "multiple of 4"),
+    ("dataset.resolution=18", "multiple of 4"), ("model.content_noise=-1", "model.content_noise .* must be 0 or more"),
 ])
 def test_bad_options_are_one_sentence(override, message):
     with pytest.raises(UserError, match=message):

@@ -79,6 +79,9 @@ class DRIT(Recipe):
         if cfg.nz < 1:
             raise UserError(f"model.nz (the attribute size) must be at least 1: DRIT translates through a random "
                             f"attribute; got {cfg.nz}.")
+        if not cfg.content_noise >= 0:
+            raise UserError(f"model.content_noise (the std of the noise added to content codes in training; the "
+                            f"reference's 1) must be 0 or more; got {cfg.content_noise}.")
         if cfg.d_iter < 1:
             raise UserError(f"model.d_iter must be at least 1 (the reference's 3); got {cfg.d_iter}.")
         channels_b, height, width = data.shape
@@ -88,7 +91,7 @@ class DRIT(Recipe):
                             f"maps are a quarter of it); dataset '{data.name}' gives {height}x{width}: set dataset.resolution.")
         self.latent_dim, self.concat = int(cfg.nz), bool(cfg.concat)
         w = int(cfg.width)
-        self.content_encoder = ContentEncoder(channels_a, channels_b, w)
+        self.content_encoder = ContentEncoder(channels_a, channels_b, w, float(cfg.content_noise))
         self.attribute_encoder_a = AttributeEncoder(channels_a, w, self.latent_dim, self.concat)
         self.attribute_encoder_b = AttributeEncoder(channels_b, w, self.latent_dim, self.concat)
         self.generators = Generators(w, self.latent_dim, channels_a, channels_b, self.concat)
@@ -219,7 +222,7 @@ class DRIT(Recipe):
                 "adv_encoded": self.gan_loss.generator(self.discriminator_a(e["fake_a"]))
                 + self.gan_loss.generator(self.discriminator_b(e["fake_b"])),
                 "kl": cfg.lambda_kl * kl,
-                "content_l2": cfg.lambda_kl * (e["c_a"].pow(2).mean() + e["c_b"].pow(2).mean()),
+                "content_l2": cfg.lambda_content * (e["c_a"].pow(2).mean() + e["c_b"].pow(2).mean()),
                 "cross_cycle": cfg.lambda_rec * (l1(e["cycle_a"], a) + l1(e["cycle_b"], b)),
                 "self_rec": cfg.lambda_rec * (l1(e["self_a"], a) + l1(e["self_b"], b))}
 

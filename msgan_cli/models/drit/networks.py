@@ -4,7 +4,7 @@ resolution divisible by 4.
 
 - `ContentEncoder`: per domain a 7x7 conv (w, LeakyReLU 0.01, no norm), two 3x3 stride-2 convs (2w, 4w;
   InstanceNorm, ReLU), 3 residual blocks; then one residual block shared by both domains and, in
-  training, N(0, 1) noise added (the reference's GaussianNoiseLayer). Content maps: 4w x H/4 x W/4.
+  training, N(0, noise^2) noise added (the reference's GaussianNoiseLayer, noise 1). Content maps: 4w x H/4 x W/4.
 - `AttributeEncoder`, per domain: the concat variant (`E_attr_concat`: a 4x4 stride-2 conv, then
   residual "BasicBlocks" with average pooling to 2w, 3w, 4w, LeakyReLU 0.2, global average pool, two
   linear heads giving mu and logvar of an nz-dimensional attribute) or the plain one (`E_attr`: 7x7
@@ -60,8 +60,9 @@ class ResidualBlock(nn.Module):
 
 
 class ContentEncoder(nn.Module):
-    def __init__(self, channels_a: int, channels_b: int, width: int):
+    def __init__(self, channels_a: int, channels_b: int, width: int, noise: float = 1.0):
         super().__init__()
+        self.noise = noise
 
         def stem(channels: int) -> nn.Sequential:
             return nn.Sequential(*conv(channels, width, 7, 1, 3), nn.LeakyReLU(0.01),
@@ -74,7 +75,7 @@ class ContentEncoder(nn.Module):
 
     def encode(self, x: torch.Tensor, domain: str) -> torch.Tensor:
         content = self.shared((self.domain_a if domain == "A" else self.domain_b)(x))
-        return content + torch.randn_like(content) if self.training else content   # GaussianNoiseLayer
+        return content + self.noise * torch.randn_like(content) if self.training and self.noise else content
 
 
 class BasicBlock(nn.Module):
