@@ -27,7 +27,7 @@ SETUPS = {
     "2D GAN on grid25 (PacGAN setup)": ["model=mlp", "dataset=grid25"],
     "pix2pix on outline_fill (32 px, batch 8)": ["model=pix2pix", "dataset=outline_fill", "trainer.batch_size=8"],
     # 30 steps are 10 cycles of d_iter 3 (content D every step, the full update every third)
-    "drit on outline_fill_unpaired (32 px, batch 4, default run)": ["model=drit"],
+    "drit on outline_fill_unpaired (32 px, batch 8, default run)": ["model=drit"],
 }
 METHODS = {
     "none": ["reg=none"],

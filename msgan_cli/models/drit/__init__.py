@@ -23,8 +23,10 @@ step; every `d_iter`-th step also
   (through E_a, whose weights this phase leaves alone), and the regularisers' terms (mode seeking).
 Adversarial losses use `model.gan_loss` (bce, the reference's); the content D's is always BCE (its
 target of 0.5 for the encoders is a BCE construct). Adam (0.5, 0.999), weight decay 1e-4, the content
-D at lr / 2.5 with its gradients clipped to norm 5; lr is the reference's 1e-4 x 4 by default, for the
-CPU budget (conf/model/drit.yaml says why).
+D at lr / 2.5 with its gradients clipped to norm 5; lr is the reference's 1e-4 x 10 and the batch 8 by
+default, for the CPU budget (conf/model/drit.yaml says why). The content codes get N(0, 1) noise in
+training (`model.content_noise`), their L2 weight is `model.lambda_content`, the attributes' KL
+`model.lambda_kl` (both 0.01, the reference's).
 
 Unlike the reference, every row of the batch drives every term (it encodes sample 0 of a batch of 2
 and uses sample 1 only as disA2's real image): a batch of n here is n translations per step.
