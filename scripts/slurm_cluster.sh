@@ -80,6 +80,13 @@ start() {
     mariadbd --user=mysql --bind-address=127.0.0.1 --pid-file=/run/mysqld/mysqld.pid >"$scratch/log/mariadb.log" 2>&1 &
     wait_for 30 mariadb -e "select 1"
   fi
+  # A fresh controller state ($scratch cleared, e.g. a new /tmp) numbers jobs from 1 again, and submitit
+  # asks sacct for a job by its id: a record of an earlier cluster's job with that id, kept in a database
+  # that outlived $scratch, made a running job look COMPLETED (a requeue test failed so). A fresh state
+  # therefore gets a fresh accounting database.
+  if [ ! -e "$scratch/state/job_state" ] && ! pgrep -x slurmdbd >/dev/null; then
+    mariadb -e "DROP DATABASE IF EXISTS slurm_acct_db;"
+  fi
   mariadb -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db; CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'msgan';
               GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost'; FLUSH PRIVILEGES;"
   pgrep -x slurmdbd >/dev/null || /usr/sbin/slurmdbd
