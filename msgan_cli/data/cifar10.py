@@ -10,20 +10,8 @@ import torch
 
 from msgan_cli.data import register_dataset
 from msgan_cli.data.base import Data, TensorSplit, resize_images
+from msgan_cli.data.pickles import NUMPY_ARRAYS, RestrictedUnpickler
 from msgan_cli.errors import UserError
-
-
-class BatchUnpickler(pickle.Unpickler):
-    """Unpickles only what a CIFAR-10 batch holds (dicts, bytes, lists, ints and numpy arrays): a pickle
-    runs any code its globals name, and these files come from a user-given folder."""
-
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"it asks to load {module}.{name}, which a CIFAR-10 batch never holds")
-        return super().find_class(module, name)
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, list[int]]:
@@ -34,7 +22,7 @@ def _read_batch(path: Path) -> tuple[np.ndarray, list[int]]:
         )
     with open(path, "rb") as f:
         try:
-            batch = BatchUnpickler(f, encoding="bytes").load()
+            batch = RestrictedUnpickler(f, NUMPY_ARRAYS, "a CIFAR-10 batch", encoding="bytes").load()
         except (pickle.UnpicklingError, EOFError, ValueError) as error:
             raise UserError(f"{path} is not a CIFAR-10 batch ({error}): replace it with the original file.") from None
     batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
