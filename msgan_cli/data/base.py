@@ -113,6 +113,17 @@ class Data:
                        num_classes=len(self.input_class_names), class_names=self.input_class_names,
                        input_class_names=self.class_names, shape=self.input_shape, input_shape=self.shape)
 
+    def resized(self, size: int) -> "Data":
+        """The same data with its images (samples, known modes) at size x size (`resize_floats`): what a
+        multi-stage model's lower stages are measured against; its name says so (`<name>-<size>px`)."""
+        if self.kind != "image":
+            raise ValueError(f"dataset {self.name} holds points: only images resize")
+        if self.shape[-1] == size:
+            return self
+        test = None if self.test is None else ResizedSplit(self.test, size)
+        return replace(self, name=f"{self.name}-{size}px", train=ResizedSplit(self.train, size), test=test,
+                       shape=(*self.shape[:-2], size, size))
+
     @property
     def evaluation_split(self) -> Split:
         """The held-out split when there is one (evaluation inputs come from it), else the training split."""
@@ -175,6 +186,18 @@ def augmentation_seeds(seed: int, draws: torch.Tensor) -> torch.Tensor:
     return (seed + 1) * 2_147_483_647 + draws
 
 
+def seeded_choice(seeds: torch.Tensor, n: int, salt: int = 0) -> torch.Tensor:
+    """One index in 0..n-1 per seed (int64), well mixed (a SplitMix64 round), so that choices made from
+    consecutive augmentation seeds, or from the same seed with another `salt`, are unrelated; the same
+    seed always gives the same choice (a resumed run draws what it would have drawn)."""
+    golden = torch.tensor(-7046029254386353131, device=seeds.device)   # 0x9E3779B97F4A7C15 as int64
+    x = seeds.to(torch.int64) + golden * (salt + 1)                 # int64 products wrap, as intended
+    x = (x ^ ((x >> 30) & 0x3FFFFFFFF)) * -4658895280553007687      # 0xBF58476D1CE4E5B9
+    x = (x ^ ((x >> 27) & 0x1FFFFFFFFF)) * -7723592293110705685     # 0x94D049BB133111EB
+    x = x ^ ((x >> 31) & 0x1FFFFFFFF)
+    return torch.remainder(x, n)
+
+
 class BatchSource(ABC):
     """What the training loop draws its batches from; its state (the sampler's) travels in checkpoints."""
 
@@ -206,6 +229,39 @@ class InMemorySource(BatchSource):
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.sampler.load_state_dict(state)
+
+
+def resize_floats(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Float images (n, C, H, W) at size x size: bilinear, antialiased when shrinking. The one resize of
+    a multi-stage model's real images to each stage's size, in training and in evaluation alike."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
+                                           antialias=size < images.shape[-1])
+
+
+class ResizedSplit(Split):
+    """A split of images seen at another size (`Data.resized`): its samples and known modes resized;
+    labels, inputs and conditions as they are."""
+
+    def __init__(self, split: Split, size: int):
+        self.split, self.size, self.labels = split, size, split.labels
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def batch(self, index: torch.Tensor, augment: torch.Tensor | None = None) -> Batch:
+        batch = self.split.batch(index, augment)
+        return Batch(resize_floats(batch.samples, self.size), batch.labels, batch.inputs)
+
+    def mode_targets(self, index: torch.Tensor) -> torch.Tensor | None:
+        targets = self.split.mode_targets(index)
+        if targets is None:
+            return None
+        return resize_floats(targets.flatten(0, 1), self.size).view(*targets.shape[:-2], self.size, self.size)
+
+    def to(self, device: torch.device) -> "ResizedSplit":
+        return ResizedSplit(self.split.to(device), self.size)
 
 
 def resize_images(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
