@@ -73,7 +73,7 @@ def required_run_dir(cfg: DictConfig, command: str) -> Path:
 
 
 def eval_command(overrides: list[str]) -> dict[str, float]:
-    """`msgan eval run=DIR [metrics=[...]] [num_samples=N] [seed=S] [device=cpu]`: writes the run's
+    """`msgan eval run=DIR [metrics=[...]] [num_samples=N] [seed=S] [text_code=mean] [device=cpu]`: writes the run's
     metrics.json and, beside it, eval_protocol.json (what was measured and how)."""
     from msgan_cli.evaluate import evaluate_run, load_trained_session, merge_evaluation, resolve_metric_names
     from msgan_cli.jsonfiles import read_json, write_json
@@ -82,7 +82,7 @@ def eval_command(overrides: list[str]) -> dict[str, float]:
     run_dir = required_run_dir(cfg, "eval")
     session, step = load_trained_session(run_dir, cfg.device)
     options = session.cfg.eval
-    for key in ("num_samples", "seed"):
+    for key in ("num_samples", "seed", "text_code"):
         if cfg.get(key) is not None:
             options[key] = cfg[key]
     names = resolve_metric_names(cfg.metrics if cfg.metrics is not None else options.metrics,
@@ -134,9 +134,9 @@ def sample_command(overrides: list[str]) -> list[Path]:
         directions = recipe.evaluation_directions(data)
         names = [direction.name for direction in directions]
         if cfg.direction is not None and cfg.direction not in names:
-            raise UserError(f"direction={cfg.direction}: this run's model translates "
-                            + (f"{' and '.join(names)}; pick one, or drop it for each." if names[0] else
-                               "one way only: drop direction="))
+            raise UserError(f"direction={cfg.direction}: this run's model "
+                            + (f"has the views {' and '.join(names)} (directions or stages); pick one, or drop it "
+                               f"for each." if names[0] else "has one view only: drop direction="))
         split = data.evaluation_split
         if cfg.condition is not None and not 0 <= int(cfg.condition) < len(split):
             raise UserError(f"condition must be the index of a held-out input, 0..{len(split) - 1}; got {cfg.condition}.")

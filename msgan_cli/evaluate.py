@@ -11,7 +11,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from msgan_cli.config import compose_config
 from msgan_cli.data import Data
 from msgan_cli.errors import UserError
-from msgan_cli.metric_names import with_direction
+from msgan_cli.metric_names import split_direction, with_direction
 from msgan_cli.metrics import METRICS, EvalContext
 from msgan_cli.models import Recipe
 from msgan_cli.train.checkpoint import load_checkpoint
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def resolve_metric_names(requested, recipe: Recipe, data: Data, options: DictConfig) -> list[str]:
     """`auto` means every metric that applies and whose needs (weights, labels) are at hand, in every
     direction the model is evaluated in; a named metric must exist, apply and be available, or UserError."""
-    views = [direction.data for direction in recipe.evaluation_directions(data)]
+    views = [direction.data for direction in recipe.evaluation_directions(data, options)]
 
     def first(check) -> str | None:
         return next((reason for view in views if (reason := check(view)) is not None), None)
@@ -60,7 +60,7 @@ def evaluate_run(session, metric_names: list[str], options: DictConfig,
     # Some library metrics draw from the global RNG (KID's subsets): fork it, so evaluating during
     # training leaves the training run's random stream exactly as it was.
     cuda = [session.device] if session.device.type == "cuda" else []
-    for direction in session.recipe.evaluation_directions(session.data):
+    for direction in session.recipe.evaluation_directions(session.data, options):
         ctx = EvalContext(session.recipe, direction, session.device, options, session.cfg.dataset,
                           seed=int(options.seed))
         contexts[direction.name] = ctx
@@ -102,15 +102,31 @@ def evaluate_run(session, metric_names: list[str], options: DictConfig,
 
 def merge_evaluation(previous: dict[str, float], previous_protocol: dict, metrics: dict[str, float],
                      protocol: dict) -> tuple[dict[str, float], dict]:
-    """A run's metrics.json / eval_protocol.json after re-evaluating some metrics: their values (every
-    key `name` or `name/...`) and protocol entries replace the old ones; the other metrics keep theirs."""
-    def metric_of(key: str) -> str:
-        return key.split("/", 1)[0]
-    kept = {key: value for key, value in previous.items() if metric_of(key) not in protocol["metrics"]}
-    kept_names = {metric_of(key) for key in kept}
+    """A run's metrics.json / eval_protocol.json after re-evaluating some metrics in some views: their
+    values in those views (every key `name` or `name/<view>/...`) and protocol entries replace the old
+    ones; other metrics, and the same metrics in views not evaluated this time (StackGAN++'s
+    `eval.text_code=mean` after `sampled`), keep theirs."""
+    new_views = set(protocol.get("directions", [None]))
+
+    def replaced(key: str) -> bool:
+        return key.split("/", 1)[0] in protocol["metrics"] and split_direction(key)[1] in new_views
+
+    kept = {key: value for key, value in previous.items() if not replaced(key)}
+    kept_names = {key.split("/", 1)[0] for key in kept}
     per_metric = {name: entry for name, entry in previous_protocol.get("per_metric", {}).items() if name in kept_names}
-    merged_protocol = {**protocol, "metrics": sorted(kept_names | set(protocol["metrics"])),
-                       "per_metric": per_metric | protocol["per_metric"]}
+    for name, entry in protocol["per_metric"].items():   # per view where both evaluations have views
+        old = per_metric.get(name)
+        views_both = "directions" in protocol and "directions" in previous_protocol and isinstance(old, dict)
+        per_metric[name] = {**{v: e for v, e in old.items() if v not in new_views}, **entry} if views_both else entry
+    merged_protocol = {**protocol, "metrics": sorted(kept_names | set(protocol["metrics"])), "per_metric": per_metric}
+    if "directions" in protocol and "directions" in previous_protocol:
+        old_views = [v for v in previous_protocol["directions"] if v not in new_views]
+        merged_protocol["directions"] = old_views + list(protocol["directions"])
+        merged_protocol["conditions"] = {**{v: previous_protocol["conditions"][v] for v in old_views},
+                                         **protocol["conditions"]}
+        if "classifier" in previous_protocol and "classifier" in protocol:
+            merged_protocol["classifier"] = {**{v: previous_protocol["classifier"][v] for v in old_views
+                                                if v in previous_protocol["classifier"]}, **protocol["classifier"]}
     if "classifier" in previous_protocol and "classifier" not in protocol:
         merged_protocol["classifier"] = previous_protocol["classifier"]
     return kept | metrics, merged_protocol

@@ -1,17 +1,19 @@
-"""Metric keys of a model evaluated in several directions (DRIT: A -> B and B -> A).
+"""Metric keys of a model evaluated in several views: directions (DRIT: A -> B and B -> A) or stages
+(StackGAN++: stage0, stage1, ..., and `_mean` for its fixed-text-code setting).
 
-The direction is a key's second segment: `fid/AtoB/classifier`, `modes_per_input/BtoA/modes`,
-`lpips_div/AtoB`. The first segment stays the metric `eval.metrics` names (re-evaluating a metric
-replaces both directions), and the rest is the key a model with one direction has, so `msgan report`
-orders, marks and plots each direction's column as it does the undirected one. A direction is
-`<Source>to<Target>` with capitalised domain names; metric keys are lower case, so none is mistaken
-for one.
+The view is a key's second segment: `fid/AtoB/classifier`, `modes_per_input/BtoA/modes`,
+`lpips_div/AtoB`, `fid/stage2/classifier`, `fid/stage2_mean/classifier`. The first segment stays the
+metric `eval.metrics` names (re-evaluating a metric replaces every view), and the rest is the key a
+model with one view has, so `msgan report` orders, marks and plots each view's column as it does
+the plain one. A direction is `<Source>to<Target>` with capitalised domain names, a stage `stage<N>`
+(optionally `_mean`); no metric's own sub-keys take these forms, so none is mistaken for a view.
 """
 from __future__ import annotations
 
 import re
 
-DIRECTED = re.compile(r"^(?P<metric>[^/]+)/(?P<direction>[A-Z][A-Za-z0-9]*to[A-Z][A-Za-z0-9]*)(?:/(?P<rest>.*))?$")
+DIRECTED = re.compile(r"^(?P<metric>[^/]+)/(?P<direction>[A-Z][A-Za-z0-9]*to[A-Z][A-Za-z0-9]*|stage[0-9]+(?:_mean)?)"
+                      r"(?:/(?P<rest>.*))?$")
 
 
 def with_direction(key: str, direction: str | None) -> str:

@@ -215,4 +215,4 @@ def test_msgan_sample_writes_each_direction_or_the_one_asked_for(tmp_path):
     one = msgan("sample", f"run={run}", "n=3", "inputs=2", "direction=BtoA", "format=npz", f"out={tmp_path / 'npz'}")
     assert one.returncode == 0 and [p.name for p in (tmp_path / "npz").iterdir()] == ["sample-step4-inputs-BtoA.npz"]
     wrong = msgan("sample", f"run={run}", "direction=CtoD")
-    assert wrong.returncode == 2 and "translates AtoB and BtoA" in wrong.stderr and "Traceback" not in wrong.stderr
+    assert wrong.returncode == 2 and "has the views AtoB and BtoA" in wrong.stderr and "Traceback" not in wrong.stderr

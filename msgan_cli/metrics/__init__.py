@@ -75,7 +75,8 @@ class EvalContext:
             return f"{recipe.condition_kind}: {recipe.num_classes} classes, balanced"
         inputs, default_per_input = self.evaluation_inputs()
         which = "test" if self.data.evaluation_split is self.data.test else "train"
-        direction = f" ({self.direction.name})" if self.direction.name else ""
+        direction = ", ".join(part for part in (self.direction.name, self.direction.setting) if part)
+        direction = f" ({direction})" if direction else ""
         return (f"{recipe.condition_kind}{direction}: the first {len(inputs)} {which} inputs x "
                 f"{per_input or default_per_input} samples each")
 

@@ -60,7 +60,8 @@ class Phase:
 
 @dataclass(frozen=True)
 class Direction:
-    """One direction a model is evaluated in, with the data as that direction sees it: the inputs of
+    """One view a model is evaluated in: a translation direction (DRIT's A -> B, B -> A) or a stage
+    (StackGAN++'s), with the data as that view sees it: the inputs of
     `data` are the direction's source images, its samples the target domain's (the real images FID
     compares with, the modes known by construction). `name` goes into metric keys (`fid/AtoB/...`);
     None for a model with one direction, whose keys stay as they are. `output`: the output of
@@ -71,13 +72,14 @@ class Direction:
     output: str
     data: Data
     condition: Callable[[Batch], Tree]
+    setting: str | None = None   # how the outputs are conditioned, for the protocol (StackGAN++'s text codes)
 
     def generate(self, recipe: "Recipe", z: torch.Tensor, condition: Tree) -> torch.Tensor:
         """The recipe's output of this direction for latents z and `condition` (one of this direction's)."""
         return recipe.generate_outputs(z, condition)[self.output]
 
 
-CONDITION_KINDS = (None, "class", "image", "two_domains")   # later models add theirs (a text embedding, ...)
+CONDITION_KINDS = (None, "class", "image", "two_domains", "text")   # later models add theirs
 
 
 class Recipe(nn.Module, ABC):
@@ -157,14 +159,21 @@ class Recipe(nn.Module, ABC):
         """The first primary output (what evaluation and sample grids show)."""
         return self.generate_outputs(z, condition)[self.primary_outputs[0]]
 
-    def evaluation_directions(self, data: Data) -> tuple[Direction, ...]:
-        """The directions evaluation measures and sample grids show, each with its view of `data`: by
-        default one, the first primary output. A model translating both ways (DRIT) returns both."""
+    def evaluation_directions(self, data: Data, options=None) -> tuple[Direction, ...]:
+        """The views evaluation measures and sample grids show, each with its view of `data`: by
+        default one, the first primary output. A model translating both ways (DRIT) returns both, a
+        multi-stage one (StackGAN++) every stage. `options`: the evaluation options (`eval`), for a
+        model whose views depend on them; None for sample grids."""
         return (Direction(None, self.primary_outputs[0], data, self.condition),)
 
     @abstractmethod
     def phase_losses(self, phase: str, ctx: "StepContext") -> dict[str, torch.Tensor]:
         """The model's own loss terms for `phase`, already weighted; the loop adds regularisers."""
+
+    @property
+    def primary_discriminator(self) -> str:
+        """The discriminator that judges the first primary output (what DPM reads features from)."""
+        return self.discriminator_names[0]
 
     def networks(self) -> dict[str, nn.Module]:
         return dict(self.named_children())
@@ -220,8 +229,8 @@ def resolve_num_classes(conditional: bool | str, data: Data, model_name: str) ->
         if data.inputs is not None:
             raise UserError(
                 f"model={model_name} generates from a class (or nothing), but dataset '{data.name}' pairs each "
-                f"target with an input {data.inputs}: use an image-to-image model (model=pix2pix), or set "
-                f"model.conditional=false to model the targets alone.")
+                f"target with an input {data.inputs}: use a model conditioned on it (model=pix2pix or drit for "
+                f"images, model=stackganpp for text), or set model.conditional=false to model the targets alone.")
         return data.num_classes if data.label_kind == "class" else 0
     if conditional is True:
         if data.label_kind is None:

@@ -39,13 +39,30 @@ class GANLoss:
         return sum(self._discriminator(r.float(), f.float()) for r, f in zip(_each(real), _each(fake), strict=True))
 
     def _discriminator(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return self.as_real(real) + self.as_fake(fake)
+
+    def as_real(self, logits: torch.Tensor) -> torch.Tensor:
+        """D's term for logits it should call real, alone (StackGAN++ weighs its real, wrong-pair and
+        fake terms one by one)."""
+        logits = logits.float()
         if self.flavour == "bce":
-            return softplus(-real).mean() + softplus(fake).mean()    # BCE(real, 1) + BCE(fake, 0)
+            return softplus(-logits).mean()                          # BCE(real, 1)
         if self.flavour == "lsgan":
-            return (real - 1).pow(2).mean() + fake.pow(2).mean()
+            return (logits - 1).pow(2).mean()
         if self.flavour == "hinge":
-            return relu(1 - real).mean() + relu(1 + fake).mean()
-        return fake.mean() - real.mean()                             # wgan-gp (its penalty: `penalty`)
+            return relu(1 - logits).mean()
+        return -logits.mean()                                        # wgan-gp (its penalty: `penalty`)
+
+    def as_fake(self, logits: torch.Tensor) -> torch.Tensor:
+        """D's term for logits it should call fake, alone."""
+        logits = logits.float()
+        if self.flavour == "bce":
+            return softplus(logits).mean()                           # BCE(fake, 0)
+        if self.flavour == "lsgan":
+            return logits.pow(2).mean()
+        if self.flavour == "hinge":
+            return relu(1 + logits).mean()
+        return logits.mean()
 
     def generator(self, fake: Logits) -> torch.Tensor:
         """G's adversarial objective from D's logits on its samples (summed over discriminators)."""

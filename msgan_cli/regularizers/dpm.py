@@ -5,7 +5,8 @@ similar, comparing normalised Gram matrices of features and of latents. The pape
 could not be verified; the default is a public third-party reading of it (METHODS.md 2), labelled
 as such, with the feature layer, `s` and the weight as options.
 Cost: one extra D forward and backward on the fake batch (to read the chosen layer's features). With
-several discriminators (Pix2Pix's two scales) the features are the first one's; all run forward.
+several discriminators the features are those of the one that judges the primary output
+(`Recipe.primary_discriminator`: Pix2Pix's first scale, StackGAN++'s last stage); all run forward.
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ class DiversityPenalty(Regularizer):
     def check(self, recipe) -> None:
         super().check(recipe)
         if self.options.layer is not None:
-            discriminator = getattr(recipe, recipe.discriminator_names[0])
+            discriminator = getattr(recipe, recipe.primary_discriminator)
             names = [name for name, _ in discriminator.named_modules() if name]
             if self.options.layer not in names:
                 raise UserError(f"reg.dpm.layer='{self.options.layer}' is not a module of the discriminator; "
@@ -64,11 +65,11 @@ class DiversityPenalty(Regularizer):
     def loss(self, ctx) -> torch.Tensor:
         recipe, fake = ctx.recipe, ctx.generated()
         captured: list[torch.Tensor] = []
-        if self.options.layer is None:   # the input of (the first) D's head: its last hidden representation
-            head = recipe.discriminator_layers(recipe.discriminator_names[0])[-1][1]
+        if self.options.layer is None:   # the input of D's (last) head: its last hidden representation
+            head = recipe.discriminator_layers(recipe.primary_discriminator)[-1][1]
             handle = head.register_forward_pre_hook(lambda module, inputs: captured.append(inputs[0]))
         else:
-            module = getattr(recipe, recipe.discriminator_names[0]).get_submodule(self.options.layer)
+            module = getattr(recipe, recipe.primary_discriminator).get_submodule(self.options.layer)
             handle = module.register_forward_hook(lambda module, inputs, output: captured.append(output))
         try:
             recipe.discriminate(fake.images, fake.condition)

@@ -114,7 +114,7 @@ class DRIT(Recipe):
         B -> A grid, whose condition holds B alone."""
         return condition["A"] if "A" in condition else condition["B"]
 
-    def evaluation_directions(self, data: Data) -> tuple[Direction, ...]:
+    def evaluation_directions(self, data: Data, options=None) -> tuple[Direction, ...]:
         """A -> B on the data as it is, B -> A on its reverse (B's images as the inputs, A's as the
         targets); each direction's condition holds its source domain only, so only its output is made."""
         return (Direction("AtoB", "AtoB", data, lambda batch: {"A": batch.inputs}),
