@@ -166,3 +166,42 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+CUB_SPECIES = ("001.Black_footed_Albatross", "002.Laysan_Albatross", "003.Sooty_Albatross")
+
+
+def write_cub(root: Path, counts: dict[str, int] | None = None, captions: int = 10, dim: int = 16,
+              embeddings_as_list: bool = True) -> Path:
+    """StackGAN++'s CUB layout under root (its data/birds): CUB_200_2011/images/<species>/<name>.jpg with
+    images.txt and bounding_boxes.txt, and per split filenames.pickle (the keys) and
+    char-CNN-RNN-embeddings.pickle (per image a captions x dim float32 array; a list of them, as the
+    released files hold, or one array), pickled with protocol 2 as the reference's files are. Each image
+    is grey with its bird's bounding box filled in a colour that encodes the image's number (red =
+    20 x number), so a test can tell which image a crop came from and that the crop is the box's."""
+    rng = np.random.default_rng(0)
+    cub = root / "CUB_200_2011"
+    lines, boxes, number = [], [], 0
+    for split, count in (counts or {"train": 6, "test": 3}).items():
+        keys, embeddings = [], []
+        for i in range(count):
+            number += 1
+            species = CUB_SPECIES[i % len(CUB_SPECIES)]
+            key = f"{species}/{species.split('.')[1]}_{number:04d}"
+            (cub / "images" / species).mkdir(parents=True, exist_ok=True)
+            image = np.full((60, 80, 3), 128, dtype=np.uint8)
+            x, y, w, h = 20 + i, 10, 30, 24
+            image[y:y + h, x:x + w] = (min(255, 20 * number), 0, 255)
+            Image.fromarray(image).save(cub / "images" / f"{key}.jpg", quality=100)
+            lines.append(f"{number} {key}.jpg")
+            boxes.append(f"{number} {x}.0 {y}.0 {w}.0 {h}.0")
+            keys.append(key)
+            embeddings.append(rng.normal(size=(captions, dim)).astype(np.float32))
+        (root / split).mkdir(parents=True, exist_ok=True)
+        with open(root / split / "filenames.pickle", "wb") as f:
+            pickle.dump(keys, f, protocol=2)
+        with open(root / split / "char-CNN-RNN-embeddings.pickle", "wb") as f:
+            pickle.dump(embeddings if embeddings_as_list else np.stack(embeddings), f, protocol=2)
+    (cub / "images.txt").write_text("\n".join(lines) + "\n")
+    (cub / "bounding_boxes.txt").write_text("\n".join(boxes) + "\n")
+    return root
