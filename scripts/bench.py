@@ -28,6 +28,7 @@ SETUPS = {
     "pix2pix on outline_fill (32 px, batch 8)": ["model=pix2pix", "dataset=outline_fill", "trainer.batch_size=8"],
     # 30 steps are 10 cycles of d_iter 3 (content D every step, the full update every third)
     "drit on outline_fill_unpaired (32 px, batch 8, default run)": ["model=drit"],
+    "stackganpp on shape_captions (2 stages, 16 and 32 px, batch 24, default run)": ["model=stackganpp"],
 }
 METHODS = {
     "none": ["reg=none"],

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The papers' benchmarks (conf/experiment/*) as Hydra multiruns over the regulariser and seeds, with a
 # reduced budget that runs on a 2-core CPU, each followed by `msgan report` (Markdown, CSV, plot).
-# Usage: [JOBS=N] scripts/reproduce.sh SWEEP [STEPS] [SEEDS]     SWEEP: ring8 | ring8_unrolled | stacked | digits | fashion | pix2pix | drit | all
+# Usage: [JOBS=N] scripts/reproduce.sh SWEEP [STEPS] [SEEDS]     SWEEP: ring8 | ring8_unrolled | stacked | digits | fashion | pix2pix | drit | stackganpp | all
 #   (grid25 with every regulariser: scripts/grid25_modes.sh)
 # The default budgets (minutes on 2 CPU cores) are a small fraction of the papers'; the presets hold the full ones.
 set -euo pipefail
-sweep_name="${1:?usage: scripts/reproduce.sh ring8|ring8_unrolled|stacked|digits|fashion|pix2pix|drit|all [STEPS] [SEEDS]}"
+sweep_name="${1:?usage: scripts/reproduce.sh ring8|ring8_unrolled|stacked|digits|fashion|pix2pix|drit|stackganpp|all [STEPS] [SEEDS]}"
 root="multirun/reproduce-$(date +%Y%m%d-%H%M%S)"
 
 # JOBS=N runs the seeds as N multiruns side by side, each with its share of the cores as torch threads
@@ -55,7 +55,11 @@ case "$sweep_name" in
                    # (A->B of 4, B->A of 3); model=drit's own budget, ~10 minutes per run on 2 cores
                    # (JOBS=3: the 3 seeds side by side, ~35 minutes for the 6 runs)
     run drit "${2:-2700}" "${3:-0,1,2}" model=drit reg=none,ms ;;
+  stackganpp)      # MSGAN Table 5's StackGAN++, none vs ms, on the caption benchmark with known modes (4 per
+                   # caption), every stage, both evaluation settings (descriptions, fixed text codes);
+                   # model=stackganpp's own budget
+    run stackganpp "${2:-3000}" "${3:-0,1,2}" model=stackganpp reg=none,ms ;;
   all)
-    for name in ring8 digits stacked fashion ring8_unrolled pix2pix drit; do "$0" "$name"; done ;;
+    for name in ring8 digits stacked fashion ring8_unrolled pix2pix drit stackganpp; do "$0" "$name"; done ;;
   *) echo "unknown sweep '$sweep_name'" >&2; exit 2 ;;
 esac
