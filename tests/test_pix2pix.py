@@ -107,7 +107,7 @@ def test_without_a_latent_it_is_plain_pix2pix(tmp_path):
 
 @pytest.mark.parametrize("overrides,message", [
     (["model=dcgan"], "model=dcgan generates from a class (or nothing), but dataset 'outline_fill' pairs each target "
-                      "with an input image: use an image-to-image model (model=pix2pix)"),
+                      "with an input image: use a model conditioned on it (model=pix2pix or drit for images"),
     (["model=pix2pix", "dataset=digits"], "model=pix2pix translates an input image into an output, but dataset "
                                           "'digits' has no input images"),
     (["model=pix2pix", "dataset.resolution=24"], "power-of-two size"),
