@@ -58,7 +58,7 @@ case "$sweep_name" in
   stackganpp)      # MSGAN Table 5's StackGAN++, none vs ms, on the caption benchmark with known modes (4 per
                    # caption), every stage, both evaluation settings (descriptions, fixed text codes);
                    # model=stackganpp's own budget
-    run stackganpp "${2:-3000}" "${3:-0,1,2}" model=stackganpp reg=none,ms ;;
+    run stackganpp "${2:-2000}" "${3:-0,1,2}" model=stackganpp reg=none,ms ;;
   all)
     for name in ring8 digits stacked fashion ring8_unrolled pix2pix drit stackganpp; do "$0" "$name"; done ;;
   *) echo "unknown sweep '$sweep_name'" >&2; exit 2 ;;
