@@ -270,9 +270,7 @@ def resize_images(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.T
         return images
     pieces = []
     for start in range(0, len(images), chunk):
-        x = images[start:start + chunk].float()
-        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                                            antialias=size < images.shape[-1])
+        x = resize_floats(images[start:start + chunk].float(), size)
         pieces.append(x.round().clamp(0, 255).to(torch.uint8))
     return torch.cat(pieces)
 

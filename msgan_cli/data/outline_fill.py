@@ -30,10 +30,15 @@ SOURCES = ("digits", "fashion_mnist")
 MASK_THRESHOLD = 0.4   # intensity (0..1) above which a pixel belongs to the shape
 
 
+def hues(k: int, saturation: float, value: float, offset: float = 0.0, dtype=torch.float32) -> torch.Tensor:
+    """K colours (float 0..255, (K, 3)) with hues evenly spaced round the wheel, shifted by `offset` steps."""
+    return torch.tensor([[255 * c for c in colorsys.hsv_to_rgb((i + offset) / k % 1.0, saturation, value)]
+                         for i in range(k)], dtype=dtype)
+
+
 def palette(k: int) -> torch.Tensor:
-    """K well separated colours (uint8, (K, 3)): hues evenly spaced round the colour wheel."""
-    return torch.tensor([[round(255 * c) for c in colorsys.hsv_to_rgb(i / k, 0.85, 0.95)] for i in range(k)],
-                        dtype=torch.uint8)
+    """K well separated colours (uint8, (K, 3)): saturated hues (rounded in float64, as Python's round)."""
+    return hues(k, 0.85, 0.95, dtype=torch.float64).round().to(torch.uint8)
 
 
 def stripes(k: int, size: int, period: int = 4) -> torch.Tensor:

@@ -23,22 +23,14 @@ Labels (for the evaluation classifier) are caption x K + background. Generated i
 """
 from __future__ import annotations
 
-import colorsys
-
 import torch
 
 from msgan_cli.data import register_dataset
 from msgan_cli.data.base import Batch, Data, Split, seeded_choice
-from msgan_cli.data.outline_fill import MASK_THRESHOLD, source_shapes
+from msgan_cli.data.outline_fill import MASK_THRESHOLD, hues, source_shapes
 from msgan_cli.errors import UserError
 
 SHAPES = 10   # the digit classes
-
-
-def hues(k: int, saturation: float, value: float, offset: float = 0.0) -> torch.Tensor:
-    """K colours (float 0..255, (K, 3)) with hues evenly spaced round the wheel."""
-    return torch.tensor([[255 * c for c in colorsys.hsv_to_rgb((i + offset) / k % 1.0, saturation, value)]
-                         for i in range(k)])
 
 
 def prototype_masks(cfg) -> torch.Tensor:
