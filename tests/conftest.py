@@ -205,3 +205,27 @@ def write_cub(root: Path, counts: dict[str, int] | None = None, captions: int = 
     (cub / "images.txt").write_text("\n".join(lines) + "\n")
     (cub / "bounding_boxes.txt").write_text("\n".join(boxes) + "\n")
     return root
+
+
+CELEBA_ATTRIBUTES = ("5_o_Clock_Shadow", "Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair", "Male", "Young")
+
+
+def write_celeba(root: Path, count: int = 24, attributes: tuple[str, ...] = CELEBA_ATTRIBUTES) -> Path:
+    """CelebA's layout under root: img_align_celeba/<000001.jpg ...> (218 x 178 as the aligned faces)
+    and list_attr_celeba.txt (the count, the attribute names, then per image its file and a value of 1
+    or -1 per attribute, space-padded as the real file). Image i is grey with its number in the red
+    channel of the central crop's top-left pixel block, so a test can tell which image it decoded; its
+    attributes: one hair colour by turn (i % 4), Male where i is odd, Young where i % 3 == 0."""
+    images = root / "img_align_celeba"
+    images.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(count):
+        name = f"{i + 1:06d}.jpg"
+        image = np.full((218, 178, 3), 128, dtype=np.uint8)
+        image[20:60, 0:40] = (10 * i % 256, 0, 0)
+        Image.fromarray(image).save(images / name, quality=100)
+        values = {"Black_Hair": i % 4 == 0, "Blond_Hair": i % 4 == 1, "Brown_Hair": i % 4 == 2, "Gray_Hair": i % 4 == 3,
+                  "Male": i % 2 == 1, "Young": i % 3 == 0}
+        rows.append(name + " " + " ".join(f"{1 if values.get(a, False) else -1:>2}" for a in attributes))
+    (root / "list_attr_celeba.txt").write_text("\n".join([str(count), " ".join(attributes), *rows]) + "\n")
+    return root

@@ -98,6 +98,9 @@ class Data:
     input_shape: tuple[int, ...] | None = None
     paired: bool = True
     input_class_names: tuple[str, ...] = ()
+    # A view cut from other data (`attributes.edited_view`: one target attribute value's real images)
+    # points to that data here: the evaluation classifier learns the whole data, not the view.
+    whole: "Data | None" = None
 
     def to(self, device: torch.device) -> "Data":
         test = None if self.test is None else self.test.to(device)

@@ -80,7 +80,7 @@ def stacked_modes(channel_predictions: torch.Tensor, num_channel_classes: int = 
 
 def is_stacked(data: Data) -> bool:
     """Whether the dataset's images are channels stacked from a labelled base set (Stacked MNIST)."""
-    return hasattr(data.train, "base")
+    return hasattr(data.train, "base_labels")   # what channel_data reads
 
 
 def needs_stacked(recipe, data) -> str | None:
