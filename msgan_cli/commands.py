@@ -106,7 +106,9 @@ def sample_command(overrides: list[str]) -> list[Path]:
     models conditioned on data (pix2pix) one PNG with a row per held-out input (the first `inputs`, or
     test input C): the input, its ground truth, then n outputs; for a model translating both ways
     (drit) one PNG per direction (or `direction=AtoB|BtoA`), the truth replaced by a real image of the
-    other domain and the input translated with its attribute; a scatter plot for 2D data.
+    other domain and the input translated with its attribute; for a model translating into several target
+    domains (stargan) one PNG, a row per input: the input, then n outputs (3 by default; 1 without a
+    latent) per target domain (or only `direction=to_<edit>`'s); a scatter plot for 2D data.
     `format=npz`: the same samples as arrays for other tools (torch-fidelity, clean-fid): `images`
     uint8 (N, H, W, C), with `labels` (class conditions, -1 for none) or `inputs` and `input_index`
     (input images), or `points` for 2D data. `format=images`: the same samples as one PNG each, in a
@@ -116,7 +118,7 @@ def sample_command(overrides: list[str]) -> list[Path]:
 
     from msgan_cli.evaluate import load_trained_session
     from msgan_cli.figures import scatter_figure
-    from msgan_cli.sampling import evaluation_mode
+    from msgan_cli.sampling import evaluation_mode, latents_per_view, views_grid
 
     cfg = compose_config("sample", overrides)
     for key in ("n", "inputs", "columns"):
@@ -141,16 +143,23 @@ def sample_command(overrides: list[str]) -> list[Path]:
         if cfg.condition is not None and not 0 <= int(cfg.condition) < len(split):
             raise UserError(f"condition must be the index of a held-out input, 0..{len(split) - 1}; got {cfg.condition}.")
         rows = [int(cfg.condition)] if cfg.condition is not None else list(range(min(int(cfg.inputs), len(split))))
-        z = recipe.sample_latent(int(cfg.n or 8), device, generator)
         out_dir.mkdir(parents=True, exist_ok=True)
+        stem = f"sample-step{step}-" + (f"input{rows[0]}" if cfg.condition is not None else "inputs")
+        if recipe.views_side_by_side and cfg.format == "grid":   # StarGAN: one grid, a block per target domain
+            chosen = tuple(d for d in directions if cfg.direction is None or d.name == cfg.direction)
+            z = recipe.sample_latent(latents_per_view(recipe, cfg.n), device, generator)
+            path = out_dir / (stem + (f"-{cfg.direction}" if cfg.direction else "") + ".png")
+            save_image(views_grid(recipe, chosen, torch.tensor(rows, device=device), z), path)
+            print(path)
+            return [path]
+        z = recipe.sample_latent(int(cfg.n or 8), device, generator)
         written = []
         for direction in directions:
             if cfg.direction is not None and direction.name != cfg.direction:
                 continue
-            stem = out_dir / (f"sample-step{step}-" + (f"input{rows[0]}" if cfg.condition is not None else "inputs")
-                              + (f"-{direction.name}" if direction.name else ""))
             batch = direction.data.evaluation_split.batch(torch.tensor(rows, device=device))
-            written += sample_inputs(cfg.format, recipe, direction, batch, rows, z, stem)
+            written += sample_inputs(cfg.format, recipe, direction, batch, rows, z,
+                                     out_dir / (stem + (f"-{direction.name}" if direction.name else "")))
         return written
     if cfg.condition is not None and not recipe.conditional:
         raise UserError(f"condition={cfg.condition} given, but this run's model is unconditional: drop it.")

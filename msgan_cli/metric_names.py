@@ -1,18 +1,20 @@
-"""Metric keys of a model evaluated in several views: directions (DRIT: A -> B and B -> A) or stages
-(StackGAN++: stage0, stage1, ..., and `_mean` for its fixed-text-code setting).
+"""Metric keys of a model evaluated in several views: directions (DRIT: A -> B and B -> A), stages
+(StackGAN++: stage0, stage1, ..., and `_mean` for its fixed-text-code setting) or attribute edits
+(StarGAN: `to_Blond_Hair`, `to_not_Male`, every test image translated with that edit).
 
 The view is a key's second segment: `fid/AtoB/classifier`, `modes_per_input/BtoA/modes`,
 `lpips_div/AtoB`, `fid/stage2/classifier`, `fid/stage2_mean/classifier`. The first segment stays the
 metric `eval.metrics` names (re-evaluating a metric replaces every view), and the rest is the key a
 model with one view has, so `msgan report` orders, marks and plots each view's column as it does
 the plain one. A direction is `<Source>to<Target>` with capitalised domain names, a stage `stage<N>`
-(optionally `_mean`); no metric's own sub-keys take these forms, so none is mistaken for a view.
+(optionally `_mean`), an edit `to_<attribute>` or `to_not_<attribute>`; no metric's own sub-keys
+take these forms, so none is mistaken for a view.
 """
 from __future__ import annotations
 
 import re
 
-DIRECTED = re.compile(r"^(?P<metric>[^/]+)/(?P<direction>[A-Z][A-Za-z0-9]*to[A-Z][A-Za-z0-9]*|stage[0-9]+(?:_mean)?)"
+DIRECTED = re.compile(r"^(?P<metric>[^/]+)/(?P<direction>[A-Z][A-Za-z0-9]*to[A-Z][A-Za-z0-9]*|stage[0-9]+(?:_mean)?|to_[A-Za-z0-9_]+)"
                       r"(?:/(?P<rest>.*))?$")
 
 

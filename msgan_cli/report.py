@@ -192,7 +192,7 @@ def ordered_metrics(names: set[str]) -> list[str]:
 LOWER_IS_BETTER = re.compile(r"(^|/)(kl|ndb|ndb_ratio|jsd|per_class_mean_ndb|per_class_mean_jsd)$|^fid/|^kid/.*_mean$")
 HIGHER_IS_BETTER = re.compile(r"(^|/)(modes|modes_fraction|high_quality)$|^class_acc$|^lpips_div|"
                               r"^pairwise_div/(pixel_l1|feature_cosine)$|^mode_score$|^is/.*_mean$|"
-                              r"^precision_recall/.*_(precision|recall)$")
+                              r"^precision_recall/.*_(precision|recall)$|^domain_acc/(all|edited)$")
 SHARED_CONTEXT = "classifier_test_acc"   # the one classifier's accuracy, recorded beside each metric using it
 
 

@@ -6,8 +6,10 @@ columns mean the generator ignores its noise. A row is a class for class-conditi
 models conditioned on data (pix2pix) it is a held-out input: the input and its ground truth first,
 then the outputs. A model translating both ways between unpaired domains (DRIT) has one grid per
 direction, each row an input, its outputs, then a real image of the other domain and the input
-translated with that image's attribute (attribute transfer). For the 2D GAN: real points (grey) and
-generated points (red) on one canvas.
+translated with that image's attribute (attribute transfer). A model translating each input into
+several target domains (StarGAN) has one grid: a row per input, the input, then a block of columns per
+target domain (one per latent). For the 2D GAN: real points (grey) and generated points (red) on one
+canvas.
 """
 from __future__ import annotations
 
@@ -54,9 +56,14 @@ def sample_grids(recipe: Recipe, data: Data, device: torch.device, columns: int 
             real = data.test.batch(torch.arange(min(len(data.test), num_points), device=device)).samples
             return {"grid": scatter_figure(real, fake)}
         if recipe.conditions_come_from_data:
+            directions = recipe.evaluation_directions(data)
+            if recipe.views_side_by_side:
+                z = recipe.sample_latent(latents_per_view(recipe), device, generator)
+                rows = torch.arange(min(inputs, len(directions[0].data.evaluation_split)), device=device)
+                return {"grid": views_grid(recipe, directions, rows, z)}
             z = recipe.sample_latent(columns, device, generator)
             grids = {}
-            for direction in recipe.evaluation_directions(data):
+            for direction in directions:
                 split = direction.data.evaluation_split
                 rows = split.batch(torch.arange(min(inputs, len(split)), device=device))
                 grids[direction.name or "grid"] = input_grid(recipe, direction, rows, z)
@@ -69,6 +76,12 @@ def sample_grids(recipe: Recipe, data: Data, device: torch.device, columns: int 
             z = recipe.sample_latent(columns, device, generator).repeat(rows, 1)
         images = recipe.generate_primary(z, labels).float()
     return {"grid": make_grid(displayable(images).cpu(), nrow=columns, padding=2, pad_value=1.0)}
+
+
+def latents_per_view(recipe: Recipe, asked: int | None = None) -> int:
+    """Columns per view of a side-by-side grid: `asked` (or 3) latents, or 1 for a model without a
+    latent, whose outputs for one input and view are all the same."""
+    return (asked or 3) if recipe.has_latent else 1
 
 
 def displayable(images: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -103,3 +116,21 @@ def input_grid(recipe: Recipe, direction: Direction, rows: Batch, z: torch.Tenso
     return make_grid(cells.flatten(0, 1).cpu(), nrow=cells.shape[1], padding=2, pad_value=1.0)
 
 
+
+
+def views_grid(recipe: Recipe, directions: tuple[Direction, ...], index: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """One row per held-out input `index` of views that all translate the same inputs (StarGAN's target
+    domains): the input, then for each view in turn its outputs for the latents `z` (a block of
+    len(z) columns per view, the same latents in every block and row)."""
+    n, columns = len(index), len(z)
+    blocks, source = [], None
+    with evaluation_mode(recipe):
+        for direction in directions:
+            condition = direction.condition(direction.data.evaluation_split.batch(index))
+            if source is None:
+                source = displayable(recipe.condition_image(condition))
+            repeated = take(condition, torch.arange(n, device=index.device).repeat_interleave(columns))
+            outputs = direction.generate(recipe, z.repeat(n, 1), repeated)
+            blocks.append(displayable(outputs, tuple(source.shape[-2:])).view(n, columns, *source.shape[1:]))
+    cells = torch.cat([source[:, None], *blocks], 1)
+    return make_grid(cells.flatten(0, 1).cpu(), nrow=cells.shape[1], padding=2, pad_value=1.0)

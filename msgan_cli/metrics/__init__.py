@@ -114,10 +114,11 @@ class EvalContext:
         return shard_and_gather(torch.arange(len(z), device=z.device), generate_rows)
 
     def classifier(self) -> tuple[SmallClassifier, float]:
-        """The dataset's classifier and its test accuracy (trained on first use, then cached)."""
+        """The dataset's classifier and its test accuracy (trained on first use, then cached); a view cut
+        from other data (`Data.whole`) uses the whole data's."""
         if "classifier" not in self.cache:
             self.cache["classifier"] = load_or_train_classifier(
-                self.data, self.dataset_cfg, self.options.classifier, self.device)
+                self.data.whole or self.data, self.dataset_cfg, self.options.classifier, self.device)
         return self.cache["classifier"]
 
     def real(self, n: int) -> Batch:

@@ -79,7 +79,7 @@ class Direction:
         return recipe.generate_outputs(z, condition)[self.output]
 
 
-CONDITION_KINDS = (None, "class", "image", "two_domains", "text")   # later models add theirs
+CONDITION_KINDS = (None, "class", "image", "two_domains", "text", "domain")   # domain: an image and target attributes
 
 
 class Recipe(nn.Module, ABC):
@@ -95,6 +95,10 @@ class Recipe(nn.Module, ABC):
     discriminator_names: ClassVar[tuple[str, ...]] = ("discriminator",)   # for spectral methods
     output_names: ClassVar[tuple[str, ...]] = ("image",)       # what `generate` returns, in order
     primary_outputs: ClassVar[tuple[str, ...]] = ("image",)    # what regularisers act on by default
+    # Sample grids of a model with several views: one grid per view (DRIT's directions, StackGAN++'s stages),
+    # or, where every view translates the same inputs (StarGAN's target domains), one grid with the views
+    # side by side: a row per input, a block of columns per view (`sampling.views_grid`).
+    views_side_by_side: ClassVar[bool] = False
 
     def __init__(self, cfg, data: Data):
         super().__init__()
