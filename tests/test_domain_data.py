@@ -25,6 +25,13 @@ def test_every_domain_leaves_exactly_k_known_backgrounds_and_training_draws_them
     assert torch.equal(own[torch.arange(40), data.train.backgrounds[index]], batch.samples)
     flat = own.flatten(2)
     assert all(torch.unique(flat[i], dim=0).shape[0] == k for i in range(40))   # K distinct outputs per input
+    # ... and far enough apart that an output within a tenth of the scale of one is nearer it than half-way to any
+    # other (what modes_per_input calls high quality): mean absolute distances of at least 0.2 on [-1, 1].
+    separation = (own[:, :, None] - own[:, None]).abs().flatten(3).mean(3) + 9 * torch.eye(k)
+    assert separation.amin() > 0.2
+    # Background m is lit from direction m (angle 2 pi m / K): brightest where that direction points.
+    light = (own.mean(2)[:, :, 16, 31] - own.mean(2)[:, :, 16, 0])   # right edge minus left edge of row 16
+    assert (light[:, 0] > 1).all() and (light[:, 2] < -1).all() and light[:, 1].abs().max() < 0.5
     # Attributes and backgrounds are drawn evenly and independently: every class (domain x background) occurs.
     counts = torch.bincount(data.train.labels, minlength=data.num_classes)
     assert counts.min() > 0.6 * counts.float().mean()

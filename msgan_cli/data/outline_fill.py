@@ -49,6 +49,16 @@ def stripes(k: int, size: int, period: int = 4) -> torch.Tensor:
     return torch.remainder(phase, period) < period / 2
 
 
+def lit_backgrounds(k: int, size: int, light: float = 255.0, dark: float = 60.0) -> torch.Tensor:
+    """K grey backgrounds (float 0..255, (K, 3, size, size)), each lit from one of K directions: light on
+    the side the direction points to, falling linearly to `dark` on the opposite side."""
+    y, x = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    angles = torch.arange(k, dtype=torch.float32) * (2 * math.pi / k)
+    along = x[None] * angles.cos()[:, None, None] + y[None] * angles.sin()[:, None, None]      # (K, H, W)
+    along = (along - along.amin((1, 2), keepdim=True)) / (along.amax((1, 2), keepdim=True) - along.amin((1, 2), keepdim=True))
+    return (dark + (light - dark) * along)[:, None].expand(k, 3, size, size).clone()
+
+
 def render_fill(masks: torch.Tensor, outlines: torch.Tensor, fills: torch.Tensor, family: str, modes: int) -> torch.Tensor:
     """uint8 targets (n, 3, H, W): the outline black, the shape and the background in fill `fills`.
 
