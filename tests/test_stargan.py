@@ -35,6 +35,15 @@ def test_reference_sizes_and_heads():
         assert torch.equal(latent.train()(x, c, z), latent.eval()(x, c, z))
 
 
+def test_model_stargan_alone_is_the_published_model_and_a_regulariser_on_the_command_line_wins():
+    """The run's default reg=ms cannot act without a latent: model=stargan brings reg none (a model's
+    default, after reg in train.yaml's defaults list); reg=ms with model.nz=8 on the command line wins."""
+    from msgan_cli.config import compose_config
+    assert not compose_config("train", ["model=stargan"]).get("reg") and compose_config("train", []).reg.ms.enabled
+    assert compose_config("train", ["model=stargan", "model.nz=8", "reg=ms"]).reg.ms.enabled
+    assert set(compose_config("train", ["model=stargan", "model.nz=8", "reg=[ms,sr]"]).reg) == {"ms", "sr"}
+
+
 def test_targets_are_the_batch_s_own_attributes_permuted():
     session = build_session(compose(*SG, "reg=none"))
     recipe, data = session.recipe, session.data
