@@ -29,6 +29,9 @@ SETUPS = {
     # 30 steps are 10 cycles of d_iter 3 (content D every step, the full update every third)
     "drit on outline_fill_unpaired (32 px, batch 8, default run)": ["model=drit"],
     "stackganpp on shape_captions (2 stages, 16 and 32 px, batch 24, default run)": ["model=stackganpp"],
+    # 30 steps are 6 cycles of n_critic 5 (D every step, G every fifth); the diversity regularisers need the latent
+    "stargan on shape_domains (32 px, batch 16, default run: no latent)": ["model=stargan"],
+    "stargan + latent (model.nz=8) on shape_domains (32 px, batch 16)": ["model=stargan", "model.nz=8"],
 }
 METHODS = {
     "none": ["reg=none"],

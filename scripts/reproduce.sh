@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The papers' benchmarks (conf/experiment/*) as Hydra multiruns over the regulariser and seeds, with a
 # reduced budget that runs on a 2-core CPU, each followed by `msgan report` (Markdown, CSV, plot).
-# Usage: [JOBS=N] scripts/reproduce.sh SWEEP [STEPS] [SEEDS]     SWEEP: ring8 | ring8_unrolled | stacked | digits | fashion | pix2pix | drit | stackganpp | all
+# Usage: [JOBS=N] scripts/reproduce.sh SWEEP [STEPS] [SEEDS]     SWEEP: ring8 | ring8_unrolled | stacked | digits | fashion | pix2pix | drit | stackganpp | stargan | all
 #   (grid25 with every regulariser: scripts/grid25_modes.sh)
 # The default budgets (minutes on 2 CPU cores) are a small fraction of the papers'; the presets hold the full ones.
 set -euo pipefail
-sweep_name="${1:?usage: scripts/reproduce.sh ring8|ring8_unrolled|stacked|digits|fashion|pix2pix|drit|stackganpp|all [STEPS] [SEEDS]}"
+sweep_name="${1:?usage: scripts/reproduce.sh ring8|ring8_unrolled|stacked|digits|fashion|pix2pix|drit|stackganpp|stargan|all [STEPS] [SEEDS]}"
 root="multirun/reproduce-$(date +%Y%m%d-%H%M%S)"
 
 # JOBS=N runs the seeds as N multiruns side by side, each with its share of the cores as torch threads
@@ -20,7 +20,7 @@ run() {   # run NAME STEPS SEEDS OVERRIDES...
   else
     local threads=$(( $(nproc) / jobs > 0 ? $(nproc) / jobs : 1 )) part=0 pids=() seed_list
     IFS=, read -r -a seed_list <<< "$seeds"
-    mkdir -p "$root"
+    mkdir -p "$root/$name"   # its parent holds the parts' logs
     for (( part = 0; part < jobs && part < ${#seed_list[@]}; part++ )); do
       local mine=() i
       for (( i = part; i < ${#seed_list[@]}; i += jobs )); do mine+=("${seed_list[i]}"); done
@@ -59,7 +59,13 @@ case "$sweep_name" in
                    # caption), every stage, both evaluation settings (descriptions, fixed text codes);
                    # model=stackganpp's own budget
     run stackganpp "${2:-2000}" "${3:-0,1,2}" model=stackganpp reg=none,ms ;;
+  stargan)         # StarGAN on the multi-domain benchmark with known modes (4 per input and target domain):
+                   # as published (no latent; reg none, and sn and sr on its WGAN-GP critic), then with a latent
+                   # (model.nz=8) and reg=none, ms, dpm; one report
+    run stargan/published "${2:-4000}" "${3:-0,1,2}" model=stargan reg=none,sn,sr
+    run stargan/latent "${2:-4000}" "${3:-0,1,2}" model=stargan model.nz=8 reg=none,ms,dpm
+    msgan report "$root/stargan" ;;
   all)
-    for name in ring8 digits stacked fashion ring8_unrolled pix2pix drit stackganpp; do "$0" "$name"; done ;;
+    for name in ring8 digits stacked fashion ring8_unrolled pix2pix drit stackganpp stargan; do "$0" "$name"; done ;;
   *) echo "unknown sweep '$sweep_name'" >&2; exit 2 ;;
 esac
