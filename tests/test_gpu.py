@@ -35,3 +35,23 @@ def test_session_uses_the_gpu():
     session = build_session(compose("hardware=gpu"))
     assert session.device.type == "cuda"
     assert next(session.recipe.parameters()).is_cuda and session.data.train.values.is_cuda
+
+
+IMAGE_MODELS = {   # each model's tiny shape, as its own test file shrinks it
+    "pix2pix": ["model=pix2pix", "model.width=4", "trainer.batch_size=4"],
+    "drit": ["model=drit", "model.width=4", "dataset.resolution=16", "trainer.batch_size=4"],
+    "stackganpp": ["model=stackganpp", "model.width_g=8", "model.width_d=4", "model.ca_dim=8", "model.nz=8",
+                   "model.base_size=8", "dataset.resolution=16", "trainer.batch_size=8"],
+    "stargan": ["model=stargan", "model.width_g=4", "model.width_d=4", "model.residual_blocks=1", "model.nz=4",
+                "dataset.resolution=16", "trainer.batch_size=8"],
+}
+
+
+@pytest.mark.parametrize("amp", [False, True])
+@pytest.mark.parametrize("model", sorted(IMAGE_MODELS))
+def test_image_models_train_on_gpu(tmp_path, model, amp):
+    """Every image-conditioned model, with mode seeking, a few steps on CUDA and evaluated there."""
+    metrics = train_run(tmp_path, *IMAGE_MODELS[model], "reg=ms", "hardware=gpu", f"hardware.amp={str(amp).lower()}",
+                        "eval.per_input.inputs=4", "eval.metrics=[modes_per_input,pairwise_div]")
+    assert metrics and all(math.isfinite(v) for v in metrics.values())
+    assert state_of(tmp_path)["step"] == 4

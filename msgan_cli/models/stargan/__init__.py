@@ -119,11 +119,7 @@ class StarGAN(Recipe):
         return self.discriminator(x)[0]
 
     def phase_losses(self, phase: str, ctx: "StepContext") -> dict[str, torch.Tensor]:
-        if phase == "D":
-            return self.discriminator_terms(ctx)
-        if phase == "G":
-            return self.generator_terms(ctx)
-        raise ValueError(f"unknown phase {phase}")
+        return {"D": self.discriminator_terms, "G": self.generator_terms}[phase](ctx)
 
     # --- the terms of each phase -----------------------------------------------------------------------
     def discriminator_terms(self, ctx: "StepContext") -> dict[str, torch.Tensor]:
