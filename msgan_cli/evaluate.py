@@ -16,6 +16,7 @@ from msgan_cli.metrics import METRICS, EvalContext
 from msgan_cli.models import Recipe
 from msgan_cli.train.checkpoint import load_checkpoint
 from msgan_cli.train.distributed import ProcessInfo
+from msgan_cli.train.ema import load_averaged_weights
 from msgan_cli.train.session import build_session
 
 log = logging.getLogger(__name__)
@@ -153,4 +154,6 @@ def load_trained_session(run_dir: Path, device: str | None = None):
     session = build_session(cfg, ProcessInfo(0, 1, 0))
     state = load_checkpoint(checkpoint, session.device)
     session.recipe.load_state_dict(state["model"])
+    if state.get("ema"):   # trainer.ema: the run was evaluated with its weight average, and so is it here
+        load_averaged_weights(session.recipe, state["ema"])
     return session, int(state["step"])

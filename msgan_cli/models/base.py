@@ -99,6 +99,8 @@ class Recipe(nn.Module, ABC):
     # or, where every view translates the same inputs (StarGAN's target domains), one grid with the views
     # side by side: a row per input, a block of columns per view (`sampling.views_grid`).
     views_side_by_side: ClassVar[bool] = False
+    # The networks that turn a latent and a condition into outputs: what `trainer.ema` averages (train/ema.py).
+    averaged_networks: ClassVar[tuple[str, ...]] = ("generator",)
 
     def __init__(self, cfg, data: Data):
         super().__init__()

@@ -34,11 +34,12 @@ from msgan_cli.regularizers import Regularizer
 from msgan_cli.sampling import sample_grids
 from msgan_cli.train import distributed
 from msgan_cli.jsonfiles import read_json, remove_stale_temporaries, write_json
-from msgan_cli.train.checkpoint import (BestCheckpoint, config_changes, load_checkpoint, rng_state, save_checkpoint,
-                                       set_rng_state)
+from msgan_cli.train.checkpoint import BestCheckpoint, load_checkpoint, save_checkpoint
 from msgan_cli.train.context import PAIR_BATCH_LAYOUTS, StepContext
 from msgan_cli.train.divergence import Diverged, DivergenceGuard
+from msgan_cli.train.ema import WeightAverage, evaluated_weights, weight_average
 from msgan_cli.train.placement import mark_last_attempt, placement, placement_hyperparameters, record_placement
+from msgan_cli.train.resume import check_same_run, restore, training_state
 from msgan_cli.train.runlock import run_directory_lock
 from msgan_cli.train.session import Session, build_session
 from msgan_cli.train.spectrum import SpectralMonitor
@@ -171,61 +172,6 @@ def learning_rate_schedules(optimizers: dict[str, torch.optim.Optimizer], max_st
     return {name: torch.optim.lr_scheduler.LambdaLR(optimizer, factor) for name, optimizer in optimizers.items()}
 
 
-def training_state(step: int, session: Session, optimizers, schedules, source: BatchSource, trackers: dict) -> dict:
-    """Everything a resume needs; `trackers` are the loop's own stateful helpers (best checkpoint,
-    spectral monitor), each saved under its name."""
-    return {
-        "step": step,
-        "model": session.recipe.state_dict(),
-        "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
-        "schedules": {name: schedule.state_dict() for name, schedule in schedules.items()},
-        "sampler": source.state_dict(),
-        "rng": {"ranks": distributed.gather_objects(rng_state())},   # each rank's own stream
-        "regularizers": {r.name: r.state_dict() for r in session.regularizers},
-        **{name: tracker.state_dict() for name, tracker in trackers.items()},
-        "config": OmegaConf.to_container(session.cfg, resolve=True),
-    }
-
-
-def check_same_run(state: dict, cfg: DictConfig, path: Path) -> None:
-    """A resume continues the run the checkpoint belongs to: a config that differs in more than what a
-    resume may change (checkpoint.RESUMABLE_CHANGES) is refused, naming the keys."""
-    changes = config_changes(state.get("config", {}), OmegaConf.to_container(cfg, resolve=True)) if "config" in state else []
-    if not changes:
-        return
-    listed = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
-    if cfg.trainer.allow_config_change:
-        log.warning("Resuming %s with a changed configuration, as trainer.allow_config_change asks: %s", path, listed)
-        return
-    raise UserError(f"{path} belongs to a run with another configuration ({listed}). Resuming would mix two runs "
-                    f"under one name: use a new hydra.run.dir, or add trainer.allow_config_change=true to continue "
-                    f"this run with the new settings anyway.")
-
-
-def restore(state: dict, path: Path, session: Session, optimizers, schedules, source: BatchSource, trackers: dict) -> int:
-    try:
-        session.recipe.load_state_dict(state["model"])
-        for name, optimizer in optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
-        for name, schedule in schedules.items():   # absent in checkpoints of constant-rate runs
-            if name in state.get("schedules", {}):
-                schedule.load_state_dict(state["schedules"][name])
-    except (KeyError, RuntimeError, ValueError) as error:
-        raise UserError(f"Checkpoint {path} does not fit this run's model/optimisers ({str(error).splitlines()[0][:160]}). "
-                        f"Resume with the config it was made with, or use a new run directory.") from None
-    source.load_state_dict(state["sampler"])
-    for name, tracker in trackers.items():
-        tracker.load_state_dict(state.get(name, {}))   # absent in checkpoints older than the tracker
-    for regularizer in session.regularizers:
-        regularizer.load_state_dict(state["regularizers"].get(regularizer.name, {}))
-    rank_states = state["rng"]["ranks"]
-    if len(rank_states) != session.info.world_size:
-        raise UserError(f"Checkpoint {path} was written by {len(rank_states)} processes; resume it with "
-                        f"{len(rank_states)} (this run has {session.info.world_size}).")
-    set_rng_state(rank_states[session.info.rank])
-    return int(state["step"])
-
-
 def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
     """Train (or resume) the run in `run_dir`; returns the final metrics on rank 0, None elsewhere.
     The main process holds the run directory's lock throughout: a second process on it stops at once."""
@@ -261,6 +207,9 @@ def train_locked(cfg: DictConfig, run_dir: Path, info: distributed.ProcessInfo) 
     trackers = {"best": best}
     if trainer.spectrum.every:
         trackers["spectrum"] = SpectralMonitor(trainer.spectrum)
+    average = weight_average(recipe, trainer.ema)   # what evaluation and grids use, when trainer.ema is set
+    if average is not None:
+        trackers["ema"] = average
     step = 0
     if checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path, session.device)
@@ -290,6 +239,8 @@ def train_locked(cfg: DictConfig, run_dir: Path, info: distributed.ProcessInfo) 
     try:
         while step < trainer.max_steps and not stop.any_rank():
             training_step(session, phases, optimizers, parameters, source, pairs, step, guard)
+            if average is not None:
+                average.update(recipe, step)
             step += 1
             with warnings.catch_warnings():   # schedules follow the step; an optimiser whose phase runs every
                 # d_iter-th step only (DRIT) has not stepped yet at the first steps, which torch warns of
@@ -301,12 +252,12 @@ def train_locked(cfg: DictConfig, run_dir: Path, info: distributed.ProcessInfo) 
                 guard.check()
                 log_scalars(step, writer, progress)
             if step % trainer.sample_every == 0 and writer is not None:
-                log_sample_grids(writer, sample_grids(recipe, data, session.device, seed=cfg.seed), step)
+                log_sample_grids(writer, current_grids(session, average), step)
             if monitor is not None and step % trainer.spectrum.every == 0:
                 monitor.update(step, recipe, writer)
             if trainer.eval_every and step % trainer.eval_every == 0 and step < trainer.max_steps:
                 guard.check()
-                evaluate_during_training(step, session, metric_names, writer, best)
+                evaluate_during_training(step, session, metric_names, writer, best, average)
             if step % trainer.checkpoint_every == 0:
                 save_run_checkpoint(checkpoint_path, step, session, optimizers, schedules, source, trackers, guard)
         progress.close()
@@ -323,13 +274,13 @@ def train_locked(cfg: DictConfig, run_dir: Path, info: distributed.ProcessInfo) 
             writer.close()
         raise SystemExit(128 + (stop.received or signal.SIGTERM))
 
-    metrics, protocol = evaluate_during_training(step, session, metric_names, writer, best)   # every rank takes part
+    metrics, protocol = evaluate_during_training(step, session, metric_names, writer, best, average)   # every rank
     if best.step == step:   # the final weights are the best: last.pt must record it for a later resume
         save_run_checkpoint(checkpoint_path, step, session, optimizers, schedules, source, trackers, guard)
     if info.is_main:
         samples_dir = run_dir / "samples"
         samples_dir.mkdir(exist_ok=True)
-        grids = sample_grids(recipe, data, session.device, seed=cfg.seed)
+        grids = current_grids(session, average)
         for name, grid in grids.items():   # final.png, or final-AtoB.png and final-BtoA.png
             save_image(grid, samples_dir / ("final.png" if name == "grid" else f"final-{name}.png"))
         # The final grids and spectrum reach TensorBoard whatever the run's length (a run shorter than
@@ -361,14 +312,22 @@ def config_digest(cfg: DictConfig) -> str:
 
 
 def evaluate_during_training(step: int, session: Session, metric_names: list[str], writer: RunWriter | None,
-                             best: BestCheckpoint) -> tuple[dict[str, float], dict]:
+                             best: BestCheckpoint, average: WeightAverage | None) -> tuple[dict[str, float], dict]:
     """The metrics now (every rank generates its share of the samples), logged as `Metrics/<name>`;
-    keeps checkpoints/best.pt. Uses its own seeded generators: the training RNG is not touched."""
-    metrics, protocol = evaluate_run(session, metric_names, session.cfg.eval, step)
+    keeps checkpoints/best.pt (of the weights evaluated: the average with trainer.ema). Uses its own seeded
+    generators: the training RNG is not touched."""
+    with evaluated_weights(session.recipe, average):
+        metrics, protocol = evaluate_run(session, metric_names, session.cfg.eval, step)
+        best.update(step, metrics, session.recipe.state_dict(), write=session.info.is_main)
     if writer is not None:
         writer.scalars(step, {f"Metrics/{name}": value for name, value in metrics.items()})
-    best.update(step, metrics, session.recipe.state_dict(), write=session.info.is_main)
     return metrics, protocol
+
+
+def current_grids(session: Session, average: WeightAverage | None) -> dict[str, torch.Tensor]:
+    """The sample grids of the weights evaluated (the average with trainer.ema), from the run's seed."""
+    with evaluated_weights(session.recipe, average):
+        return sample_grids(session.recipe, session.data, session.device, seed=session.cfg.seed)
 
 
 def log_sample_grids(writer: RunWriter, grids: dict[str, torch.Tensor], step: int) -> None:

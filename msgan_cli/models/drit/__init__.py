@@ -68,6 +68,7 @@ class DRIT(Recipe):
     output_names = ("AtoB", "BtoA")
     primary_outputs = ("AtoB", "BtoA")
     discriminator_names = (*IMAGE_DISCRIMINATORS, "content_discriminator")
+    averaged_networks = ("content_encoder", "attribute_encoder_a", "attribute_encoder_b", "generators")   # trainer.ema
 
     def __init__(self, cfg, data: Data):
         super().__init__(cfg, data)

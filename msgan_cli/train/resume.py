@@ -1,0 +1,72 @@
+"""What a checkpoint holds and how a run resumes from it: the training state (weights, optimisers,
+schedules, sampler, every rank's RNG, regularisers' and the loop's trackers' states, the config),
+the check that a resume continues the same run, and the restore."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from msgan_cli.data.base import BatchSource
+from msgan_cli.errors import UserError
+from msgan_cli.train import distributed
+from msgan_cli.train.checkpoint import config_changes, rng_state, set_rng_state
+from msgan_cli.train.session import Session
+
+log = logging.getLogger(__name__)
+
+
+def training_state(step: int, session: Session, optimizers, schedules, source: BatchSource, trackers: dict) -> dict:
+    """Everything a resume needs; `trackers` are the loop's own stateful helpers (best checkpoint,
+    spectral monitor), each saved under its name."""
+    return {
+        "step": step,
+        "model": session.recipe.state_dict(),
+        "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
+        "schedules": {name: schedule.state_dict() for name, schedule in schedules.items()},
+        "sampler": source.state_dict(),
+        "rng": {"ranks": distributed.gather_objects(rng_state())},   # each rank's own stream
+        "regularizers": {r.name: r.state_dict() for r in session.regularizers},
+        **{name: tracker.state_dict() for name, tracker in trackers.items()},
+        "config": OmegaConf.to_container(session.cfg, resolve=True),
+    }
+
+
+def check_same_run(state: dict, cfg: DictConfig, path: Path) -> None:
+    """A resume continues the run the checkpoint belongs to: a config that differs in more than what a
+    resume may change (checkpoint.RESUMABLE_CHANGES) is refused, naming the keys."""
+    changes = config_changes(state.get("config", {}), OmegaConf.to_container(cfg, resolve=True)) if "config" in state else []
+    if not changes:
+        return
+    listed = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
+    if cfg.trainer.allow_config_change:
+        log.warning("Resuming %s with a changed configuration, as trainer.allow_config_change asks: %s", path, listed)
+        return
+    raise UserError(f"{path} belongs to a run with another configuration ({listed}). Resuming would mix two runs "
+                    f"under one name: use a new hydra.run.dir, or add trainer.allow_config_change=true to continue "
+                    f"this run with the new settings anyway.")
+
+
+def restore(state: dict, path: Path, session: Session, optimizers, schedules, source: BatchSource, trackers: dict) -> int:
+    try:
+        session.recipe.load_state_dict(state["model"])
+        for name, optimizer in optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        for name, schedule in schedules.items():   # absent in checkpoints of constant-rate runs
+            if name in state.get("schedules", {}):
+                schedule.load_state_dict(state["schedules"][name])
+    except (KeyError, RuntimeError, ValueError) as error:
+        raise UserError(f"Checkpoint {path} does not fit this run's model/optimisers ({str(error).splitlines()[0][:160]}). "
+                        f"Resume with the config it was made with, or use a new run directory.") from None
+    source.load_state_dict(state["sampler"])
+    for name, tracker in trackers.items():
+        tracker.load_state_dict(state.get(name, {}))   # absent in checkpoints older than the tracker
+    for regularizer in session.regularizers:
+        regularizer.load_state_dict(state["regularizers"].get(regularizer.name, {}))
+    rank_states = state["rng"]["ranks"]
+    if len(rank_states) != session.info.world_size:
+        raise UserError(f"Checkpoint {path} was written by {len(rank_states)} processes; resume it with "
+                        f"{len(rank_states)} (this run has {session.info.world_size}).")
+    set_rng_state(rank_states[session.info.rank])
+    return int(state["step"])
