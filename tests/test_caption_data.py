@@ -29,7 +29,9 @@ def test_each_caption_has_exactly_k_distinct_known_images_and_training_draws_the
     assert targets.shape == (captions, k, 3, 32, 32)
     distinct = torch.cdist(targets.flatten(2), targets.flatten(2), p=1) / targets[0, 0].numel()
     off_diagonal = distinct[:, ~torch.eye(k, dtype=torch.bool)]
-    assert off_diagonal.min() > 0.1                                   # the K images of a caption differ clearly
+    # The K images of a caption differ clearly: by more than an output a tenth of the scale off one of them is
+    # from it, so such an output counts as high quality (twice as near one as any other; flat tints were 0.17 apart).
+    assert off_diagonal.min() > 0.3
     assert len(set(data.test.captions[:captions].tolist())) == captions   # each caption once among the first 50
     batch = data.train.batch(torch.arange(len(data.train)), torch.arange(len(data.train)))
     for row in range(0, len(data.train), 37):                          # every training image is one of its caption's K

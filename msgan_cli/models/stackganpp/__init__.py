@@ -29,8 +29,8 @@ Evaluation views: every stage, its real images resized to the stage's size; in M
 (`eval.text_code`): conditioned on descriptions (`sampled`: c drawn by CA, as in training; views
 `stage0`, `stage1`, ...) and on fixed text codes (`mean`: c = mu; views `stage0_mean`, ...).
 
-Deviation: the reference evaluates and saves an exponential average of G's weights (0.999); this
-recipe evaluates G itself.
+As the reference, evaluation and sample grids use an exponential average of G's weights (decay 0.999,
+`trainer.ema`, set by `model=stackganpp`; with a warm-up for short runs, train/ema.py).
 """
 from __future__ import annotations
 
