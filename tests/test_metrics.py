@@ -182,6 +182,13 @@ def test_precision_and_recall_tell_quality_from_coverage():
     assert far == (0.0, 0.0)
     with pytest.raises(ValueError, match="more than 3 samples"):
         precision_recall(real[:3], real[:3])
+    # A generator without a latent, evaluated 5 times per input, repeats each output: the copies are one sample of
+    # its manifold (as copies each other's 3 nearest neighbours, every radius was 0 and the recall 0).
+    fake = draw(torch.randint(4, (400,), generator=generator))
+    assert precision_recall(real, fake.repeat_interleave(5, 0)) == pytest.approx(precision_recall(real, fake))
+    assert precision_recall(real, fake)[1] > 0.5
+    # One output for everything: those points alone, no crash.
+    assert precision_recall(real, real[:1].repeat(50, 1)) == (1.0, pytest.approx(1 / 2000))
 
 
 def test_kid_std_is_measured_on_subsets_that_differ():

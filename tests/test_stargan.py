@@ -149,7 +149,8 @@ def test_every_edit_is_evaluated_against_the_known_modes_and_the_target_attribut
     scores = {}
     for name, stand_in in (("oracle", oracle), ("collapsed", collapsed)):
         monkeypatch.setattr(session.recipe, "generate", stand_in)
-        scores[name], protocol = evaluate_run(session, ["modes_per_input", "domain_acc", "fid"], session.cfg.eval, step=0)
+        scores[name], protocol = evaluate_run(session, ["modes_per_input", "domain_acc", "fid", "precision_recall"],
+                                              session.cfg.eval, step=0)
     views = ["to_fill0", "to_fill1", "to_fill2", "to_stroke", "to_not_stroke"]
     assert protocol["directions"] == views
     for view in views:
@@ -157,6 +158,8 @@ def test_every_edit_is_evaluated_against_the_known_modes_and_the_target_attribut
         assert oracle_scores[f"modes_per_input/{view}/modes"] > 3.5 and oracle_scores[f"modes_per_input/{view}/high_quality"] == 100
         assert collapsed_scores[f"modes_per_input/{view}/modes"] == 1
         assert oracle_scores[f"domain_acc/{view}/classifier_attribute_acc"] == 1
+        oracle_pr, collapsed_pr = (scored[f"precision_recall/{view}/classifier_recall"] for scored in (oracle_scores, collapsed_scores))
+        assert oracle_scores[f"precision_recall/{view}/classifier_precision"] > 0.8 and oracle_pr > collapsed_pr + 0.2
         for scored in (oracle_scores, collapsed_scores):   # both draw the target domain; they differ in backgrounds only
             assert scored[f"domain_acc/{view}/edited"] == 1 and scored[f"domain_acc/{view}/all"] == 1
     # A G that ignores the target and returns its input is right exactly where the input already had the

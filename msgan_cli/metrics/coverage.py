@@ -7,6 +7,10 @@ its recall, which is mode collapse measured directly.
 Each manifold is the union of balls around its samples, each ball's radius the distance to the
 sample's k-th nearest neighbour in its own set (k = 3 in the paper). The paper uses 50,000 samples
 and VGG-16 features; here the counts and extractor are those of fid (eval_protocol.json says which).
+Exact duplicates are one sample of the manifold: a generator without a latent (StarGAN as published,
+Pix2Pix with nz 0), evaluated with several outputs per input, repeats each output, and the copies
+would be each other's nearest neighbours, every radius 0 and its recall 0 whatever it covered. A
+set with no more than k distinct samples is those points alone (radius 0).
 """
 from __future__ import annotations
 
@@ -34,13 +38,22 @@ def inside_manifold(queries: torch.Tensor, support: torch.Tensor, radii: torch.T
     return torch.cat(inside)
 
 
+def manifold(features: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A set's distinct samples and the radii of their balls (module docstring)."""
+    support = torch.unique(features, dim=0)
+    if len(support) <= k:
+        return support, torch.zeros(len(support), dtype=support.dtype, device=support.device)
+    return support, knn_radii(support, k)
+
+
 def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tuple[float, float]:
-    """(precision, recall) of `fake` against `real`, features (n, d)."""
+    """(precision, recall) of `fake` against `real`, features (n, d): the share of each set's samples
+    (duplicates counted as often as they occur) inside the other's manifold."""
     if min(len(real), len(fake)) <= k:
         raise ValueError(f"precision/recall with k={k} needs more than {k} samples of each")
     real, fake = real.double(), fake.double()
-    precision = inside_manifold(fake, real, knn_radii(real, k)).double().mean()
-    recall = inside_manifold(real, fake, knn_radii(fake, k)).double().mean()
+    precision = inside_manifold(fake, *manifold(real, k)).double().mean()
+    recall = inside_manifold(real, *manifold(fake, k)).double().mean()
     return float(precision), float(recall)
 
 
