@@ -116,8 +116,6 @@ def input_grid(recipe: Recipe, direction: Direction, rows: Batch, z: torch.Tenso
     return make_grid(cells.flatten(0, 1).cpu(), nrow=cells.shape[1], padding=2, pad_value=1.0)
 
 
-
-
 def views_grid(recipe: Recipe, directions: tuple[Direction, ...], index: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """One row per held-out input `index` of views that all translate the same inputs (StarGAN's target
     domains): the input, then for each view in turn its outputs for the latents `z` (a block of
