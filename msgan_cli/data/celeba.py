@@ -29,7 +29,7 @@ from PIL import Image
 from msgan_cli.data import register_dataset
 from msgan_cli.data.attributes import Attributes
 from msgan_cli.data.base import Batch, Data
-from msgan_cli.data.files import UNREADABLE_IMAGE
+from msgan_cli.data.files import UNREADABLE_IMAGE, dataset_root, path_or
 from msgan_cli.data.streaming import FileSplit, resolve_in_memory, resolve_workers
 from msgan_cli.data.transforms import apply_crop, crop_for
 from msgan_cli.errors import UserError
@@ -105,12 +105,9 @@ class FaceImages(FileSplit):
 
 @register_dataset("celeba")
 def load_celeba(cfg) -> Data:
-    if cfg.root is None:
-        raise UserError("dataset=celeba needs dataset.root=<a folder with img_align_celeba/ and list_attr_celeba.txt>.")
-    root = Path(str(cfg.root)).expanduser()
-    images = Path(str(cfg.images)).expanduser() if cfg.images else root / "img_align_celeba"
-    names, files, values = read_attribute_file(Path(str(cfg.attr_file)).expanduser() if cfg.attr_file
-                                               else root / "list_attr_celeba.txt")
+    root = dataset_root(cfg, "celeba", "a folder with img_align_celeba/ and list_attr_celeba.txt")
+    images = path_or(cfg.images, root / "img_align_celeba")
+    names, files, values = read_attribute_file(path_or(cfg.attr_file, root / "list_attr_celeba.txt"))
     selected = list(cfg.attributes)
     unknown = [a for a in selected if a not in names]
     if unknown or not selected:

@@ -39,7 +39,7 @@ from PIL import Image
 
 from msgan_cli.data import register_dataset
 from msgan_cli.data.base import Batch, Data, seeded_choice
-from msgan_cli.data.files import UNREADABLE_IMAGE
+from msgan_cli.data.files import UNREADABLE_IMAGE, dataset_root, path_or
 from msgan_cli.data.pickles import NUMPY_ARRAYS, RestrictedUnpickler
 from msgan_cli.data.streaming import FileSplit, resolve_in_memory, resolve_workers
 from msgan_cli.data.transforms import apply_crop, crop_for
@@ -184,10 +184,8 @@ def read_split(root: Path, split: str) -> tuple[list[str], np.ndarray]:
 
 @register_dataset("cub")
 def load_cub(cfg) -> Data:
-    if cfg.root is None:
-        raise UserError("dataset=cub needs dataset.root=<StackGAN's birds/ folder: train/, test/, CUB_200_2011/>.")
-    root = Path(str(cfg.root)).expanduser()
-    images_root = Path(str(cfg.images_root)).expanduser() if cfg.images_root else root / "CUB_200_2011"
+    root = dataset_root(cfg, "cub", "StackGAN's birds/ folder: train/, test/, CUB_200_2011/")
+    images_root = path_or(cfg.images_root, root / "CUB_200_2011")
     load_size = int(cfg.load_size or round(cfg.resolution * 76 / 64))
     if load_size < cfg.resolution:
         raise UserError(f"dataset.load_size={load_size} is smaller than dataset.resolution={cfg.resolution}.")

@@ -20,7 +20,7 @@ from PIL import Image
 
 from msgan_cli.data import register_dataset
 from msgan_cli.data.base import Batch, Data
-from msgan_cli.data.files import UNREADABLE_IMAGE, image_files, suffix_list
+from msgan_cli.data.files import UNREADABLE_IMAGE, dataset_root, image_files, suffix_list
 from msgan_cli.data.streaming import FileSplit, resolve_in_memory, resolve_workers
 from msgan_cli.data.transforms import apply_crop, crop_for, pil_to_uint8
 from msgan_cli.errors import UserError
@@ -100,9 +100,7 @@ def scan(folder: Path) -> list[Path]:
 
 @register_dataset("paired_folder")
 def load_paired_folder(cfg) -> Data:
-    if cfg.root is None:
-        raise UserError("dataset=paired_folder needs dataset.root=<folder with train/ and test/ (or val/)>.")
-    root = Path(str(cfg.root)).expanduser()
+    root = dataset_root(cfg, "paired_folder", "folder with train/ and test/ (or val/)")
     if cfg.direction not in DIRECTIONS:
         raise UserError(f"dataset.direction must be AtoB or BtoA; got '{cfg.direction}'.")
     if not (root / "train").is_dir():

@@ -17,7 +17,7 @@ from PIL import Image
 
 from msgan_cli.data import register_dataset
 from msgan_cli.data.base import Batch, Data
-from msgan_cli.data.files import UNREADABLE_IMAGE, image_files, suffix_list
+from msgan_cli.data.files import UNREADABLE_IMAGE, dataset_root, image_files, suffix_list
 from msgan_cli.data.streaming import FileSplit, resolve_in_memory, resolve_workers
 from msgan_cli.data.transforms import apply_crop, crop_for, pil_to_uint8
 from msgan_cli.data.unpaired import UnpairedSplit
@@ -79,9 +79,7 @@ def scan(folder: Path) -> list[Path]:
 
 @register_dataset("unpaired_folder")
 def load_unpaired_folder(cfg) -> Data:
-    if cfg.root is None:
-        raise UserError("dataset=unpaired_folder needs dataset.root=<folder with trainA/ trainB/ testA/ testB/>.")
-    root = Path(str(cfg.root)).expanduser()
+    root = dataset_root(cfg, "unpaired_folder", "folder with trainA/ trainB/ testA/ testB/")
     load_size = int(cfg.load_size or cfg.resolution)
     if load_size < cfg.resolution:
         raise UserError(f"dataset.load_size={load_size} is smaller than dataset.resolution={cfg.resolution}.")
