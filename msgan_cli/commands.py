@@ -278,7 +278,7 @@ def train_classifier_command(overrides: list[str]) -> tuple[Path, float]:
         data = channel_data(data)
     if data.kind != "image" or data.label_kind != "class":
         raise UserError(f"Dataset {data.name} has no class labels to train a classifier on.")
-    path = cache_path(data, cfg.dataset, cfg.eval.classifier)
+    path = cache_path(data, cfg.dataset, cfg.eval.classifier, device)
     _, accuracy = load_or_train_classifier(data, cfg.dataset, cfg.eval.classifier, device)
     print(f"{data.name} classifier: test accuracy {accuracy:.4f}\n  {path}")
     return path, accuracy

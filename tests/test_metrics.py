@@ -295,3 +295,21 @@ def test_inception_extractor_scores_an_unlabelled_image_folder(tmp_path, monkeyp
     assert metrics["fid/inception"] > 0 and metrics["is/inception_mean"] >= 1
     protocol = json.loads((run / "eval_protocol.json").read_text())["per_metric"]["fid"]
     assert protocol["extractor"] == "inception" and protocol["weights"] == str(weights)
+
+
+def test_a_cached_classifier_belongs_to_the_images_it_learnt_from_not_only_to_their_config():
+    """An embedded benchmark rendered differently by a newer version keeps its config: the cache key
+    must change with the images, or metrics would read new outputs with a classifier of old images."""
+    from dataclasses import replace
+    from msgan_cli.config import compose_config
+    from msgan_cli.data import load_dataset
+    from msgan_cli.data.base import TensorSplit
+    from msgan_cli.metrics.classifier import cache_path
+    cfg = compose_config("train", ["dataset=digits"])
+    data, cpu = load_dataset(cfg.dataset), torch.device("cpu")
+    path = cache_path(data, cfg.dataset, cfg.eval.classifier, cpu)
+    assert cache_path(load_dataset(cfg.dataset), cfg.dataset, cfg.eval.classifier, cpu) == path   # reproducible
+    redrawn = replace(data, test=TensorSplit((data.test.values * 0.5).clamp(-1, 1), data.test.labels))
+    assert cache_path(redrawn, cfg.dataset, cfg.eval.classifier, cpu) != path
+    relabelled = replace(data, test=TensorSplit(data.test.values, data.test.labels.roll(1)))
+    assert cache_path(relabelled, cfg.dataset, cfg.eval.classifier, cpu) != path

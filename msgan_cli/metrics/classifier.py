@@ -76,9 +76,25 @@ def train_classifier(data: Data, options: DictConfig, device: torch.device) -> t
     return model, accuracy(model, data.test, device)
 
 
-def cache_path(data: Data, dataset_cfg: DictConfig, options: DictConfig) -> Path:
-    """One file per dataset configuration and training recipe."""
+def data_fingerprint(data: Data, device: torch.device, images: int = 32) -> str:
+    """What the classifier learns from, in a few bytes: the splits' sizes, the classes, and a few test
+    images (evenly spaced, to 8 bits) with their labels. The dataset's config alone does not say when
+    its images change: an embedded benchmark rendered differently by a newer version, or files replaced
+    on disk, keep the same config, and a classifier trained on the old images would then score the new
+    ones (its cached test accuracy with it) without a word."""
+    index = torch.linspace(0, len(data.test) - 1, min(images, len(data.test)), device=device).round().long()
+    batch = data.test.batch(index)
+    pixels = ((batch.samples.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    digest = hashlib.sha1(json.dumps([len(data.train), len(data.test), data.num_classes]).encode())
+    digest.update(pixels.cpu().numpy().tobytes())
+    digest.update(batch.labels.cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cache_path(data: Data, dataset_cfg: DictConfig, options: DictConfig, device: torch.device) -> Path:
+    """One file per dataset configuration, data and training recipe."""
     key = json.dumps({"dataset": OmegaConf.to_container(dataset_cfg, resolve=True),
+                      "data": data_fingerprint(data, device),
                       "train": {k: v for k, v in OmegaConf.to_container(options, resolve=True).items() if k != "cache_dir"},
                       "version": ARCHITECTURE_VERSION}, sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
@@ -89,7 +105,7 @@ def cache_path(data: Data, dataset_cfg: DictConfig, options: DictConfig) -> Path
 def load_or_train_classifier(data: Data, dataset_cfg: DictConfig, options: DictConfig,
                              device: torch.device) -> tuple[SmallClassifier, float]:
     """The cached classifier for this dataset, trained first if there is none. Returns (model, test accuracy)."""
-    path = cache_path(data, dataset_cfg, options)
+    path = cache_path(data, dataset_cfg, options, device)
     if path.exists():
         state = load_checkpoint(path, device)
         model = SmallClassifier(data.shape[0], data.num_classes, int(options.width)).to(device)
