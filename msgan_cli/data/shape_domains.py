@@ -66,6 +66,8 @@ class ShapeDomainSplit(Split):
     def translations(self, index: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """(n, K, 3, R, R) in [-1, 1]: shapes `index` with the attributes `targets` (n, A: the fills
         one-hot, then stroke) on every background."""
+        # The metrics ask with indices and targets on the CPU; the shapes may live on the GPU.
+        index, targets = index.to(self.masks.device), targets.to(self.masks.device)
         n, k = len(index), len(self.background_images)
         fills, strokes = targets[:, :-1].argmax(1), targets[:, -1].round().long()
         repeat = lambda t: t.repeat_interleave(k)  # noqa: E731
