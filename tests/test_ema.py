@@ -83,3 +83,16 @@ def test_every_model_names_networks_it_has():
     for overrides in (["model=drit", "model.width=4", "dataset.resolution=16"], ["model=stackganpp"], ["model=stargan"]):
         recipe = build_session(compose(*overrides, "reg=none")).recipe
         assert math.prod(len(list(getattr(recipe, name).parameters())) for name in recipe.averaged_networks) > 0
+
+
+def test_an_average_missing_from_the_checkpoint_starts_from_the_restored_weights():
+    """A run resumed with trainer.ema newly set: its average must not start from the random weights the
+    recipe was built with."""
+    recipe = build_session(compose("reg=none")).recipe
+    average = WeightAverage(recipe, 0.999)
+    with torch.no_grad():   # what a restore does: new weights into the same network objects
+        for p in recipe.generator.parameters():
+            p.add_(1.0)
+    average.load_state_dict({})
+    for (name, kept), live in zip(average.average["generator"].named_parameters(), recipe.generator.parameters()):
+        assert torch.equal(kept, live), name

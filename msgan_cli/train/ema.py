@@ -8,17 +8,22 @@ outputs: "generator" for most models; DRIT's encoders and generators). Warm-up: 
 is min(decay, (1 + s) / (10 + s)), so that the average forgets the random initial weights within a
 short run (with 0.999 from the first step, 13.5 % of a 2,000-step run's average would still be the
 initial G: 0.999 ** 2000); the reference's 600 epochs make that moot. Buffers (BatchNorm's running
-statistics) are copied from the generator, not averaged.
+statistics) are copied from the generator, not averaged. The average moves after every training step,
+also the steps in which only D trains: for a model whose G trains every n-th step (StarGAN's
+`n_critic`, DRIT's `d_iter`), the decay per G update is decay ** n.
 """
 from __future__ import annotations
 
 import copy
+import logging
 from contextlib import contextmanager, nullcontext
 
 import torch
 
 from msgan_cli.errors import UserError
 from msgan_cli.models import Recipe
+
+log = logging.getLogger(__name__)
 
 
 class WeightAverage:
@@ -32,7 +37,7 @@ class WeightAverage:
         if missing:
             raise UserError(f"trainer.ema averages the networks {', '.join(recipe.averaged_networks)}, but model "
                             f"{recipe.name} has no {', '.join(missing)}: set trainer.ema=null.")
-        self.decay = float(decay)
+        self.decay, self.recipe = float(decay), recipe
         self.average = {name: copy.deepcopy(getattr(recipe, name)).requires_grad_(False) for name in recipe.averaged_networks}
 
     def decay_at(self, step: int) -> float:
@@ -65,9 +70,14 @@ class WeightAverage:
         return {name: average.state_dict() for name, average in self.average.items()}
 
     def load_state_dict(self, state: dict) -> None:
+        """The checkpoint's average; a network it has none of (a run resumed with trainer.ema newly set)
+        starts from the restored network's weights, not from the random ones it was built with."""
         for name, average in self.average.items():
             if name in state:
                 average.load_state_dict(state[name])
+            else:
+                log.info("The checkpoint holds no average of %s: it starts from the restored weights", name)
+                average.load_state_dict(getattr(self.recipe, name).state_dict())
 
 
 def weight_average(recipe: Recipe, decay: float | None) -> WeightAverage | None:

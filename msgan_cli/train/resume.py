@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def training_state(step: int, session: Session, optimizers, schedules, source: BatchSource, trackers: dict) -> dict:
     """Everything a resume needs; `trackers` are the loop's own stateful helpers (best checkpoint,
-    spectral monitor), each saved under its name."""
+    spectral monitor, weight average), each saved under its name."""
     return {
         "step": step,
         "model": session.recipe.state_dict(),
@@ -49,6 +49,8 @@ def check_same_run(state: dict, cfg: DictConfig, path: Path) -> None:
 
 
 def restore(state: dict, path: Path, session: Session, optimizers, schedules, source: BatchSource, trackers: dict) -> int:
+    """Puts a checkpoint's state back into the run's objects (check_same_run has passed); returns its step.
+    A state that does not fit them is one sentence, not a traceback."""
     try:
         session.recipe.load_state_dict(state["model"])
         for name, optimizer in optimizers.items():
@@ -56,12 +58,12 @@ def restore(state: dict, path: Path, session: Session, optimizers, schedules, so
         for name, schedule in schedules.items():   # absent in checkpoints of constant-rate runs
             if name in state.get("schedules", {}):
                 schedule.load_state_dict(state["schedules"][name])
+        for name, tracker in trackers.items():   # after the model: the weight average may start from it
+            tracker.load_state_dict(state.get(name, {}))   # absent in checkpoints older than the tracker
     except (KeyError, RuntimeError, ValueError) as error:
         raise UserError(f"Checkpoint {path} does not fit this run's model/optimisers ({str(error).splitlines()[0][:160]}). "
                         f"Resume with the config it was made with, or use a new run directory.") from None
     source.load_state_dict(state["sampler"])
-    for name, tracker in trackers.items():
-        tracker.load_state_dict(state.get(name, {}))   # absent in checkpoints older than the tracker
     for regularizer in session.regularizers:
         regularizer.load_state_dict(state["regularizers"].get(regularizer.name, {}))
     rank_states = state["rng"]["ranks"]
