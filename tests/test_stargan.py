@@ -79,6 +79,25 @@ def test_both_phases_are_the_reference_s_terms():
     assert torch.isclose(g["rec"], 10 * (back - batch.samples).abs().mean())
 
 
+def test_with_a_pair_every_term_of_d_counts_both_halves_the_penalty_too():
+    """trainer.pair_batch=doubled: as in models/adversarial.py, D's loss is loss(real, fake1) +
+    loss(real, fake2), each with its gradient penalty; a lone penalty would halve its weight."""
+    session = build_session(compose(*LATENT, "reg=ms"))
+    recipe = session.recipe
+    batch = session.data.train.batch(torch.arange(8))
+    ctx = StepContext(recipe, batch, step=0, samples_per_condition=2)
+    fake = ctx.generated()
+    assert ctx.loss_scale == 2 and len(fake.images) == 16
+    torch.manual_seed(0)
+    d = recipe.discriminator_terms(ctx)
+    torch.manual_seed(0)
+    one = recipe.gan_loss.penalty(recipe.discriminate, batch.samples, fake.images[:8])
+    assert torch.isclose(d["penalty"], 2 * one)
+    src_real, _ = recipe.discriminator(batch.samples)
+    src_fake, _ = recipe.discriminator(fake.images.detach())
+    assert torch.isclose(d["adv"], 2 * (-src_real.mean() + src_fake.mean()))
+
+
 def test_g_trains_every_n_critic_steps_and_logs_its_terms(tmp_path):
     train_run(tmp_path, *SG, "reg=none", "model.n_critic=2", "trainer.max_steps=4", "trainer.log_every=1")
     scalars = tensorboard_tags(tmp_path)["scalars"]

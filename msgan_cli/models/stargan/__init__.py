@@ -21,7 +21,9 @@ Phases, as the reference's train loop:
 The G phase trains on the same fakes as the step's D phase (made before D's update), which is the
 reference's fresh forward pass of an unchanged G. With a mode-seeking pair (`trainer.pair_batch=
 doubled`) each (image, target) appears twice among the fakes and the adversarial terms count both
-(`ctx.loss_scale`), as in every recipe. Adam (0.5, 0.999), 1e-4 for both.
+(`ctx.loss_scale`), the gradient penalty with them (one penalty per half, as `models/adversarial.py`
+and DRIT count it). Adam (0.5, 0.999); the reference's learning rate is 1e-4 for both, the
+benchmark's default 5e-4 (conf/model/stargan.yaml says why).
 
 Learning rate: the paper decays it linearly to 0 over the second half of training (`lr_decay_from:
 0.5`); the reference code's decay step (lr / num_iters_decay every 1,000 steps) leaves it at 99.9 %
@@ -114,9 +116,9 @@ class StarGAN(Recipe):
     def generate(self, z: torch.Tensor, condition) -> torch.Tensor:
         return self.generator(condition["image"], condition["target"], z)
 
-    def discriminate(self, x: torch.Tensor, condition=None) -> torch.Tensor:
-        """D's patch logits (the attribute head is the recipe's own business)."""
-        return self.discriminator(x)[0]
+    def discriminate(self, x: torch.Tensor, condition=None, discriminator=None) -> torch.Tensor:
+        """D's patch logits (the attribute head is the recipe's own business); D sees no condition."""
+        return (discriminator or self.discriminator)(x)[0]
 
     def phase_losses(self, phase: str, ctx: "StepContext") -> dict[str, torch.Tensor]:
         return {"D": self.discriminator_terms, "G": self.generator_terms}[phase](ctx)
@@ -131,7 +133,7 @@ class StarGAN(Recipe):
         rows = fake.per_group   # the first rows of the real batch and of the fakes share their images
         penalty = loss.penalty(self.discriminate, ctx.discriminator_real[:rows], fake.images[:rows])
         if penalty is not None:
-            terms["penalty"] = penalty
+            terms["penalty"] = ctx.loss_scale * penalty
         return terms
 
     def generator_terms(self, ctx: "StepContext") -> dict[str, torch.Tensor]:
