@@ -137,7 +137,7 @@ def sample_command(overrides: list[str]) -> list[Path]:
         names = [direction.name for direction in directions]
         if cfg.direction is not None and cfg.direction not in names:
             raise UserError(f"direction={cfg.direction}: this run's model "
-                            + (f"has the views {' and '.join(names)} (directions or stages); pick one, or drop it "
+                            + (f"has the views {' and '.join(names)} (directions, stages or edits); pick one, or drop it "
                                f"for each." if names[0] else "has one view only: drop direction="))
         split = data.evaluation_split
         if cfg.condition is not None and not 0 <= int(cfg.condition) < len(split):
@@ -145,14 +145,16 @@ def sample_command(overrides: list[str]) -> list[Path]:
         rows = [int(cfg.condition)] if cfg.condition is not None else list(range(min(int(cfg.inputs), len(split))))
         out_dir.mkdir(parents=True, exist_ok=True)
         stem = f"sample-step{step}-" + (f"input{rows[0]}" if cfg.condition is not None else "inputs")
+        # A model whose views sit side by side (StarGAN) draws as many latents per view as its grid shows:
+        # without a latent, one output per input and view, whatever the format.
+        z = recipe.sample_latent(latents_per_view(recipe, cfg.n) if recipe.views_side_by_side else int(cfg.n or 8),
+                                 device, generator)
         if recipe.views_side_by_side and cfg.format == "grid":   # StarGAN: one grid, a block per target domain
             chosen = tuple(d for d in directions if cfg.direction is None or d.name == cfg.direction)
-            z = recipe.sample_latent(latents_per_view(recipe, cfg.n), device, generator)
             path = out_dir / (stem + (f"-{cfg.direction}" if cfg.direction else "") + ".png")
             save_image(views_grid(recipe, chosen, torch.tensor(rows, device=device), z), path)
             print(path)
             return [path]
-        z = recipe.sample_latent(int(cfg.n or 8), device, generator)
         written = []
         for direction in directions:
             if cfg.direction is not None and direction.name != cfg.direction:

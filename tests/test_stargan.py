@@ -220,6 +220,21 @@ def test_celeba_trains_and_msgan_sample_writes_a_grid_per_edit(tmp_path):
     assert Image.open(run / "samples" / "sample-step4-inputs-to_not_Male.png").size == (2 + 3 * 18, 2 + 2 * 18)
 
 
+def test_msgan_sample_without_a_latent_writes_one_output_per_input_and_edit_in_every_format(tmp_path):
+    import numpy as np
+    run = tmp_path / "run"
+    trained = msgan("train", *tiny(*SG), f"hydra.run.dir={run}")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    done = msgan("sample", f"run={run}", "format=npz", "inputs=2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    written = sorted((run / "samples").glob("sample-*.npz"))
+    assert [path.stem.rsplit("-", 1)[1] for path in written] == sorted(["to_fill0", "to_fill1", "to_fill2", "to_stroke",
+                                                                        "to_not_stroke"])
+    for path in written:
+        with np.load(path) as arrays:
+            assert arrays["images"].shape[0] == 2 and arrays["input_index"].tolist() == [0, 1]
+
+
 @pytest.mark.parametrize("overrides,latents", [(LATENT, 3), (SG, 1)])
 def test_the_grid_is_a_row_per_input_and_a_block_of_latents_per_target_domain(monkeypatch, overrides, latents):
     """Each cell is checked against the known correct outputs of its input and target domain, so a grid

@@ -22,7 +22,7 @@ from msgan_cli.metrics.classifier import predict
 def needs_attribute_edits(recipe, data) -> str | None:
     if not isinstance(data.evaluation_split, EditedSplit):
         return f"it needs a view of attribute edits (a model translating between attribute domains, e.g. model=stargan; " \
-               f"{data.name} is not one)"
+               f"this run's views of {data.name} are not attribute edits)"
     return None
 
 
