@@ -102,11 +102,16 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return mean, std
 
 
+DISPLAY_ONLY = {"trainer.progress_bar"}   # how a run shows progress, not what it computes
+
+
 def run_settings(run_dir: Path, cfg) -> dict[str, str]:
     """The command-line overrides Hydra recorded for the run (`.hydra/overrides.yaml`), except what the
     report shows elsewhere: the seed (the statistic's axis), the regulariser choice and weights (the
-    method), the table's dataset and model, Hydra's own keys, and options of regularisers the run does
-    not use (a swept `reg.ms.weight` does not make `reg=none` runs differ)."""
+    method), the table's dataset and model, Hydra's own keys, options of regularisers the run does
+    not use (a swept `reg.ms.weight` does not make `reg=none` runs differ) and options that change no
+    number (DISPLAY_ONLY). A value is the run's resolved one where its config has the key, so
+    `trainer.ema=1e-3` and `=0.001`, or `=False` (a multirun) and `=false` (a resumed job), are one."""
     path = run_dir / ".hydra" / "overrides.yaml"
     overrides = OmegaConf.load(path) if path.exists() else []
     enabled = {name for name, _ in selected_regularizers(cfg)}
@@ -119,7 +124,10 @@ def run_settings(run_dir: Path, cfg) -> dict[str, str]:
             name, _, option = key[len("reg."):].partition(".")
             if name not in enabled or option == "weight":
                 continue
-        settings[key] = value
+        if key in DISPLAY_ONLY:
+            continue
+        resolved = OmegaConf.select(cfg, key, default=None)
+        settings[key] = value if resolved is None or OmegaConf.is_config(resolved) else str(resolved)
     return settings
 
 

@@ -82,3 +82,17 @@ def test_the_csv_holds_numbers_and_the_table_marks_the_best_with_the_baseline_fi
 ])
 def test_each_metric_knows_which_way_is_better(metric, expected):
     assert direction(metric) == expected
+
+
+def test_one_setting_written_two_ways_is_one_row_and_display_options_are_no_column(tmp_path):
+    """A multirun records `trainer.progress_bar=False`, the same job resumed by hand `=false`; `1e-3` and
+    `0.001` are one learning rate: the resolved values decide, and the progress bar changes no number."""
+    for i, (lr, bar) in enumerate([("1e-3", "False"), ("0.001", "false")]):
+        path = write_run(tmp_path / str(i), ["reg=none", f"model.lr={lr}", f"trainer.progress_bar={bar}", f"seed={i}"],
+                         {"class_acc": 0.5 + i / 10}, seed=i)
+        cfg = OmegaConf.load(path / ".hydra" / "config.yaml")
+        cfg.model.lr, cfg.trainer = 0.001, {"progress_bar": bar == "True"}
+        OmegaConf.save(cfg, path / ".hydra" / "config.yaml")
+    _, text = build_report(tmp_path)
+    assert "| method | seeds | class_acc ↑ |" in text
+    assert [row[:3] for row in table_rows(text)] == [["none", "2", "0.55 ± 0.071"]]
