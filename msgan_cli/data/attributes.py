@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from msgan_cli.data.base import Batch, Data, Split
+from msgan_cli.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -64,15 +65,6 @@ class Attributes:
             target[:, list(self.exclusive)] = 0
         target[:, edit.attribute] = float(edit.value)
         return target
-
-    def class_of(self, attributes: torch.Tensor) -> torch.Tensor:
-        """The class whose attribute vector each row of `attributes` is (n,), -1 where no class is:
-        for a dataset whose classes hold more than the attributes (a benchmark's open background),
-        the first such class."""
-        table = self.by_class.to(attributes.device)
-        match = (attributes[:, None, :] == table[None]).all(2)                 # (n, classes)
-        first = match.float().argmax(1)
-        return torch.where(match.any(1), first, torch.full_like(first, -1))
 
 
 class SubsetSplit(Split):
@@ -125,6 +117,10 @@ def edited_view(data: Data, edit: Edit) -> Data:
     stays the whole data's (`Data.whole`), as one view's real images hold one value of an attribute."""
     attributes: Attributes = data.extras["attributes"]
     train_values = attributes.of(data.train.labels)[:, edit.attribute]
-    real = SubsetSplit(data.train, torch.nonzero(train_values == edit.value).flatten().cpu())
+    rows = torch.nonzero(train_values == edit.value).flatten().cpu()
+    if len(rows) == 0:   # FID, NDB, ... of this view would have no real images to compare with
+        raise UserError(f"No training image of {data.name} has {edit.name}, so its outputs cannot be compared with "
+                        f"real ones: leave {attributes.names[edit.attribute]} out of dataset.attributes.")
+    real = SubsetSplit(data.train, rows)
     test = None if data.test is None else EditedSplit(data.test, attributes, edit)
     return replace(data, name=f"{data.name}-{edit.name}", train=real, test=test, paired=False, whole=data)

@@ -30,9 +30,9 @@ SOURCES = ("digits", "fashion_mnist")
 MASK_THRESHOLD = 0.4   # intensity (0..1) above which a pixel belongs to the shape
 
 
-def hues(k: int, saturation: float, value: float, offset: float = 0.0, dtype=torch.float32) -> torch.Tensor:
-    """K colours (float 0..255, (K, 3)) with hues evenly spaced round the wheel, shifted by `offset` steps."""
-    return torch.tensor([[255 * c for c in colorsys.hsv_to_rgb((i + offset) / k % 1.0, saturation, value)]
+def hues(k: int, saturation: float, value: float, dtype=torch.float32) -> torch.Tensor:
+    """K colours (float 0..255, (K, 3)) with hues evenly spaced round the wheel."""
+    return torch.tensor([[255 * c for c in colorsys.hsv_to_rgb(i / k, saturation, value)]
                          for i in range(k)], dtype=dtype)
 
 

@@ -79,6 +79,7 @@ class StarGAN(Recipe):
         if cfg.n_critic < 1:
             raise UserError(f"model.n_critic (D steps per G step, the reference's 5) must be at least 1; got {cfg.n_critic}.")
         self.attributes = attributes
+        self.evaluation_directions(data)   # an edit whose view has no real images is said now, not after training
         self.latent_dim = int(cfg.nz)
         num_attributes = len(attributes.names)
         self.generator = Generator(channels, num_attributes, self.latent_dim, int(cfg.width_g), int(cfg.residual_blocks))
