@@ -67,7 +67,8 @@ def read_attribute_file(path: Path) -> tuple[list[str], list[str], np.ndarray]:
 
 
 def decode(path: Path, crop: int, size: int) -> torch.Tensor:
-    """uint8 (3, size, size): centre-cropped to crop x crop, resized."""
+    """uint8 (3, size, size): centre-cropped to crop x crop, resized. An image smaller than the crop is
+    padded with black, as torchvision's CenterCrop pads it in the reference."""
     try:
         with Image.open(path) as image:
             image = image.convert("RGB")
