@@ -71,12 +71,24 @@ def test_both_phases_are_the_reference_s_terms():
     assert torch.isclose(d["adv"], -src_real.mean() + src_fake.mean())
     expected_cls = F.binary_cross_entropy_with_logits(cls_real, ctx.condition["source"], reduction="sum") / 8
     assert torch.isclose(d["cls"], expected_cls) and d["penalty"] > 0
+    torch.manual_seed(1)
     g = recipe.generator_terms(ctx)
     src, cls = recipe.discriminator(fake.images)
-    back = recipe.generator(fake.images, ctx.condition["source"], fake.z)
+    torch.manual_seed(1)   # the way back's latent: drawn anew (model.rec_latent=fresh, the default)
+    back = recipe.generator(fake.images, ctx.condition["source"], recipe.sample_latent(8, fake.z.device))
     assert torch.isclose(g["adv"], -src.mean())
     assert torch.isclose(g["cls"], F.binary_cross_entropy_with_logits(cls, ctx.condition["target"], reduction="sum") / 8)
     assert torch.isclose(g["rec"], 10 * (back - batch.samples).abs().mean())
+
+
+def test_the_way_back_can_reuse_the_fake_s_own_latent():
+    session = build_session(compose(*LATENT, "reg=none", "model.rec_latent=same"))
+    recipe = session.recipe
+    batch = session.data.train.batch(torch.arange(8))
+    ctx = StepContext(recipe, batch, step=0)
+    fake = ctx.generated()
+    back = recipe.generator(fake.images, ctx.condition["source"], fake.z)
+    assert torch.isclose(recipe.generator_terms(ctx)["rec"], 10 * (back - batch.samples).abs().mean())
 
 
 def test_with_a_pair_every_term_of_d_counts_both_halves_the_penalty_too():
@@ -134,7 +146,7 @@ def test_stop_and_resume_equals_uninterrupted(tmp_path, monkeypatch):
 @pytest.mark.parametrize("override,message", [
     ("dataset=digits", "model=stargan translates images between attribute domains, but dataset 'digits' has no attributes"),
     ("dataset.resolution=24", "power-of-two size >= 16"), ("model.nz=-1", "model.nz must be >= 0"),
-    ("model.n_critic=0", "model.n_critic .* at least 1"),
+    ("model.n_critic=0", "model.n_critic .* at least 1"), ("model.rec_latent=other", "model.rec_latent .* fresh or same"),
 ])
 def test_bad_options_are_one_sentence(override, message):
     with pytest.raises(UserError, match=message):

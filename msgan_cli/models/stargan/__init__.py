@@ -15,9 +15,11 @@ Phases, as the reference's train loop:
   attribute classification of the real images, BCE with logits summed over the attributes and
   averaged over the batch, x `model.lambda_cls` (1).
 - "G", every `model.n_critic`-th step (5): the adversarial term of the fakes, their classification
-  as the target attributes (x lambda_cls), and the reconstruction L1 |G(G(x, c', z), c, z) - x|
-  (mean over pixels, x `model.lambda_rec`, 10). The reconstruction uses the fake's own z: the
-  reference has no latent; this is the choice that lets G invert its own translation, stated here.
+  as the target attributes (x lambda_cls), and the reconstruction L1 |G(G(x, c', z), c, z') - x|
+  (mean over pixels, x `model.lambda_rec`, 10). The reference has no latent, so z' is a choice,
+  `model.rec_latent`: `fresh` (the default), a new draw, so that the way back cannot depend on the
+  way there's z; or `same`, z' = z, which lets G change what the input fixes (the digit's shape on
+  the benchmark) with z and undo it with the same z: with reg=ms it did (README: measured).
 The G phase trains on the same fakes as the step's D phase (made before D's update), which is the
 reference's fresh forward pass of an unchanged G. With a mode-seeking pair (`trainer.pair_batch=
 doubled`) each (image, target) appears twice among the fakes and the adversarial terms count both
@@ -76,6 +78,9 @@ class StarGAN(Recipe):
                             f"log2(size) - 1 times); dataset '{data.name}' gives {height}x{width}: set dataset.resolution.")
         if cfg.nz < 0:
             raise UserError(f"model.nz must be >= 0 (0: StarGAN as published, without a latent); got {cfg.nz}.")
+        if cfg.rec_latent not in ("fresh", "same"):
+            raise UserError(f"model.rec_latent (the latent of the reconstruction's way back) must be fresh or same; "
+                            f"got {cfg.rec_latent}.")
         if cfg.n_critic < 1:
             raise UserError(f"model.n_critic (D steps per G step, the reference's 5) must be at least 1; got {cfg.n_critic}.")
         self.attributes = attributes
@@ -141,7 +146,8 @@ class StarGAN(Recipe):
         fake, cfg = ctx.generated(), self.cfg
         condition = fake.condition
         src, cls = self.discriminator(fake.images)
-        reconstruction = self.generator(fake.images, condition["source"], fake.z)
+        back_z = fake.z if cfg.rec_latent == "same" else self.sample_latent(len(fake.z), fake.z.device)
+        reconstruction = self.generator(fake.images, condition["source"], back_z)
         return {"adv": ctx.loss_scale * self.gan_loss.generator(src),
                 "cls": cfg.lambda_cls * attribute_loss(cls, condition["target"]),
                 "rec": cfg.lambda_rec * (reconstruction.float() - condition["image"].float()).abs().mean()}
