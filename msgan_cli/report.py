@@ -20,6 +20,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from msgan_cli.config import flat
 from msgan_cli.errors import UserError
 from msgan_cli.jsonfiles import read_json
 from msgan_cli.metric_names import split_direction
@@ -45,6 +46,7 @@ class Run:
     settings: dict[str, str]     # the run's other overrides that apply to it (see `run_settings`)
     metrics: dict[str, float]
     place: str | None
+    config: dict[str, str] = field(default_factory=dict)   # see `comparable_config`
 
 
 @dataclass
@@ -84,6 +86,15 @@ class Group:
 
     def duplicates(self) -> dict[int, list[Path]]:
         return {seed: [run.path for run in runs] for seed, runs in self.runs.items() if len(runs) > 1}
+
+    def config_differences(self) -> dict[str, list[str]]:
+        """The keys whose resolved value is not the same in every run of the row, with the values seen:
+        runs whose overrides agree can still differ, e.g. runs of two code versions whose defaults
+        differ, and the row would average them without a word."""
+        configs = [run.config for runs in self.runs.values() for run in runs]
+        keys = sorted({key for config in configs for key in config})
+        return {key: sorted({config.get(key, "(absent)") for config in configs}) for key in keys
+                if len({config.get(key, "(absent)") for config in configs}) > 1}
 
 
 def selected_regularizers(cfg) -> list[tuple[str, float]]:
@@ -131,6 +142,16 @@ def run_settings(run_dir: Path, cfg) -> dict[str, str]:
     return settings
 
 
+def comparable_config(cfg) -> dict[str, str]:
+    """The run's config as flat `key: value` text, without what the row does not hold fixed: the seed,
+    options that change no number (DISPLAY_ONLY), and options of regularisers the run does not use."""
+    enabled = {name for name, _ in selected_regularizers(cfg)}
+    flat_config = flat(OmegaConf.to_container(cfg, resolve=False))
+    return {key: str(value) for key, value in flat_config.items()
+            if key != "seed" and key not in DISPLAY_ONLY
+            and not (key.startswith("reg.") and key.split(".")[1] not in enabled)}
+
+
 def collect_runs(sweep_dir: Path) -> tuple[list[Run], list[Path]]:
     """Every finished run under `sweep_dir`, and the runs that have no metrics (see `run_status`)."""
     runs, unfinished = [], []
@@ -145,7 +166,7 @@ def collect_runs(sweep_dir: Path) -> tuple[list[Run], list[Path]]:
         runs.append(Run(run_dir, (str(cfg.dataset.name), str(cfg.model.name)), method_label(cfg),
                         "+".join(n for n, _ in regs) or "none", regs[0][1] if len(regs) == 1 else None,
                         int(cfg.seed), run_settings(run_dir, cfg), {k: float(v) for k, v in metrics.items()},
-                        last_placement(run_dir)))
+                        last_placement(run_dir), comparable_config(cfg)))
     return runs, unfinished
 
 
@@ -271,7 +292,14 @@ def markdown_table(table: tuple[str, str], groups: list[Group], keys: list[str])
         for seed, paths in group.duplicates().items():
             lines.append(f"- {group.label} {' '.join(f'{k}={v}' for k, v in group.settings)}: seed {seed} has "
                          f"{len(paths)} runs of the same configuration, averaged: {', '.join(map(str, paths))}")
-    return lines + ([""] if repeated else [])
+    differing = [(group, group.config_differences()) for group in groups]
+    for group, differences in differing:
+        if differences:
+            listed = "; ".join(f"{key}: {' / '.join(values)}" for key, values in differences.items())
+            row = " ".join([group.label, *(f"{k}={v}" for k, v in group.settings)])
+            lines.append(f"- Warning: the runs of {row} were given the same options but their configs differ ({listed}), e.g. runs of two code "
+                         f"versions: the row averages them; report their folders apart if that is not what you meant.")
+    return lines + ([""] if repeated or any(d for _, d in differing) else [])
 
 
 def csv_rows(table: tuple[str, str], groups: list[Group], keys: list[str], all_keys: list[str],

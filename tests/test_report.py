@@ -96,3 +96,25 @@ def test_one_setting_written_two_ways_is_one_row_and_display_options_are_no_colu
     _, text = build_report(tmp_path)
     assert "| method | seeds | class_acc ↑ |" in text
     assert [row[:3] for row in table_rows(text)] == [["none", "2", "0.55 ± 0.071"]]
+
+
+def test_runs_given_the_same_options_whose_configs_differ_are_averaged_with_a_warning(tmp_path):
+    """Runs of two code versions: the same command line, a default that changed (a key new in one)."""
+    for seed in (0, 1):
+        path = write_run(tmp_path / str(seed), ["reg=none", f"seed={seed}"], {"class_acc": 0.5}, seed=seed)
+        if seed:
+            cfg = OmegaConf.load(path / ".hydra" / "config.yaml")
+            cfg.model.rec_latent = "fresh"
+            OmegaConf.save(cfg, path / ".hydra" / "config.yaml")
+    _, text = build_report(tmp_path)
+    assert [row[:2] for row in table_rows(text)] == [["none", "2"]]
+    assert "Warning: the runs of none were given the same options but their configs differ " \
+           "(model.rec_latent: (absent) / fresh)" in text
+
+
+def test_options_of_an_unused_regulariser_and_the_seed_raise_no_warning(tmp_path):
+    for i, weight in enumerate((0.5, 2)):
+        write_run(tmp_path / str(i), ["reg=none", f"reg.ms.weight={weight}", f"seed={i}"], {"class_acc": 0.5},
+                  seed=i, reg={"ms": {"enabled": False, "weight": weight}})
+    _, text = build_report(tmp_path)
+    assert "Warning" not in text
