@@ -92,9 +92,9 @@ class Group:
         runs whose overrides agree can still differ, e.g. runs of two code versions whose defaults
         differ, and the row would average them without a word."""
         configs = [run.config for runs in self.runs.values() for run in runs]
-        keys = sorted({key for config in configs for key in config})
-        return {key: sorted({config.get(key, "(absent)") for config in configs}) for key in keys
-                if len({config.get(key, "(absent)") for config in configs}) > 1}
+        seen = {key: sorted({config.get(key, "(absent)") for config in configs})
+                for key in sorted({key for config in configs for key in config})}
+        return {key: values for key, values in seen.items() if len(values) > 1}
 
 
 def selected_regularizers(cfg) -> list[tuple[str, float]]:
@@ -116,6 +116,14 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 DISPLAY_ONLY = {"trainer.progress_bar"}   # how a run shows progress, not what it computes
 
 
+def changes_no_number(key: str, enabled: set[str]) -> bool:
+    """A config key that cannot make two runs' numbers differ: a DISPLAY_ONLY option, or an option of a
+    regulariser the run does not use (a swept `reg.ms.weight` does not make `reg=none` runs differ)."""
+    if key in DISPLAY_ONLY:
+        return True
+    return key.startswith("reg.") and key[len("reg."):].partition(".")[0] not in enabled
+
+
 def run_settings(run_dir: Path, cfg) -> dict[str, str]:
     """The command-line overrides Hydra recorded for the run (`.hydra/overrides.yaml`), except what the
     report shows elsewhere: the seed (the statistic's axis), the regulariser choice and weights (the
@@ -131,12 +139,8 @@ def run_settings(run_dir: Path, cfg) -> dict[str, str]:
         key, _, value = str(override).lstrip("+~").partition("=")
         if key in ("seed", "reg", "dataset", "model") or key.startswith(("hydra.", "hydra/")):
             continue
-        if key.startswith("reg."):
-            name, _, option = key[len("reg."):].partition(".")
-            if name not in enabled or option == "weight":
-                continue
-        if key in DISPLAY_ONLY:
-            continue
+        if changes_no_number(key, enabled) or (key.startswith("reg.") and key.endswith(".weight")):
+            continue   # a weight is part of the method's label
         resolved = OmegaConf.select(cfg, key, default=None)
         settings[key] = value if resolved is None or OmegaConf.is_config(resolved) else str(resolved)
     return settings
@@ -147,9 +151,7 @@ def comparable_config(cfg) -> dict[str, str]:
     options that change no number (DISPLAY_ONLY), and options of regularisers the run does not use."""
     enabled = {name for name, _ in selected_regularizers(cfg)}
     flat_config = flat(OmegaConf.to_container(cfg, resolve=False))
-    return {key: str(value) for key, value in flat_config.items()
-            if key != "seed" and key not in DISPLAY_ONLY
-            and not (key.startswith("reg.") and key.split(".")[1] not in enabled)}
+    return {key: str(value) for key, value in flat_config.items() if key != "seed" and not changes_no_number(key, enabled)}
 
 
 def collect_runs(sweep_dir: Path) -> tuple[list[Run], list[Path]]:
@@ -297,8 +299,9 @@ def markdown_table(table: tuple[str, str], groups: list[Group], keys: list[str])
         if differences:
             listed = "; ".join(f"{key}: {' / '.join(values)}" for key, values in differences.items())
             row = " ".join([group.label, *(f"{k}={v}" for k, v in group.settings)])
-            lines.append(f"- Warning: the runs of {row} were given the same options but their configs differ ({listed}), e.g. runs of two code "
-                         f"versions: the row averages them; report their folders apart if that is not what you meant.")
+            lines.append(f"- Warning: the runs of {row} were given the same options but their configs differ "
+                         f"({listed}), e.g. runs of two code versions: the row averages them; report their "
+                         f"folders apart if that is not what you meant.")
     return lines + ([""] if repeated or any(d for _, d in differing) else [])
 
 
