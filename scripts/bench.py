@@ -15,11 +15,8 @@ import time
 import torch
 
 from msgan_cli.config import compose_config
-from msgan_cli.data import EpochSampler
 from msgan_cli.errors import UserError
-from msgan_cli.train.divergence import DivergenceGuard
-from msgan_cli.train.loop import phase_parameters, phases_and_optimizers, samples_per_condition, training_step
-from msgan_cli.train.session import build_session
+from msgan_cli.train.runner import StepRunner
 from msgan_cli.train.stats import collect
 
 SETUPS = {
@@ -50,36 +47,13 @@ METHODS = {
 }
 
 
-class Runner:
-    """A built configuration whose steps can be timed (the loop's own step function)."""
-
-    def __init__(self, overrides: list[str]):
-        self.session = build_session(compose_config("train", overrides))
-        recipe, cfg = self.session.recipe, self.session.cfg
-        self.phases, self.optimizers = phases_and_optimizers(self.session)
-        self.parameters = phase_parameters(recipe, self.phases)
-        self.pairs = samples_per_condition(self.session.regularizers)
-        self.guard = DivergenceGuard([phase.name for phase in self.phases], self.session.device)   # as the loop
-        sampler = EpochSampler(len(self.session.data.train), cfg.trainer.batch_size, cfg.seed)
-        self.source = self.session.data.train.source(sampler, cfg.seed)
-        self.step = 0
-
-    def time(self, steps: int) -> float:
-        """Seconds per step over `steps` steps."""
-        synchronize(self.session.device)
-        start = time.perf_counter()
-        for _ in range(steps):
-            training_step(self.session, self.phases, self.optimizers, self.parameters, self.source, self.pairs, self.step,
-                          self.guard)
-            self.step += 1
-        synchronize(self.session.device)
-        collect()   # drop what the step reported
-        return (time.perf_counter() - start) / steps
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def seconds_per_step(runner: StepRunner, steps: int) -> float:
+    runner.synchronize()
+    start = time.perf_counter()
+    runner.run(steps)
+    runner.synchronize()
+    collect()   # drop what the steps reported
+    return (time.perf_counter() - start) / steps
 
 
 def machine(device: str) -> str:
@@ -102,15 +76,16 @@ def main() -> None:
         runners, refused = {}, {}
         for name, extra in METHODS.items():
             try:
-                runners[name] = Runner(setup_overrides + extra + [f"hardware.device={args.device}"])
+                runners[name] = StepRunner(compose_config("train", setup_overrides + extra +
+                                                          [f"hardware.device={args.device}"]))
             except UserError as error:   # a regulariser that does not apply to this model says why
                 refused[name] = str(error)
         for runner in runners.values():
-            runner.time(3)   # warm-up: allocator, kernels, first SVDs
+            seconds_per_step(runner, 3)   # warm-up: allocator, kernels, first SVDs
         rounds = {name: [] for name in runners}
         for _ in range(args.repeats):
             for name, runner in runners.items():
-                rounds[name].append(runner.time(args.steps))
+                rounds[name].append(seconds_per_step(runner, args.steps))
         base = statistics.median(rounds["none"])
         print(f"{setup}\n| reg | ms / step | x reg=none |\n|---|---|---|")
         for name, times in rounds.items():

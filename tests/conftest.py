@@ -44,6 +44,19 @@ def classifier_cache(tmp_path_factory):
     os.environ["MSGAN_CACHE"] = str(tmp_path_factory.mktemp("msgan_cache"))
 
 
+# Each model's tiny shape, as its own test file shrinks it (the GPU and host-synchronisation tests).
+TINY_MODELS = {
+    "dcgan": [],
+    "mlp": ["model=mlp", "dataset=grid25", "dataset.num_train=500"],
+    "pix2pix": ["model=pix2pix", "model.width=4", "trainer.batch_size=4"],
+    "drit": ["model=drit", "model.width=4", "dataset.resolution=16", "trainer.batch_size=4"],
+    "stackganpp": ["model=stackganpp", "model.width_g=8", "model.width_d=4", "model.ca_dim=8", "model.nz=8",
+                   "model.base_size=8", "dataset.resolution=16", "trainer.batch_size=8"],
+    "stargan": ["model=stargan", "model.width_g=4", "model.width_d=4", "model.residual_blocks=1", "model.nz=4",
+                "dataset.resolution=16", "trainer.batch_size=8"],
+}
+
+
 def tiny(*overrides: str) -> list[str]:
     """TINY followed by `overrides`, with TINY's width only where the model chosen has a width (the 2D
     GANs have none): a key the chosen model does not have stops the run, as it should for a user."""

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from conftest import compose, state_of, train_run
+from conftest import TINY_MODELS, compose, state_of, train_run
 from msgan_cli.train.session import build_session
 
 pytestmark = pytest.mark.gpu
@@ -37,14 +37,7 @@ def test_session_uses_the_gpu():
     assert next(session.recipe.parameters()).is_cuda and session.data.train.values.is_cuda
 
 
-IMAGE_MODELS = {   # each model's tiny shape, as its own test file shrinks it
-    "pix2pix": ["model=pix2pix", "model.width=4", "trainer.batch_size=4"],
-    "drit": ["model=drit", "model.width=4", "dataset.resolution=16", "trainer.batch_size=4"],
-    "stackganpp": ["model=stackganpp", "model.width_g=8", "model.width_d=4", "model.ca_dim=8", "model.nz=8",
-                   "model.base_size=8", "dataset.resolution=16", "trainer.batch_size=8"],
-    "stargan": ["model=stargan", "model.width_g=4", "model.width_d=4", "model.residual_blocks=1", "model.nz=4",
-                "dataset.resolution=16", "trainer.batch_size=8"],
-}
+IMAGE_MODELS = {name: TINY_MODELS[name] for name in ("pix2pix", "drit", "stackganpp", "stargan")}
 
 
 @pytest.mark.parametrize("amp", [False, True])

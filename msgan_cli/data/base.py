@@ -193,12 +193,17 @@ def seeded_choice(seeds: torch.Tensor, n: int, salt: int = 0) -> torch.Tensor:
     """One index in 0..n-1 per seed (int64), well mixed (a SplitMix64 round), so that choices made from
     consecutive augmentation seeds, or from the same seed with another `salt`, are unrelated; the same
     seed always gives the same choice (a resumed run draws what it would have drawn)."""
-    golden = torch.tensor(-7046029254386353131, device=seeds.device)   # 0x9E3779B97F4A7C15 as int64
-    x = seeds.to(torch.int64) + golden * (salt + 1)                 # int64 products wrap, as intended
+    golden = wrap_int64(0x9E3779B97F4A7C15 * (salt + 1))   # a Python number: no copy to the seeds' device
+    x = seeds.to(torch.int64) + golden
     x = (x ^ ((x >> 30) & 0x3FFFFFFFF)) * -4658895280553007687      # 0xBF58476D1CE4E5B9
     x = (x ^ ((x >> 27) & 0x1FFFFFFFFF)) * -7723592293110705685     # 0x94D049BB133111EB
     x = x ^ ((x >> 31) & 0x1FFFFFFFF)
     return torch.remainder(x, n)
+
+
+def wrap_int64(value: int) -> int:
+    """`value` modulo 2^64 as a signed int64, as an int64 product on the device would wrap."""
+    return (value + 2 ** 63) % 2 ** 64 - 2 ** 63
 
 
 class BatchSource(ABC):
@@ -225,7 +230,9 @@ class InMemorySource(BatchSource):
 
     def next(self, device: torch.device) -> Batch:
         index, draws = self.sampler.next_batch()
-        return self.split.batch(index.to(device), augmentation_seeds(self.seed, draws))
+        # Asynchronous copies: a blocking one would make the host wait for the GPU at every step.
+        seeds = augmentation_seeds(self.seed, draws).to(device, non_blocking=True)
+        return self.split.batch(index.to(device, non_blocking=True), seeds)
 
     def state_dict(self) -> dict[str, int]:
         return self.sampler.state_dict()

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from msgan_cli.data.batch import Tree, take
-from msgan_cli.models.base import Phase, Recipe, one_hot
+from msgan_cli.models.base import Phase, Recipe, adam, one_hot
 
 if TYPE_CHECKING:
     from msgan_cli.train.context import StepContext
@@ -25,8 +25,7 @@ class AdversarialRecipe(Recipe):
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         optim = self.cfg.optim
-        make = lambda parameters, lr: torch.optim.Adam(  # noqa: E731
-            parameters, lr=lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
+        make = lambda parameters, lr: adam(parameters, lr, optim.betas, optim.weight_decay)  # noqa: E731
         discriminators = [p for name in self.discriminator_names for p in getattr(self, name).parameters()]
         return {"generator": make(self.generator.parameters(), optim.lr_g),
                 "discriminator": make(discriminators, optim.lr_d)}

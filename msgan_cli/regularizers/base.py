@@ -66,6 +66,9 @@ class Regularizer:
     needs_single_discriminator: ClassVar[bool] = False   # acts on "the" D (PacGAN packs it, Unrolled GAN unrolls it)
     conflicts: ClassVar[dict[str, str]] = {}    # other regulariser -> why they cannot be combined
     replaces_networks: ClassVar[bool] = False   # setup swaps a network (PacGAN's D): runs before the others'
+    # Why its step makes the host wait for the GPU (say it in the docstring too), or None: it does not
+    # (tests/test_host_sync.py checks every regulariser's step under CUDA's sync debug mode, except these).
+    host_sync: ClassVar[str | None] = None
     Options: ClassVar[type[RegularizerOptions]] = RegularizerOptions
 
     def __init__(self, options: RegularizerOptions, recipe: Recipe):

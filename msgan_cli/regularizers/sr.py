@@ -6,7 +6,8 @@ collapse"). SR compensates: the top `i` normalised singular values of each weigh
 projection, not a re-parametrisation: spectral normalisation stays in the forward pass, and every
 `every` D steps, after the D update, each D weight is replaced by its compensated version. The last
 layer (D's head) is left alone, as the code leaves its final linear layer. Adds no loss term.
-Cost: one full SVD per D layer every `every` D steps.
+Cost: one full SVD per D layer every `every` D steps. On a GPU each SVD synchronises with the host
+(the solver's convergence is checked there): a projection step waits for the GPU, the others do not.
 """
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ class SpectralRegularization(Regularizer):
     phase = "D"
     needs_discriminator_layers = True
     conflicts = {"sn": "sr already applies spectral normalisation in D's forward pass; drop reg=sn."}
+    host_sync = "torch.linalg.svd checks the solver's convergence on the host, every `every` D steps"
     Options = SROptions
 
     def __init__(self, options, recipe):

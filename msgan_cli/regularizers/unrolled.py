@@ -25,8 +25,8 @@ from msgan_cli.train.stats import report
 
 
 def adam_update(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avg: list[torch.Tensor],
-                exp_avg_sq: list[torch.Tensor], step: int, lr: float, betas: tuple[float, float], eps: float,
-                weight_decay: float = 0.0) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+                exp_avg_sq: list[torch.Tensor], step: int | torch.Tensor, lr: float, betas: tuple[float, float],
+                eps: float, weight_decay: float = 0.0) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
     """One Adam step written out, differentiable in params and grads (torch.optim.Adam's update).
 
     1. L2 weight decay enters the gradient: `g + wd * p`.
@@ -77,7 +77,9 @@ def unroll_discriminator(recipe, ctx, optimizer: torch.optim.Adam, steps: int,
     state = [optimizer.state.get(p, {}) for _, p in named]
     exp_avg = [s.get("exp_avg", torch.zeros_like(p)) for s, (_, p) in zip(state, named)]
     exp_avg_sq = [s.get("exp_avg_sq", torch.zeros_like(p)) for s, (_, p) in zip(state, named)]
-    done = int(state[0].get("step", 0)) if state else 0
+    # Adam's step count as the optimiser keeps it (a tensor, on the device with the fused kernel): reading
+    # it back as a number would make the host wait for the GPU.
+    done = state[0].get("step", 0) if state else 0
     group = optimizer.param_groups[0]
     fake = ctx.generated()
     fake_images = fake.images.detach() if first_order else fake.images

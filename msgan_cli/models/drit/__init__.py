@@ -43,7 +43,7 @@ from torch.nn import functional as F
 from msgan_cli.data import Data
 from msgan_cli.errors import UserError
 from msgan_cli.models import register_model
-from msgan_cli.models.base import Direction, Phase, Recipe
+from msgan_cli.models.base import Direction, Phase, Recipe, adam
 from msgan_cli.models.drit.networks import (AttributeEncoder, ContentDiscriminator, ContentEncoder, Generators,
                                             MultiScaleDiscriminator, init_gaussian)
 
@@ -131,8 +131,8 @@ class DRIT(Recipe):
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         optim = self.cfg.optim
-        make = lambda modules, lr: torch.optim.Adam(  # noqa: E731
-            [p for m in modules for p in m.parameters()], lr=lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
+        make = lambda modules, lr: adam(  # noqa: E731
+            [p for m in modules for p in m.parameters()], lr, optim.betas, optim.weight_decay)
         return {"content_discriminator": make([self.content_discriminator], optim.lr_content),
                 "discriminator": make([getattr(self, name) for name in IMAGE_DISCRIMINATORS], optim.lr_d),
                 "generator": make([self.content_encoder, self.attribute_encoder_a, self.attribute_encoder_b,

@@ -43,7 +43,7 @@ from msgan_cli.data import Data
 from msgan_cli.data.base import resize_floats
 from msgan_cli.errors import UserError
 from msgan_cli.models import register_model
-from msgan_cli.models.base import Direction, Phase, Recipe
+from msgan_cli.models.base import Direction, Phase, Recipe, adam
 from msgan_cli.models.stackganpp.networks import StageDiscriminator, TreeGenerator, init_weights
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ class StackGANpp(Recipe):
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         optim = self.cfg.optim
         discriminators = [p for name in self.discriminator_names for p in getattr(self, name).parameters()]
-        make = lambda parameters, lr: torch.optim.Adam(parameters, lr=lr, betas=tuple(optim.betas))  # noqa: E731
+        make = lambda parameters, lr: adam(parameters, lr, optim.betas)  # noqa: E731
         return {"generator": make(self.generator.parameters(), optim.lr_g),
                 "discriminator": make(discriminators, optim.lr_d)}
 

@@ -45,7 +45,7 @@ from msgan_cli.data import Data
 from msgan_cli.data.attributes import Attributes, edited_view
 from msgan_cli.errors import UserError
 from msgan_cli.models import register_model
-from msgan_cli.models.base import Direction, Phase, Recipe
+from msgan_cli.models.base import Direction, Phase, Recipe, adam
 from msgan_cli.models.stargan.networks import Discriminator, Generator, layers_for
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class StarGAN(Recipe):
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         optim = self.cfg.optim
-        make = lambda network, lr: torch.optim.Adam(network.parameters(), lr=lr, betas=tuple(optim.betas))  # noqa: E731
+        make = lambda network, lr: adam(network.parameters(), lr, optim.betas)  # noqa: E731
         return {"generator": make(self.generator, optim.lr_g), "discriminator": make(self.discriminator, optim.lr_d)}
 
     def generate(self, z: torch.Tensor, condition) -> torch.Tensor:

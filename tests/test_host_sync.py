@@ -1,0 +1,80 @@
+"""No host synchronisation inside a training step: logged values stay on the device until a log tick.
+
+On the CPU (every CI run): msgan's own code calls nothing that reads a value back or sizes an output
+from the data (`host_sync.no_host_syncs`), for every model and every regulariser that applies to it.
+On a GPU (where one is lent): the whole step, torch's internals included, under CUDA's sync debug
+mode, except for the regularisers that declare why they cannot avoid it (`Regularizer.host_sync`).
+"""
+import math
+import re
+
+import pytest
+import torch
+
+from conftest import TINY_MODELS, compose
+from host_sync import HostSync, no_host_syncs
+from msgan_cli.errors import UserError
+from msgan_cli.regularizers import REGULARIZERS
+from msgan_cli.train.runner import StepRunner
+
+REGULARIZER_SETTINGS = {   # each regulariser as a user picks it, with its variants that run other code
+    "none": ["reg=none"], "ms": ["reg=ms"], "ms split": ["reg=ms", "trainer.pair_batch=split"],
+    "dsgan": ["reg=dsgan"], "dpm": ["reg=dpm"], "sn": ["reg=sn"], "sr": ["reg=sr", "reg.sr.every=1"],
+    "mdgan": ["reg=mdgan"], "mdgan two_step": ["reg=mdgan", "reg.mdgan.two_step=true"], "pacgan": ["reg=pacgan"],
+    "unrolled": ["reg=unrolled", "reg.unrolled.steps=2"],
+}
+# DRIT's full update runs every 3rd step and StarGAN's G every 5th: 6 steps see every phase of every model.
+STEPS = 6
+
+
+def runner_or_skip(*overrides: str) -> StepRunner:
+    try:
+        return StepRunner(compose(*overrides))
+    except UserError as refusal:
+        if not re.search(r"\bmodel \w+", str(refusal)):   # not a refusal naming the model: a wrong setting here
+            raise
+        pytest.skip(f"refused: {refusal}")   # a regulariser that does not apply to the model (tested where it refuses)
+
+
+def regularizer_names(setting: str) -> list[str]:
+    return [o.removeprefix("reg=") for o in REGULARIZER_SETTINGS[setting] if o.startswith("reg=")]
+
+
+@pytest.mark.parametrize("setting", sorted(REGULARIZER_SETTINGS))
+@pytest.mark.parametrize("model", sorted(TINY_MODELS))
+def test_no_host_sync_in_msgan_code(model, setting):
+    runner = runner_or_skip(*TINY_MODELS[model], *REGULARIZER_SETTINGS[setting])
+    runner.run(1)   # first-step set-up (lazy buffers) is not what the loop repeats
+    with no_host_syncs():
+        runner.run(STEPS)
+    logged = runner.log_tick()
+    assert logged and all(math.isfinite(v) for v in logged.values())
+
+
+def test_the_detector_catches_a_host_sync():
+    """The check itself: a log tick reads the step's values back (by design, outside the step), and
+    the detector says where."""
+    runner = StepRunner(compose("reg=ms"))
+    runner.run(1)
+    with pytest.raises(HostSync, match=r"tolist at msgan_cli/train/divergence.py:\d+"), no_host_syncs():
+        runner.log_tick()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("setting", sorted(REGULARIZER_SETTINGS))
+@pytest.mark.parametrize("model", sorted(TINY_MODELS))
+def test_no_host_sync_on_gpu(model, setting):
+    declared = [REGULARIZERS[name].host_sync for name in regularizer_names(setting)
+                if name in REGULARIZERS and REGULARIZERS[name].host_sync]
+    if declared:
+        pytest.skip(f"declared: {declared[0]}")
+    runner = runner_or_skip(*TINY_MODELS[model], *REGULARIZER_SETTINGS[setting], "hardware=gpu")
+    runner.run(2)   # warm-up: allocator, cuDNN's choice of kernels
+    runner.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        runner.run(STEPS)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    logged = runner.log_tick()
+    assert logged and all(math.isfinite(v) for v in logged.values())
