@@ -26,9 +26,12 @@ TRAINING_CRASHED = False   # set when a run's exception leaves train_main: Hydra
 def train_main(cfg: DictConfig) -> float | None:
     global TRAINING_CRASHED
     from msgan_cli.train.loop import train
+    from msgan_cli.train.threads import set_threads
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
+        set_threads(cfg.hardware.threads, hydra_cfg.get("launcher"))
         metrics = train(cfg, run_dir)
     except UserError as error:
         to_log_file_only(logging.ERROR, str(error))   # train.log says why the run stopped; the terminal once

@@ -1,9 +1,14 @@
-"""Cost of each regulariser: training-step time over the `reg=none` step time, measured in one run.
+"""Cost of each regulariser: training-step time over the `reg=none` step time, measured in one run;
+and the engine's own cost: msgan's `reg=none` step over a bare step of the same networks and losses.
 
 Usage: python scripts/bench.py [--steps 30] [--repeats 5] [--device auto] [--only drit]
 Every configuration is built once; then timing rounds interleave them (each round times `--steps`
 steps of every configuration), and a configuration's time is its median round, so drift of the
 machine (thermal, other load) hits all alike. Prints one table per model and the machine it ran on.
+
+The bare step (DCGAN, the 2D GAN, Pix2Pix) is the textbook loop written out here: the recipe's own
+networks, optimisers and batches, and the same losses as plain torch calls, with no step context,
+plug-ins, statistics or divergence record. It trains its own copy of the networks.
 """
 from __future__ import annotations
 
@@ -13,16 +18,20 @@ import statistics
 import time
 
 import torch
+from torch.nn.functional import avg_pool2d, one_hot, softplus
 
 from msgan_cli.config import compose_config
 from msgan_cli.errors import UserError
 from msgan_cli.train.runner import StepRunner
 from msgan_cli.train.stats import collect
 
+DCGAN, GAN_2D, PIX2PIX = ("dcgan on digits (default run)", "2D GAN on grid25 (PacGAN setup)",
+                          "pix2pix on outline_fill (32 px, batch 8)")
+ENGINE_OVERHEAD_GOALS = {DCGAN: 1.10, GAN_2D: 1.25, PIX2PIX: 1.10}   # msgan's reg=none step over the bare step
 SETUPS = {
-    "dcgan on digits (default run)": ["model=dcgan", "dataset=digits"],
-    "2D GAN on grid25 (PacGAN setup)": ["model=mlp", "dataset=grid25"],
-    "pix2pix on outline_fill (32 px, batch 8)": ["model=pix2pix", "dataset=outline_fill", "trainer.batch_size=8"],
+    DCGAN: ["model=dcgan", "dataset=digits"],
+    GAN_2D: ["model=mlp", "dataset=grid25"],
+    PIX2PIX: ["model=pix2pix", "dataset=outline_fill", "trainer.batch_size=8"],
     # 30 steps are 10 cycles of d_iter 3 (content D every step, the full update every third)
     "drit on outline_fill_unpaired (32 px, batch 8, default run)": ["model=drit"],
     "stackganpp on shape_captions (2 stages, 16 and 32 px, batch 24, default run)": ["model=stackganpp"],
@@ -30,6 +39,7 @@ SETUPS = {
     "stargan on shape_domains (32 px, batch 16, default run: no latent)": ["model=stargan"],
     "stargan + latent (model.nz=8) on shape_domains (32 px, batch 16)": ["model=stargan", "model.nz=8"],
 }
+BARE = "bare step (no engine)"
 METHODS = {
     "none": ["reg=none"],
     "ms": ["reg=ms"],
@@ -47,13 +57,81 @@ METHODS = {
 }
 
 
-def seconds_per_step(runner: StepRunner, steps: int) -> float:
+def seconds_per_step(runner: StepRunner | BareRunner, steps: int) -> float:
     runner.synchronize()
     start = time.perf_counter()
     runner.run(steps)
     runner.synchronize()
     collect()   # drop what the steps reported
     return (time.perf_counter() - start) / steps
+
+
+class BareStep:
+    """What the engine's `reg=none` step computes for an adversarial recipe, written directly."""
+
+    def __init__(self, runner: StepRunner):
+        self.runner, recipe = runner, runner.session.recipe
+        self.generator, self.nz = recipe.generator, recipe.latent_dim
+        self.discriminators = [getattr(recipe, name) for name in recipe.discriminator_names]
+        self.num_classes = getattr(recipe, "num_classes", 0)
+        self.pix2pix, self.lambda_l1 = recipe.name == "pix2pix", recipe.cfg.get("lambda_l1", 0.0)
+        self.flavour = recipe.cfg.gan_loss
+        if self.flavour not in ("bce", "lsgan"):
+            raise ValueError(f"the bare step writes out bce and lsgan only, not {self.flavour}")
+
+    def logits(self, x: torch.Tensor, condition: torch.Tensor | None) -> list[torch.Tensor]:
+        if not self.pix2pix:
+            return [self.discriminators[0](x, condition)]
+        pair = torch.cat([condition, x], 1)   # Pix2Pix: the (input, output) pair, and its half-size view
+        scales = [pair, avg_pool2d(pair, 3, stride=2, padding=1, count_include_pad=False)]
+        return [d(view) for d, view in zip(self.discriminators, scales)]
+
+    def real_loss(self, logits: torch.Tensor) -> torch.Tensor:
+        return softplus(-logits).mean() if self.flavour == "bce" else (logits - 1).pow(2).mean()
+
+    def fake_loss(self, logits: torch.Tensor) -> torch.Tensor:
+        return softplus(logits).mean() if self.flavour == "bce" else logits.pow(2).mean()
+
+    def step(self) -> None:
+        optimizers, device = self.runner.optimizers, self.runner.session.device
+        batch = self.runner.source.next(device)
+        real = batch.samples
+        if self.pix2pix:
+            condition = batch.inputs
+        else:
+            condition = one_hot(batch.labels, self.num_classes).float() if self.num_classes else None
+        z = torch.randn(len(real), self.nz, device=device)
+        fake = self.generator(condition, z) if self.pix2pix else self.generator(z, condition)
+
+        def update_generator():
+            optimizers["generator"].zero_grad(set_to_none=True)
+            loss = sum(self.real_loss(logits) for logits in self.logits(fake, condition))
+            if self.pix2pix:
+                loss = loss + self.lambda_l1 * (fake - real).abs().mean()
+            loss.backward()
+            optimizers["generator"].step()
+
+        def update_discriminator():
+            optimizers["discriminator"].zero_grad(set_to_none=True)
+            loss = sum(self.real_loss(r) + self.fake_loss(f) for r, f in
+                       zip(self.logits(real, condition), self.logits(fake.detach(), condition)))
+            loss.backward()
+            optimizers["discriminator"].step()
+
+        for update in ((update_generator, update_discriminator) if self.pix2pix   # the recipes' orders
+                       else (update_discriminator, update_generator)):
+            update()
+
+
+class BareRunner:
+    """A bare step with the interface `seconds_per_step` times."""
+
+    def __init__(self, runner: StepRunner):
+        self.bare, self.synchronize = BareStep(runner), runner.synchronize
+
+    def run(self, steps: int) -> None:
+        for _ in range(steps):
+            self.bare.step()
 
 
 def machine(device: str) -> str:
@@ -80,6 +158,10 @@ def main() -> None:
                                                           [f"hardware.device={args.device}"]))
             except UserError as error:   # a regulariser that does not apply to this model says why
                 refused[name] = str(error)
+        if setup in ENGINE_OVERHEAD_GOALS:
+            runners[BARE] = BareRunner(StepRunner(compose_config("train", setup_overrides + [
+                "reg=none", f"hardware.device={args.device}"])))
+        batch_size = runners["none"].session.cfg.trainer.batch_size
         for runner in runners.values():
             seconds_per_step(runner, 3)   # warm-up: allocator, kernels, first SVDs
         rounds = {name: [] for name in runners}
@@ -87,12 +169,16 @@ def main() -> None:
             for name, runner in runners.items():
                 rounds[name].append(seconds_per_step(runner, args.steps))
         base = statistics.median(rounds["none"])
-        print(f"{setup}\n| reg | ms / step | x reg=none |\n|---|---|---|")
+        print(f"{setup}\n| reg | ms / step | x reg=none | images / s |\n|---|---|---|---|")
         for name, times in rounds.items():
             median = statistics.median(times)
-            print(f"| {name} | {1000 * median:.2f} | {median / base:.2f} |")
+            print(f"| {name} | {1000 * median:.2f} | {median / base:.2f} | {batch_size / median:.0f} |")
         for name, reason in refused.items():
-            print(f"| {name} | refused: {reason} | |")
+            print(f"| {name} | refused: {reason} | | |")
+        if BARE in rounds:
+            overhead = base / statistics.median(rounds[BARE])
+            print(f"\nengine overhead: msgan's reg=none step / the bare step = {overhead:.2f} "
+                  f"(goal: at most {ENGINE_OVERHEAD_GOALS[setup]:.2f})")
         print()
 
 

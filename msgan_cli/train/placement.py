@@ -41,6 +41,7 @@ def placement(world_size: int, device: torch.device, step: int) -> dict:
     """This process's view of where the run is: what a report needs to tell runs apart."""
     record = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "from_step": step,
               "host": socket.gethostname(), "world_size": world_size, "device": str(device),
+              "cpu_threads": torch.get_num_threads(),
               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
               "torch": torch.__version__, "code": code_version()}
     slurm = {key: os.environ[var] for key, var in SLURM_VARIABLES.items() if var in os.environ}

@@ -1,0 +1,63 @@
+"""`hydra/launcher=parallel`: a sweep's runs side by side on one machine, each with its share of the cores."""
+import json
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import msgan, tiny
+from msgan_cli.errors import UserError
+from msgan_cli.train import threads
+
+pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="the optional launcher: pip install -e '.[parallel]'")
+
+SWEEP = ["seed=0,1", *tiny("model=mlp", "dataset=grid25", "dataset.num_train=500"), "trainer.max_steps=6",
+         "eval.metrics=[modes_2d,ndb_jsd]"]
+
+
+def sweep_results(sweep) -> dict[str, tuple[dict, int]]:
+    """Per run folder: its metrics and the torch threads it trained with."""
+    return {run.name: (json.loads((run / "metrics.json").read_text()),
+                       json.loads((run / "run_info.json").read_text())["attempts"][-1]["cpu_threads"])
+            for run in sorted(sweep.iterdir()) if run.is_dir()}
+
+
+@pytest.mark.slow
+def test_parallel_sweep_matches_sequential_runs(tmp_path):
+    parallel = msgan("train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *SWEEP,
+                     f"hydra.sweep.dir={tmp_path / 'parallel'}", timeout=600)
+    assert parallel.returncode == 0, parallel.stderr
+    # In turn, with the thread count each parallel run had: the same numbers, bit for bit.
+    share = max(1, threads.cores() // 2)
+    sequential = msgan("train", "-m", f"hardware.threads={share}", *SWEEP, f"hydra.sweep.dir={tmp_path / 'sequential'}",
+                       timeout=600)
+    assert sequential.returncode == 0, sequential.stderr
+    side_by_side, in_turn = sweep_results(tmp_path / "parallel"), sweep_results(tmp_path / "sequential")
+    assert sorted(side_by_side) == ["0", "1"]
+    assert side_by_side == in_turn
+    assert {used for _, used in side_by_side.values()} == {share}
+
+
+def test_threads_share_the_cores_under_the_parallel_launcher(monkeypatch):
+    monkeypatch.setattr(threads, "cores", lambda: 16)
+    launcher = lambda n_jobs: OmegaConf.create({"_target_": threads.JOBLIB_LAUNCHER, "n_jobs": n_jobs})  # noqa: E731
+    assert threads.launcher_share(launcher(4)) == 4
+    assert threads.launcher_share(launcher(-1)) == 1            # joblib's -1: a run per core
+    assert threads.launcher_share(launcher(-2)) == 1            # 15 runs at once
+    assert threads.launcher_share(launcher(32)) == 1            # more runs than cores: one thread each
+    assert threads.launcher_share(OmegaConf.create({"_target_": "hydra._internal.core_plugins.basic_launcher."
+                                                                "BasicLauncher"})) is None
+    before = torch.get_num_threads()
+    try:
+        threads.set_threads("auto", launcher(8))
+        assert torch.get_num_threads() == 2
+        threads.set_threads(3, None)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("setting", [0, -2, "many", True])
+def test_bad_thread_setting(setting):
+    with pytest.raises(UserError, match="hardware.threads must be auto or a number >= 1"):
+        threads.set_threads(setting, None)
