@@ -2,6 +2,7 @@
 and the engine's own cost: msgan's `reg=none` step over a bare step of the same networks and losses.
 
 Usage: python scripts/bench.py [--steps 30] [--repeats 5] [--device auto] [--only drit]
+       python scripts/bench.py --eval [--device auto]: the time to generate and score 10,000 samples
 Every configuration is built once; then timing rounds interleave them (each round times `--steps`
 steps of every configuration), and a configuration's time is its median round, so drift of the
 machine (thermal, other load) hits all alike. Prints one table per model and the machine it ran on.
@@ -22,7 +23,9 @@ from torch.nn.functional import avg_pool2d, one_hot, softplus
 
 from msgan_cli.config import compose_config
 from msgan_cli.errors import UserError
+from msgan_cli.evaluate import evaluate_run
 from msgan_cli.train.runner import StepRunner
+from msgan_cli.train.session import build_session
 from msgan_cli.train.stats import collect
 
 DCGAN, GAN_2D, PIX2PIX = ("dcgan on digits (default run)", "2D GAN on grid25 (PacGAN setup)",
@@ -134,6 +137,27 @@ class BareRunner:
             self.bare.step()
 
 
+EVALUATION_GOAL_S = 60.0   # 10,000 samples generated and scored (NDB K=100, FID) on 2 CPU cores
+
+
+def time_evaluation(device: str, samples: int = 10_000) -> None:
+    """The default run's evaluation of `samples` samples, whole and metric by metric, after one
+    evaluation that brings the classifier (trained once, then read from its cache) into play."""
+    cfg = compose_config("train", [f"eval.num_samples={samples}", "eval.ndb.bins=100", "eval.extractor.name=classifier",
+                                   f"hardware.device={device}"])
+    session = build_session(cfg)
+    cold = time.perf_counter()
+    evaluate_run(session, ["class_acc"], cfg.eval)   # the classifier: trained on a cold cache, else loaded
+    cold = time.perf_counter() - cold
+    print(f"default run (dcgan on digits), {samples:,} samples; the classifier took {cold:.1f} s to bring in "
+          f"(trained when not cached)\n| metrics | seconds |\n|---|---|")
+    for metrics in (["ndb_jsd"], ["fid"], ["ndb_jsd", "fid"]):
+        start = time.perf_counter()
+        evaluate_run(session, metrics, cfg.eval)
+        print(f"| {' + '.join(metrics)} | {time.perf_counter() - start:.1f} |")
+    print(f"\ngoal: generating and scoring with NDB (K=100) and FID within {EVALUATION_GOAL_S:.0f} s on 2 CPU cores\n")
+
+
 def machine(device: str) -> str:
     if device != "cpu" and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
@@ -146,7 +170,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--only", default="", help="time only the setups whose name contains this (e.g. drit)")
+    parser.add_argument("--eval", action="store_true", help="time the evaluation of 10,000 samples instead")
     args = parser.parse_args()
+    if args.eval:
+        print(f"machine: {machine(args.device)}\n")
+        time_evaluation(args.device)
+        return
     print(f"machine: {machine(args.device)}; {args.repeats} rounds of {args.steps} steps, median round\n")
     for setup, setup_overrides in SETUPS.items():
         if args.only not in setup:
