@@ -1,7 +1,7 @@
 """Cost of each regulariser: training-step time over the `reg=none` step time, measured in one run;
 and the engine's own cost: msgan's `reg=none` step over a bare step of the same networks and losses.
 
-Usage: python scripts/bench.py [--steps 30] [--repeats 5] [--device auto] [--only drit]
+Usage: python scripts/bench.py [--steps 30] [--repeats 5] [--device auto] [--only drit] [--compile]
        python scripts/bench.py --eval [--device auto]: the time to generate and score 10,000 samples
 Every configuration is built once; then timing rounds interleave them (each round times `--steps`
 steps of every configuration), and a configuration's time is its median round, so drift of the
@@ -58,6 +58,9 @@ METHODS = {
     "unrolled (k=5, first_order)": ["reg=unrolled", "reg.unrolled.first_order=true"],
     "ms + sr": ["reg=[ms,sr]"],
 }
+COMPILED = {"none (hardware.compile)": ["reg=none", "hardware.compile=true"]}   # --compile: a minute or more each
+ON_CUDA = {"none (hardware.amp: bf16)": ["reg=none", "hardware.amp=true"],
+           "none (amp + channels_last)": ["reg=none", "hardware.amp=true", "hardware.channels_last=true"]}
 
 
 def seconds_per_step(runner: StepRunner | BareRunner, steps: int) -> float:
@@ -171,17 +174,20 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--only", default="", help="time only the setups whose name contains this (e.g. drit)")
     parser.add_argument("--eval", action="store_true", help="time the evaluation of 10,000 samples instead")
+    parser.add_argument("--compile", action="store_true", help="also time reg=none with hardware.compile=true")
     args = parser.parse_args()
     if args.eval:
         print(f"machine: {machine(args.device)}\n")
         time_evaluation(args.device)
         return
     print(f"machine: {machine(args.device)}; {args.repeats} rounds of {args.steps} steps, median round\n")
+    on_cuda = args.device != "cpu" and torch.cuda.is_available()
     for setup, setup_overrides in SETUPS.items():
         if args.only not in setup:
             continue
         runners, refused = {}, {}
-        for name, extra in METHODS.items():
+        methods = METHODS | (COMPILED if args.compile else {}) | (ON_CUDA if on_cuda else {})
+        for name, extra in methods.items():
             try:
                 runners[name] = StepRunner(compose_config("train", setup_overrides + extra +
                                                           [f"hardware.device={args.device}"]))

@@ -64,4 +64,19 @@ def build_session(cfg: DictConfig, info: ProcessInfo | None = None) -> Session:
     if cfg.hardware.channels_last and data.kind == "image":
         recipe = recipe.to(memory_format=torch.channels_last)
     regularizers = build_regularizers(cfg.get("reg"), recipe)   # may re-parametrise the model (sn, sr)
+    if cfg.hardware.compile:
+        compile_networks(recipe, cfg.hardware.compile_mode)
     return Session(cfg, info, device, data, recipe, regularizers)
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+def compile_networks(recipe: Recipe, mode: str) -> None:
+    """torch.compile every network of the recipe in place (`nn.Module.compile`), after the regularisers
+    have re-parametrised them: the modules, their parameter names and so the checkpoints stay those of
+    the eager run. Compilation happens at each network's first call."""
+    if mode not in COMPILE_MODES:
+        raise UserError(f"hardware.compile_mode must be one of {', '.join(COMPILE_MODES)}; got '{mode}'.")
+    for network in recipe.children():
+        network.compile(mode=mode)

@@ -1,0 +1,43 @@
+"""`hardware.compile=true`: torch.compile of the networks trains like the eager run, and its
+checkpoints load without compile."""
+import pytest
+
+from conftest import compose, state_of, train_run
+from msgan_cli.errors import UserError
+from msgan_cli.train.runner import StepRunner
+
+pytestmark = pytest.mark.slow   # compiling takes about a minute on 2 CPU cores (then inductor's cache serves it)
+
+# Same initial weights, batches and latents: a compiled step differs from the eager one by the
+# rounding of its fused kernels only, which a few steps of Adam do not grow past this.
+TOLERANCE = 1e-4
+
+
+def losses_over_steps(compiled: bool, steps: int = 3) -> list[dict[str, float]]:
+    runner = StepRunner(compose("reg=ms", f"hardware.compile={str(compiled).lower()}"))
+    logged = []
+    for _ in range(steps):
+        runner.run(1)
+        logged.append(runner.log_tick())
+    return logged
+
+
+def test_compiled_run_trains_like_the_eager_one():
+    eager, compiled = losses_over_steps(False), losses_over_steps(True)
+    assert [sorted(step) for step in eager] == [sorted(step) for step in compiled]
+    for eager_step, compiled_step in zip(eager, compiled):
+        for name, value in eager_step.items():
+            assert compiled_step[name] == pytest.approx(value, rel=TOLERANCE, abs=TOLERANCE), name
+
+
+def test_compiled_checkpoint_resumes_eager(tmp_path):
+    train_run(tmp_path, "hardware.compile=true", "trainer.max_steps=2", "eval.metrics=[]")
+    names = set(state_of(tmp_path)["model"])
+    assert names and not any("_orig_mod" in name for name in names)   # the eager module's names
+    train_run(tmp_path, "hardware.compile=false", "trainer.max_steps=4", "eval.metrics=[]")
+    assert state_of(tmp_path)["step"] == 4
+
+
+def test_unknown_compile_mode():
+    with pytest.raises(UserError, match="hardware.compile_mode must be one of default"):
+        StepRunner(compose("hardware.compile=true", "hardware.compile_mode=fastest"))
