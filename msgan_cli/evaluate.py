@@ -134,12 +134,14 @@ def merge_evaluation(previous: dict[str, float], previous_protocol: dict, metric
 
 
 def load_run_config(run_dir: Path) -> DictConfig:
-    """The run's resolved config; evaluation options it predates get today's defaults."""
+    """The run's resolved config; evaluation and hardware options it predates get today's defaults."""
     path = run_dir / ".hydra" / "config.yaml"
     if not path.exists():
         raise UserError(f"{run_dir} is not a msgan run directory (no .hydra/config.yaml).")
     cfg = OmegaConf.load(path)
-    cfg.eval = OmegaConf.merge(compose_config("train", []).eval, cfg.eval)
+    defaults = compose_config("train", [])
+    cfg.eval = OmegaConf.merge(defaults.eval, cfg.eval)
+    cfg.hardware = OmegaConf.merge(defaults.hardware, cfg.hardware)
     return cfg
 
 
@@ -148,6 +150,7 @@ def load_trained_session(run_dir: Path, device: str | None = None):
     cfg = load_run_config(run_dir)
     if device is not None:
         cfg.hardware.device, cfg.hardware.distributed = device, False
+    cfg.hardware.compile = False   # a compiled run's networks are the eager ones; compiling would only delay
     checkpoint = run_dir / "checkpoints" / "last.pt"
     if not checkpoint.exists():
         raise UserError(f"{run_dir} has no checkpoints/last.pt yet: train it first (or wait for its first checkpoint).")

@@ -1,12 +1,14 @@
 """The `msgan` command as a user runs it: subcommands, run-directory contents, sweeps, and errors
 that name the fix without a traceback."""
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import TINY, msgan
@@ -86,6 +88,22 @@ def test_metrics_that_need_weights_say_how_to_supply_them(finished_run, metrics,
     extra = ["eval.extractor.name=inception"] if metrics == "[fid]" else []
     result = msgan("train", *TINY, *extra, f"eval.metrics={metrics}", f"hydra.run.dir={run.parent / 'weights'}")
     assert result.returncode == 2 and needle in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sample_and_eval_read_a_run_from_before_newer_options(finished_run, tmp_path):
+    """A run trained before hardware.compile and hardware.threads existed (its saved config lacks
+    them): sample and eval give it today's defaults instead of stopping on a missing key."""
+    run, _ = finished_run
+    old = tmp_path / "old-run"
+    shutil.copytree(run, old)
+    config = OmegaConf.load(old / ".hydra" / "config.yaml")
+    for key in ("compile", "compile_mode", "threads"):
+        del config.hardware[key]
+    OmegaConf.save(config, old / ".hydra" / "config.yaml")
+    sampled = msgan("sample", f"run={old}", "n=2", "condition=1", f"out={tmp_path / 'grids'}")
+    assert sampled.returncode == 0, sampled.stderr
+    evaluated = msgan("eval", f"run={old}", "metrics=[class_acc]", "num_samples=64")
+    assert evaluated.returncode == 0, evaluated.stderr
 
 
 def test_sample_writes_a_grid_per_condition(finished_run, tmp_path):
