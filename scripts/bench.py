@@ -3,6 +3,8 @@ and the engine's own cost: msgan's `reg=none` step over a bare step of the same 
 
 Usage: python scripts/bench.py [--steps 30] [--repeats 5] [--device auto] [--only drit] [--compile]
        python scripts/bench.py --eval [--device auto]: the time to generate and score 10,000 samples
+       python scripts/bench.py --data [--device auto]: the streamed data pipeline's images per second
+       (Pix2Pix's paired folder at 256 px) against what the model's step consumes
 Every configuration is built once; then timing rounds interleave them (each round times `--steps`
 steps of every configuration), and a configuration's time is its median round, so drift of the
 machine (thermal, other load) hits all alike. Prints one table per model and the machine it ran on.
@@ -16,16 +18,23 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
+import tempfile
 import time
+from pathlib import Path
+
+import numpy as np
 
 import torch
+from PIL import Image
 from torch.nn.functional import avg_pool2d, one_hot, softplus
 
 from msgan_cli.config import compose_config
+from msgan_cli.data import EpochSampler
 from msgan_cli.errors import UserError
 from msgan_cli.evaluate import evaluate_run
 from msgan_cli.train.runner import StepRunner
 from msgan_cli.train.session import build_session
+from msgan_cli.train.threads import cores
 from msgan_cli.train.stats import collect
 
 DCGAN, GAN_2D, PIX2PIX = ("dcgan on digits (default run)", "2D GAN on grid25 (PacGAN setup)",
@@ -45,9 +54,10 @@ SETUPS = {
 BARE = "bare step (no engine)"
 METHODS = {
     "none": ["reg=none"],
-    "ms": ["reg=ms"],
+    # the pair regularisers in both layouts (the models' default is doubled, StackGAN++'s split)
+    "ms (pair_batch=doubled)": ["reg=ms", "trainer.pair_batch=doubled"],
     "ms (pair_batch=split)": ["reg=ms", "trainer.pair_batch=split"],
-    "dsgan": ["reg=dsgan"],
+    "dsgan (pair_batch=doubled)": ["reg=dsgan", "trainer.pair_batch=doubled"],
     "dpm": ["reg=dpm"],
     "sn": ["reg=sn"],
     "sr": ["reg=sr"],
@@ -161,6 +171,51 @@ def time_evaluation(device: str, samples: int = 10_000) -> None:
     print(f"\ngoal: generating and scoring with NDB (K=100) and FID within {EVALUATION_GOAL_S:.0f} s on 2 CPU cores\n")
 
 
+def write_paired_jpegs(root: Path, count: int, size: int = 256) -> None:
+    """`count` side-by-side JPEG pairs (2 size x size) of smooth random content in root/train and one
+    in root/test: what pix2pix's datasets ship, for a decoder to chew on."""
+    generator = np.random.default_rng(0)
+    for split, n in (("train", count), ("test", 1)):
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            coarse = generator.integers(0, 256, (size // 16, size // 8, 3), dtype=np.uint8)
+            image = Image.fromarray(coarse).resize((2 * size, size), Image.BICUBIC)
+            image.save(root / split / f"{i}.jpg", quality=90)
+
+
+def time_data_pipeline(device: str, count: int = 256, batches: int = 12) -> None:
+    """Images per second decoded and augmented by 0..cores DataLoader workers (streamed, as a folder
+    too large for memory is), and the images per second Pix2Pix's 256 px step consumes at the
+    reference's batch size (1) and at 8, so that one sees whether the model would wait for data."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        write_paired_jpegs(root, count)
+        common = ["model=pix2pix", "dataset=paired_folder", f"dataset.root={root}", "dataset.resolution=256",
+                  "dataset.load_size=286", f"hardware.device={device}"]
+        print(f"paired_folder: {count} JPEG pairs of 2 x 256 x 256, resized to 286 and randomly cropped to 256 "
+              f"and flipped (BicycleGAN's setting), streamed (dataset.in_memory=false), batch 8\n"
+              f"| DataLoader workers | images / s | per worker |\n|---|---|---|")
+        for workers in range(0, min(cores(), 8) + 1):
+            cfg = compose_config("train", common + ["dataset.in_memory=false", f"dataset.workers={workers}",
+                                                   "trainer.batch_size=8"])
+            session = build_session(cfg)
+            source = session.data.train.source(EpochSampler(len(session.data.train), 8, 0), 0)
+            source.next(session.device)   # the workers' start-up
+            start = time.perf_counter()
+            for _ in range(batches):
+                source.next(session.device)
+            rate = batches * 8 / (time.perf_counter() - start)
+            print(f"| {workers} | {rate:.0f} | {rate / max(workers, 1):.0f} |")
+        print("\n| Pix2Pix step at 256 px (reg=ms, data in memory) | ms / step | images / s consumed |\n|---|---|---|")
+        for batch_size in (1, 8):
+            runner = StepRunner(compose_config("train", common + ["reg=ms", "dataset.in_memory=true",
+                                                                  f"trainer.batch_size={batch_size}"]))
+            seconds_per_step(runner, 1)
+            seconds = seconds_per_step(runner, 3)
+            print(f"| batch {batch_size} | {1000 * seconds:.0f} | {batch_size / seconds:.1f} |")
+        print()
+
+
 def machine(device: str) -> str:
     if device != "cpu" and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
@@ -175,10 +230,11 @@ def main() -> None:
     parser.add_argument("--only", default="", help="time only the setups whose name contains this (e.g. drit)")
     parser.add_argument("--eval", action="store_true", help="time the evaluation of 10,000 samples instead")
     parser.add_argument("--compile", action="store_true", help="also time reg=none with hardware.compile=true")
+    parser.add_argument("--data", action="store_true", help="time the streamed data pipeline instead")
     args = parser.parse_args()
-    if args.eval:
+    if args.eval or args.data:
         print(f"machine: {machine(args.device)}\n")
-        time_evaluation(args.device)
+        (time_evaluation if args.eval else time_data_pipeline)(args.device)
         return
     print(f"machine: {machine(args.device)}; {args.repeats} rounds of {args.steps} steps, median round\n")
     on_cuda = args.device != "cpu" and torch.cuda.is_available()
