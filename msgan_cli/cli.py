@@ -98,10 +98,12 @@ def run_train(options: list[str]) -> int:
     Hydra's own errors (a config group option that does not exist, a bad override) exit 2 like msgan's;
     1 stays for a run that crashed."""
     from msgan_cli import commands
-    from msgan_cli.config import check_output_location, check_reg_choices, first_run_of_sweep, normalize_overrides
+    from msgan_cli.config import (check_launcher_installed, check_output_location, check_reg_choices,
+                                  first_run_of_sweep, normalize_overrides)
 
     options = normalize_overrides(options)
     check_reg_choices(options)
+    check_launcher_installed(options)
     multirun = any(o in ("-m", "--multirun") for o in options)
     shows_config = any(o in HYDRA_FLAGS_SHOWING_CONFIG for o in options)
     if multirun and shows_config:   # Hydra refuses both with a ValueError traceback: show the first run's

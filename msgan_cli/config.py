@@ -6,6 +6,7 @@ configs from any directory.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import re
 from importlib import resources
 
@@ -62,6 +63,25 @@ def check_reg_choices(overrides: list[str]) -> None:
         if unknown:
             raise UserError(f"No regulariser config named {', '.join(unknown)} (in {text}). "
                             f"Available for reg=: {', '.join(sorted(available))}.")
+
+
+# Launchers from optional extras: choice -> (the plugin's module, the extra that installs it).
+OPTIONAL_LAUNCHERS = {"parallel": ("hydra_plugins.hydra_joblib_launcher", "parallel"),
+                      "joblib": ("hydra_plugins.hydra_joblib_launcher", "parallel"),
+                      "slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+                      "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm")}
+
+
+def check_launcher_installed(overrides: list[str]) -> None:
+    """A launcher of an optional extra that is not installed is one sentence naming the install, not
+    Hydra's 'Could not load hydra/launcher/joblib'."""
+    for text in overrides:
+        key, _, choice = text.partition("=")
+        if key.lstrip("+") == "hydra/launcher" and choice in OPTIONAL_LAUNCHERS:
+            module, extra = OPTIONAL_LAUNCHERS[choice]
+            if importlib.util.find_spec(module) is None:
+                raise UserError(f"hydra/launcher={choice} needs its Hydra plugin ({module}), which is not installed: "
+                                f"pip install -e '.[{extra}]'.")
 
 
 def first_run_of_sweep(arguments: list[str]) -> list[str]:

@@ -6,10 +6,9 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import msgan, tiny
+from msgan_cli import config
 from msgan_cli.errors import UserError
 from msgan_cli.train import threads
-
-pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="the optional launcher: pip install -e '.[parallel]'")
 
 SWEEP = ["seed=0,1", *tiny("model=mlp", "dataset=grid25", "dataset.num_train=500"), "trainer.max_steps=6",
          "eval.metrics=[modes_2d,ndb_jsd]"]
@@ -24,6 +23,7 @@ def sweep_results(sweep) -> dict[str, tuple[dict, int]]:
 
 @pytest.mark.slow
 def test_parallel_sweep_matches_sequential_runs(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="the optional launcher: pip install -e '.[parallel]'")
     parallel = msgan("train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *SWEEP,
                      f"hydra.sweep.dir={tmp_path / 'parallel'}", timeout=600)
     assert parallel.returncode == 0, parallel.stderr
@@ -61,3 +61,11 @@ def test_threads_share_the_cores_under_the_parallel_launcher(monkeypatch):
 def test_bad_thread_setting(setting):
     with pytest.raises(UserError, match="hardware.threads must be auto or a number >= 1"):
         threads.set_threads(setting, None)
+
+
+@pytest.mark.parametrize("choice,extra", [("parallel", "parallel"), ("joblib", "parallel"), ("slurm", "slurm")])
+def test_a_launcher_not_installed_names_its_extra(monkeypatch, choice, extra):
+    monkeypatch.setattr(config.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(UserError, match=rf"hydra/launcher={choice} needs its Hydra plugin .*pip install -e '\.\[{extra}\]'"):
+        config.check_launcher_installed(["-m", f"hydra/launcher={choice}", "seed=0,1"])
+    config.check_launcher_installed(["-m", "hydra/launcher=basic", "seed=0,1"])   # Hydra's own: nothing to check
