@@ -3,8 +3,9 @@ and the engine's own cost: msgan's `reg=none` step over a bare step of the same 
 
 Usage: python scripts/bench.py [--steps 30] [--repeats 5] [--device auto] [--only drit] [--compile]
        python scripts/bench.py --eval [--device auto]: the time to generate and score 10,000 samples
-       python scripts/bench.py --data [--device auto]: the streamed data pipeline's images per second
-       (Pix2Pix's paired folder at 256 px) against what the model's step consumes
+       python scripts/bench.py --data [--device auto] [dataset=cub dataset.root=DIR ...]: the streamed data
+       pipeline's images per second (default: synthetic pix2pix pairs at 256 px) against what the model
+       that trains on it consumes per step
 Every configuration is built once; then timing rounds interleave them (each round times `--steps`
 steps of every configuration), and a configuration's time is its median round, so drift of the
 machine (thermal, other load) hits all alike. Prints one table per model and the machine it ran on.
@@ -30,6 +31,7 @@ from torch.nn.functional import avg_pool2d, one_hot, softplus
 
 from msgan_cli.config import compose_config
 from msgan_cli.data import EpochSampler
+from msgan_cli.data.base import BatchSource
 from msgan_cli.errors import UserError
 from msgan_cli.evaluate import evaluate_run
 from msgan_cli.train.runner import StepRunner
@@ -183,22 +185,47 @@ def write_paired_jpegs(root: Path, count: int, size: int = 256) -> None:
             image.save(root / split / f"{i}.jpg", quality=90)
 
 
-def time_data_pipeline(device: str, count: int = 256, batches: int = 12) -> None:
+# The model whose appetite a folder dataset is measured against: the one that trains on it in the papers.
+DATA_MODELS = {"paired_folder": "pix2pix", "unpaired_folder": "drit", "cub": "stackganpp", "celeba": "stargan"}
+SYNTHETIC_PAIRS = ["dataset=paired_folder", "dataset.resolution=256", "dataset.load_size=286"]
+
+
+class RepeatedBatch(BatchSource):
+    """One decoded batch, handed out again and again: the model's step without any data cost."""
+
+    def __init__(self, batch):
+        self.batch = batch
+
+    def next(self, device):
+        return self.batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        pass
+
+
+def time_data_pipeline(device: str, overrides: list[str], count: int = 256, batches: int = 12) -> None:
     """Images per second decoded and augmented by 0..cores DataLoader workers (streamed, as a folder
-    too large for memory is), and the images per second Pix2Pix's 256 px step consumes at the
-    reference's batch size (1) and at 8, so that one sees whether the model would wait for data."""
+    too large for memory is), against the images per second the model that trains on the dataset
+    consumes (its step on one batch repeated, so without data cost), so that one sees whether the
+    model would wait for data. `overrides`: a streamed dataset (`dataset=cub dataset.root=...`, with
+    the model's options); none: `count` synthetic 256 px JPEG pairs in pix2pix's format."""
     with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder)
-        write_paired_jpegs(root, count)
-        common = ["model=pix2pix", "dataset=paired_folder", f"dataset.root={root}", "dataset.resolution=256",
-                  "dataset.load_size=286", f"hardware.device={device}"]
-        print(f"paired_folder: {count} JPEG pairs of 2 x 256 x 256, resized to 286 and randomly cropped to 256 "
-              f"and flipped (BicycleGAN's setting), streamed (dataset.in_memory=false), batch 8\n"
+        if not overrides:
+            write_paired_jpegs(Path(folder), count)
+            overrides = SYNTHETIC_PAIRS + [f"dataset.root={folder}"]
+            print(f"{count} synthetic JPEG pairs of 2 x 256 x 256 in pix2pix's format, resized to 286 and randomly "
+                  f"cropped to 256 and flipped (BicycleGAN's setting)")
+        dataset = compose_config("train", overrides).dataset.name
+        if dataset not in DATA_MODELS:
+            raise SystemExit(f"--data measures the streamed folder datasets ({', '.join(DATA_MODELS)}); got {dataset}.")
+        common = [f"model={DATA_MODELS[dataset]}", *overrides, f"hardware.device={device}", "dataset.in_memory=false"]
+        print(f"{dataset}, streamed (dataset.in_memory=false), batch 8\n"
               f"| DataLoader workers | images / s | per worker |\n|---|---|---|")
         for workers in range(0, min(cores(), 8) + 1):
-            cfg = compose_config("train", common + ["dataset.in_memory=false", f"dataset.workers={workers}",
-                                                   "trainer.batch_size=8"])
-            session = build_session(cfg)
+            session = build_session(compose_config("train", common + [f"dataset.workers={workers}"]))
             source = session.data.train.source(EpochSampler(len(session.data.train), 8, 0), 0)
             source.next(session.device)   # the workers' start-up
             start = time.perf_counter()
@@ -206,10 +233,12 @@ def time_data_pipeline(device: str, count: int = 256, batches: int = 12) -> None
                 source.next(session.device)
             rate = batches * 8 / (time.perf_counter() - start)
             print(f"| {workers} | {rate:.0f} | {rate / max(workers, 1):.0f} |")
-        print("\n| Pix2Pix step at 256 px (reg=ms, data in memory) | ms / step | images / s consumed |\n|---|---|---|")
+        print(f"\n| model={DATA_MODELS[dataset]} step (reg=ms), one batch repeated | ms / step | images / s consumed |"
+              f"\n|---|---|---|")
         for batch_size in (1, 8):
-            runner = StepRunner(compose_config("train", common + ["reg=ms", "dataset.in_memory=true",
+            runner = StepRunner(compose_config("train", common + ["reg=ms", "dataset.workers=0",
                                                                   f"trainer.batch_size={batch_size}"]))
+            runner.source = RepeatedBatch(runner.source.next(runner.session.device))
             seconds_per_step(runner, 1)
             seconds = seconds_per_step(runner, 3)
             print(f"| batch {batch_size} | {1000 * seconds:.0f} | {batch_size / seconds:.1f} |")
@@ -231,10 +260,17 @@ def main() -> None:
     parser.add_argument("--eval", action="store_true", help="time the evaluation of 10,000 samples instead")
     parser.add_argument("--compile", action="store_true", help="also time reg=none with hardware.compile=true")
     parser.add_argument("--data", action="store_true", help="time the streamed data pipeline instead")
+    parser.add_argument("overrides", nargs="*", help="with --data: a streamed dataset, e.g. dataset=cub "
+                                                      "dataset.root=DIR (default: synthetic pix2pix pairs)")
     args = parser.parse_args()
+    if args.overrides and not args.data:
+        parser.error(f"options such as {args.overrides[0]} go with --data only")
     if args.eval or args.data:
         print(f"machine: {machine(args.device)}\n")
-        (time_evaluation if args.eval else time_data_pipeline)(args.device)
+        if args.eval:
+            time_evaluation(args.device)
+        else:
+            time_data_pipeline(args.device, args.overrides)
         return
     print(f"machine: {machine(args.device)}; {args.repeats} rounds of {args.steps} steps, median round\n")
     on_cuda = args.device != "cpu" and torch.cuda.is_available()
