@@ -17,11 +17,11 @@ from msgan_cli.errors import UserError
 from msgan_cli.regularizers import REGULARIZERS
 from msgan_cli.train.runner import StepRunner
 
-REGULARIZER_SETTINGS = {   # each regulariser as a user picks it, with its variants that run other code
-    "none": ["reg=none"], "ms": ["reg=ms"], "ms split": ["reg=ms", "trainer.pair_batch=split"],
-    "dsgan": ["reg=dsgan"], "dpm": ["reg=dpm"], "sn": ["reg=sn"], "sr": ["reg=sr", "reg.sr.every=1"],
-    "mdgan": ["reg=mdgan"], "mdgan two_step": ["reg=mdgan", "reg.mdgan.two_step=true"], "pacgan": ["reg=pacgan"],
-    "unrolled": ["reg=unrolled", "reg.unrolled.steps=2"],
+# Every registered regulariser as a user picks it (a new one is checked without editing this file),
+# and the variants that run other code.
+REGULARIZER_SETTINGS = {"none": ["reg=none"]} | {name: [f"reg={name}"] for name in sorted(REGULARIZERS)} | {
+    "ms split": ["reg=ms", "trainer.pair_batch=split"], "sr": ["reg=sr", "reg.sr.every=1"],
+    "mdgan two_step": ["reg=mdgan", "reg.mdgan.two_step=true"], "unrolled": ["reg=unrolled", "reg.unrolled.steps=2"],
 }
 # DRIT's full update runs every 3rd step and StarGAN's G every 5th: 6 steps see every phase of every model.
 STEPS = 6
