@@ -24,20 +24,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 import torch
 from PIL import Image
-from torch.nn.functional import avg_pool2d, one_hot, softplus
 
 from msgan_cli.config import compose_config
 from msgan_cli.data import EpochSampler
 from msgan_cli.data.base import BatchSource
 from msgan_cli.errors import UserError
 from msgan_cli.evaluate import evaluate_run
+from msgan_cli.models.base import one_hot
+from msgan_cli.models.pix2pix.networks import downsample
 from msgan_cli.train.runner import StepRunner
 from msgan_cli.train.session import build_session
-from msgan_cli.train.threads import cores
 from msgan_cli.train.stats import collect
+from msgan_cli.train.threads import cores
 
 DCGAN, GAN_2D, PIX2PIX = ("dcgan on digits (default run)", "2D GAN on grid25 (PacGAN setup)",
                           "pix2pix on outline_fill (32 px, batch 8)")
@@ -85,45 +85,39 @@ def seconds_per_step(runner: StepRunner | BareRunner, steps: int) -> float:
 
 
 class BareStep:
-    """What the engine's `reg=none` step computes for an adversarial recipe, written directly."""
+    """What the engine's `reg=none` step computes for an adversarial recipe, written directly: the
+    recipe's networks and its GAN loss's plain functions, without the step context or the loop."""
 
     def __init__(self, runner: StepRunner):
         self.runner, recipe = runner, runner.session.recipe
-        self.generator, self.nz = recipe.generator, recipe.latent_dim
+        self.generator, self.nz, self.gan_loss = recipe.generator, recipe.latent_dim, recipe.gan_loss
         self.discriminators = [getattr(recipe, name) for name in recipe.discriminator_names]
         self.num_classes = getattr(recipe, "num_classes", 0)
         self.pix2pix, self.lambda_l1 = recipe.name == "pix2pix", recipe.cfg.get("lambda_l1", 0.0)
-        self.flavour = recipe.cfg.gan_loss
-        if self.flavour not in ("bce", "lsgan"):
-            raise ValueError(f"the bare step writes out bce and lsgan only, not {self.flavour}")
+        if self.gan_loss.flavour == "wgan-gp":
+            raise ValueError("the bare step does not write out WGAN-GP's gradient penalty")
 
     def logits(self, x: torch.Tensor, condition: torch.Tensor | None) -> list[torch.Tensor]:
         if not self.pix2pix:
             return [self.discriminators[0](x, condition)]
         pair = torch.cat([condition, x], 1)   # Pix2Pix: the (input, output) pair, and its half-size view
-        scales = [pair, avg_pool2d(pair, 3, stride=2, padding=1, count_include_pad=False)]
-        return [d(view) for d, view in zip(self.discriminators, scales)]
-
-    def real_loss(self, logits: torch.Tensor) -> torch.Tensor:
-        return softplus(-logits).mean() if self.flavour == "bce" else (logits - 1).pow(2).mean()
-
-    def fake_loss(self, logits: torch.Tensor) -> torch.Tensor:
-        return softplus(logits).mean() if self.flavour == "bce" else logits.pow(2).mean()
+        return [d(view) for d, view in zip(self.discriminators, (pair, downsample(pair)))]
 
     def step(self) -> None:
         optimizers, device = self.runner.optimizers, self.runner.session.device
         batch = self.runner.source.next(device)
         real = batch.samples
+        z = torch.randn(len(real), self.nz, device=device)
         if self.pix2pix:
             condition = batch.inputs
+            fake = self.generator(condition, z)
         else:
-            condition = one_hot(batch.labels, self.num_classes).float() if self.num_classes else None
-        z = torch.randn(len(real), self.nz, device=device)
-        fake = self.generator(condition, z) if self.pix2pix else self.generator(z, condition)
+            condition = one_hot(batch.labels, self.num_classes, z)
+            fake = self.generator(z, condition)
 
         def update_generator():
             optimizers["generator"].zero_grad(set_to_none=True)
-            loss = sum(self.real_loss(logits) for logits in self.logits(fake, condition))
+            loss = self.gan_loss.generator(self.logits(fake, condition))
             if self.pix2pix:
                 loss = loss + self.lambda_l1 * (fake - real).abs().mean()
             loss.backward()
@@ -131,8 +125,7 @@ class BareStep:
 
         def update_discriminator():
             optimizers["discriminator"].zero_grad(set_to_none=True)
-            loss = sum(self.real_loss(r) + self.fake_loss(f) for r, f in
-                       zip(self.logits(real, condition), self.logits(fake.detach(), condition)))
+            loss = self.gan_loss.discriminator(self.logits(real, condition), self.logits(fake.detach(), condition))
             loss.backward()
             optimizers["discriminator"].step()
 

@@ -41,7 +41,8 @@ class StepRunner:
         """What the loop does at a log tick: read the reported values and the divergence record (the
         host synchronisation a step defers)."""
         self.guard.check()
-        return {name: value.item() for name, value in collect().items()}
+        values = collect()
+        return dict(zip(values, torch.stack(list(values.values())).tolist())) if values else {}
 
     def synchronize(self) -> None:
         if self.session.device.type == "cuda":

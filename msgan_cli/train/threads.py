@@ -31,7 +31,8 @@ def launcher_share(launcher: DictConfig | None) -> int | None:
     if launcher is None or launcher.get("_target_") != JOBLIB_LAUNCHER:
         return None
     runs = int(launcher.n_jobs)
-    runs = cores() if runs == -1 else runs if runs > 0 else max(1, cores() + 1 + runs)   # joblib's negative n_jobs
+    if runs < 1:   # joblib's negative n_jobs: -1 one run per core, -2 all cores but one, ...
+        runs = max(1, cores() + 1 + runs)
     return max(1, cores() // runs)
 
 
