@@ -11,7 +11,7 @@ steps of every configuration), and a configuration's time is its median round, s
 machine (thermal, other load) hits all alike. Prints one table per model and the machine it ran on.
 
 The bare step (DCGAN, the 2D GAN, Pix2Pix) is the textbook loop written out here: the recipe's own
-networks, optimisers and batches, and the same losses as plain torch calls, with no step context,
+networks, optimisers, batches and GAN-loss functions, called directly, with no step context, phases,
 plug-ins, statistics or divergence record. It trains its own copy of the networks.
 """
 from __future__ import annotations
