@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from msgan_cli.config import compose_config
@@ -35,6 +38,10 @@ def train_main(cfg: DictConfig) -> float | None:
         metrics = train(cfg, run_dir)
     except UserError as error:
         to_log_file_only(logging.ERROR, str(error))   # train.log says why the run stopped; the terminal once
+        record_stop(run_dir, str(error))
+        if hydra_cfg.mode == RunMode.MULTIRUN:   # the sweep goes on; SweepStops ends it with status 2
+            print(f"msgan train: run #{hydra_cfg.job.num} stopped: {error}", file=sys.stderr, flush=True)
+            return None
         print(f"msgan train: {error}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
     except Exception:
@@ -44,6 +51,49 @@ def train_main(cfg: DictConfig) -> float | None:
     if metrics is not None:
         print_run_summary(run_dir, metrics)
     return None
+
+
+class SweepStops(Callback):
+    """Ends a sweep in which some runs stopped with a UserError (a refused option, missing data, a
+    divergence) with a line per such run and exit status 2, once every run had its turn. A stopped run
+    does not stop the sweep: the runs after it still start, and with the parallel launcher the run
+    beside it is not killed. Hydra calls this in the process that launched the sweep, whichever the
+    launcher; the runs' own processes record why they stopped in run_info.json (`record_stop`)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self.started = time.time()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        stopped = stopped_runs(sweep_dir, since=self.started)
+        if stopped:
+            lines = [f"  {run_dir}: {message}" for run_dir, message in stopped]
+            print(f"msgan train: {len(stopped)} run(s) of the sweep stopped, the others went on:", *lines,
+                  f"`msgan report {sweep_dir}` tables the runs that finished.", sep="\n", file=sys.stderr)
+            raise SystemExit(2)
+
+
+CLOCK_SKEW_S = 60   # a cluster's nodes write the runs' files; their clocks may trail the launching host's
+
+
+def stopped_runs(sweep_dir: Path, since: float) -> list[tuple[Path, str]]:
+    """The runs under `sweep_dir` whose latest attempt stopped with a UserError after `since` (a
+    sweep run again in its folder: only this time's stops)."""
+    from msgan_cli.jsonfiles import read_json
+    stopped = []
+    for info in sorted(sweep_dir.rglob("run_info.json")):
+        attempts = read_json(info).get("attempts") or [{}]
+        if "stopped" in attempts[-1] and info.stat().st_mtime >= since - CLOCK_SKEW_S:
+            stopped.append((info.parent, attempts[-1]["stopped"]))
+    return stopped
+
+
+def record_stop(run_dir: Path, message: str) -> None:
+    """Why the run stopped, in its run_info.json (what `msgan report` says of a run without metrics)."""
+    from msgan_cli.train.distributed import process_info
+    from msgan_cli.train.placement import mark_last_attempt
+    if process_info().is_main:
+        mark_last_attempt(run_dir, stopped=message)
 
 
 def to_log_file_only(level: int, message: str) -> None:

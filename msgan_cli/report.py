@@ -12,6 +12,7 @@ says where the runs ran (host, SLURM job, GPU).
 from __future__ import annotations
 
 import csv
+import json
 import math
 import re
 from collections import defaultdict
@@ -189,19 +190,29 @@ def group_runs(runs: list[Run], keys: list[str]) -> list[Group]:
 
 
 def run_status(run_dir: Path) -> str:
-    """Why a run has no metrics: diverged (the loop stopped it, run_info.json says where), or failed
-    or unfinished (still running, killed, or crashed)."""
+    """Why a run has no metrics: diverged (the loop stopped it, run_info.json says where), stopped
+    (a UserError: a refused option, missing data, ...; run_info.json has its message), finished with
+    none asked for, metrics.json damaged, or failed or unfinished (still running, killed, or crashed)."""
     attempts = read_json(run_dir / "run_info.json").get("attempts") or [{}]
-    diverged = attempts[-1].get("diverged")
+    diverged, stopped = attempts[-1].get("diverged"), attempts[-1].get("stopped")
     if diverged:
         return f"diverged: {diverged.get('what', 'a loss')} became NaN or inf at step {diverged.get('step', '?')}"
+    if stopped:
+        return f"stopped: {stopped}"
+    metrics_file = run_dir / "metrics.json"
+    if metrics_file.is_file():
+        try:
+            json.loads(metrics_file.read_text())
+            return "finished without metrics (eval.metrics=[])"
+        except (ValueError, UnicodeDecodeError):
+            return f"its metrics.json is damaged (`msgan eval run={run_dir}` writes it again)"
     return "failed or unfinished"
 
 
 def last_placement(run_dir: Path) -> str | None:
     """Where the run's latest attempt ran, from run_info.json (train/placement.py)."""
     attempts = read_json(run_dir / "run_info.json").get("attempts")
-    if not attempts:
+    if not attempts or "host" not in attempts[-1]:   # none, or a run stopped before it was placed
         return None
     latest = attempts[-1]
     slurm = latest.get("slurm", {})

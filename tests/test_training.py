@@ -81,6 +81,7 @@ def test_tensorboard_has_hyperparameters_and_config(tmp_path):
     (["reg.ms.wieght=2"], "reg.ms has no option wieght"),
     (["trainer.pair_batch=split", "trainer.batch_size=15"], "divisible by 2"),
     (["trainer.pair_batch=sideways"], "trainer.pair_batch must be one of"),
+    (["trainer.batch_size=0"], "trainer.batch_size must be a whole number >= 1; got 0"),
     (["eval.metrics=[modes_2d]"], "does not apply"),
     (["eval.metrics=[fid_typo]"], "No metric named 'fid_typo'"),
     (["trainer.batch_size=4096"], "lower trainer.batch_size"),

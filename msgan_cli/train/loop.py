@@ -79,6 +79,8 @@ def samples_per_condition(regularizers: list[Regularizer]) -> int:
 def check_trainer_options(trainer: DictConfig, regularizers: list[Regularizer], world_size: int) -> None:
     if trainer.pair_batch not in PAIR_BATCH_LAYOUTS:
         raise UserError(f"trainer.pair_batch must be one of {', '.join(PAIR_BATCH_LAYOUTS)}; got '{trainer.pair_batch}'.")
+    if not isinstance(trainer.batch_size, int) or trainer.batch_size < 1:   # 0 would train on empty batches: NaN
+        raise UserError(f"trainer.batch_size must be a whole number >= 1; got {trainer.batch_size!r}.")
     per_rank = trainer.batch_size // world_size
     if trainer.batch_size % world_size:
         raise UserError(f"trainer.batch_size={trainer.batch_size} does not split over {world_size} processes.")
