@@ -189,6 +189,28 @@ def test_streamed_batches_equal_in_memory_batches_and_resume_mid_epoch(tmp_path,
         assert torch.equal(resumed.next(device).samples, batch.samples)
 
 
+def test_a_split_that_gathers_on_the_host_gets_host_indices_and_others_device_ones(tmp_path):
+    """A held folder split crops sample by sample from Python numbers: its indices and seeds stay on
+    the host (on a GPU, a copy there and back would stall every step); a tensor split's go to the
+    device. The "meta" device stands in for a GPU."""
+    from conftest import write_paired_folder
+    from msgan_cli.data.base import InMemorySource, TensorSplit
+    write_paired_folder(tmp_path, {"train": 8, "test": 2})
+    folder = load_dataset(paired_cfg(tmp_path, in_memory=True, resolution=16, load_size=20)).train
+    seen = {}
+
+    def recording(split, name):
+        def batch(index, augment=None):
+            seen[name] = (index.device.type, augment.device.type)
+        split.batch = batch
+        return split
+
+    tensors = TensorSplit(torch.zeros(8, 2), None)
+    for name, split in {"folder": folder, "tensors": tensors}.items():
+        InMemorySource(recording(split, name), EpochSampler(8, 4, seed=0), seed=1).next(torch.device("meta"))
+    assert seen == {"folder": ("cpu", "cpu"), "tensors": ("meta", "meta")}
+
+
 def test_paired_folder_bad_input_is_one_sentence(tmp_path, caplog):
     from conftest import write_paired_folder
     with pytest.raises(UserError, match="has no train/ folder"):

@@ -68,7 +68,12 @@ def test_no_host_sync_on_gpu(model, setting):
                 if name in REGULARIZERS and REGULARIZERS[name].host_sync]
     if declared:
         pytest.skip(f"declared: {declared[0]}")
-    runner = runner_or_skip(*TINY_MODELS[model], *REGULARIZER_SETTINGS[setting], "hardware=gpu")
+    steps_without_a_cuda_sync(runner_or_skip(*TINY_MODELS[model], *REGULARIZER_SETTINGS[setting], "hardware=gpu"))
+
+
+def steps_without_a_cuda_sync(runner: StepRunner) -> None:
+    """STEPS steps under CUDA's sync debug mode (an error at the first synchronisation), after a
+    warm-up, then a log tick whose values are finite."""
     runner.run(2)   # warm-up: allocator, cuDNN's choice of kernels
     runner.synchronize()
     torch.cuda.set_sync_debug_mode("error")
@@ -78,3 +83,16 @@ def test_no_host_sync_on_gpu(model, setting):
         torch.cuda.set_sync_debug_mode(0)
     logged = runner.log_tick()
     assert logged and all(math.isfinite(v) for v in logged.values())
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_no_host_sync_on_gpu_with_folder_data(tmp_path, in_memory):
+    """Image files, held on the GPU (gathered and cropped per sample from host indices) or streamed
+    by a worker (pinned, copied asynchronously)."""
+    from conftest import write_paired_folder
+    root = write_paired_folder(tmp_path, {"train": 20, "val": 4}, height=36)
+    runner = runner_or_skip(*TINY_MODELS["pix2pix"], "reg=ms", "dataset=paired_folder", f"dataset.root={root}",
+                            "dataset.resolution=32", f"dataset.in_memory={str(in_memory).lower()}", "dataset.workers=1",
+                            "hardware=gpu")
+    steps_without_a_cuda_sync(runner)

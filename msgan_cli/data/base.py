@@ -26,6 +26,10 @@ class Split(ABC):
     """One split of a dataset. Batches hold float images in [-1, 1] or float point coordinates."""
 
     labels: torch.Tensor | None
+    # True: `batch` reads its index and seeds as Python numbers (per-sample work, as the files' splits
+    # do), so the training source hands them over on the host: a copy to the GPU and back would make
+    # the host wait for the GPU at every step.
+    host_indexed: bool = False
 
     @abstractmethod
     def __len__(self) -> int:
@@ -230,9 +234,11 @@ class InMemorySource(BatchSource):
 
     def next(self, device: torch.device) -> Batch:
         index, draws = self.sampler.next_batch()
+        seeds = augmentation_seeds(self.seed, draws)
+        if self.split.host_indexed:
+            return self.split.batch(index, seeds)
         # Asynchronous copies: a blocking one would make the host wait for the GPU at every step.
-        seeds = augmentation_seeds(self.seed, draws).to(device, non_blocking=True)
-        return self.split.batch(index.to(device, non_blocking=True), seeds)
+        return self.split.batch(index.to(device, non_blocking=True), seeds.to(device, non_blocking=True))
 
     def state_dict(self) -> dict[str, int]:
         return self.sampler.state_dict()

@@ -43,7 +43,11 @@ def resolve_in_memory(in_memory: bool | str, decoded_bytes: int, memory_limit_mb
 
 
 class FileSplit(Split):
-    """A split whose samples are decoded from files (subclasses implement `sample`)."""
+    """A split whose samples are decoded from files (subclasses implement `sample`). Held in memory,
+    `batch` gathers and crops sample by sample from host indices and seeds (`host_indexed`) out of
+    the copy on the training device."""
+
+    host_indexed = True
 
     def __init__(self, in_memory: bool, workers: int, device: torch.device | None = None):
         self.in_memory, self.workers = in_memory, workers

@@ -31,6 +31,10 @@ class UnpairedSplit(Split):
         self.first, self.second = first, second
         self.labels = second.labels   # B's: the domain models translate A into
 
+    @property
+    def host_indexed(self) -> bool:
+        return self.first.host_indexed or self.second.host_indexed
+
     def __len__(self) -> int:
         return max(len(self.first), len(self.second))
 
