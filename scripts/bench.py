@@ -4,8 +4,8 @@ and the engine's own cost: msgan's `reg=none` step over a bare step of the same 
 Usage: python scripts/bench.py [--steps 30] [--repeats 5] [--device auto] [--only drit] [--compile]
        python scripts/bench.py --eval [--device auto]: the time to generate and score 10,000 samples
        python scripts/bench.py --data [--device auto] [dataset=cub dataset.root=DIR ...]: the streamed data
-       pipeline's images per second (default: synthetic pix2pix pairs at 256 px) against what the model
-       that trains on it consumes per step
+       pipeline's images per second against what the model that trains on it consumes per step
+       (default: the four folder datasets, synthetic, in their real formats at the papers' sizes)
 Every configuration is built once; then timing rounds interleave them (each round times `--steps`
 steps of every configuration), and a configuration's time is its median round, so drift of the
 machine (thermal, other load) hits all alike. Prints one table per model and the machine it ran on.
@@ -17,8 +17,10 @@ plug-ins, statistics or divergence record. It trains its own copy of the network
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,10 +36,14 @@ from msgan_cli.errors import UserError
 from msgan_cli.evaluate import evaluate_run
 from msgan_cli.models.base import one_hot
 from msgan_cli.models.pix2pix.networks import downsample
+from msgan_cli.report import selected_regularizers
 from msgan_cli.train.runner import StepRunner
 from msgan_cli.train.session import build_session
 from msgan_cli.train.stats import collect
 from msgan_cli.train.threads import cores
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from datafiles import write_celeba, write_cub, write_paired_folder, write_unpaired_folder  # noqa: E402 (the tests' writers)
 
 DCGAN, GAN_2D, PIX2PIX = ("dcgan on digits (default run)", "2D GAN on grid25 (PacGAN setup)",
                           "pix2pix on outline_fill (32 px, batch 8)")
@@ -166,21 +172,66 @@ def time_evaluation(device: str, samples: int = 10_000) -> None:
     print(f"\ngoal: generating and scoring with NDB (K=100) and FID within {EVALUATION_GOAL_S:.0f} s on 2 CPU cores\n")
 
 
-def write_paired_jpegs(root: Path, count: int, size: int = 256) -> None:
-    """`count` side-by-side JPEG pairs (2 size x size) of smooth random content in root/train and one
-    in root/test: what pix2pix's datasets ship, for a decoder to chew on."""
-    generator = np.random.default_rng(0)
-    for split, n in (("train", count), ("test", 1)):
-        (root / split).mkdir(parents=True)
-        for i in range(n):
-            coarse = generator.integers(0, 256, (size // 16, size // 8, 3), dtype=np.uint8)
-            image = Image.fromarray(coarse).resize((2 * size, size), Image.BICUBIC)
-            image.save(root / split / f"{i}.jpg", quality=90)
+# The streamed folder datasets as the papers train on them: the model that trains on each, with the
+# paper's image size, network width and batch (a user's options on the command line win). `--data`
+# alone writes SYNTHETIC_COUNT photo-like files of each in its real format and image size
+# (tests/datafiles.py) and measures all four.
+PAPER_DATA = {
+    "paired_folder": ["model=pix2pix", "dataset.resolution=256", "dataset.load_size=286", "model.width=64",
+                      "trainer.batch_size=1"],                                      # facades / maps: BicycleGAN's
+    "unpaired_folder": ["model=drit", "model.width=64", "trainer.batch_size=2"],     # cat2dog: resize 256, crop 216
+    "cub": ["model=stackganpp", "model.stages=3", "model.base_size=64", "model.width_g=64", "model.width_d=64",
+            "trainer.batch_size=24"],                                               # birds_3stages: 304 -> 256
+    "celeba": ["model=stargan", "dataset.resolution=128", "model.width_g=64", "model.width_d=64",
+               "trainer.batch_size=16"],                                            # crop 178, resize 128
+}
+SYNTHETIC_COUNT = 128
+DATA_BATCHES = 12   # batches of 8 timed per worker count
 
 
-# The model whose appetite a folder dataset is measured against: the one that trains on it in the papers.
-DATA_MODELS = {"paired_folder": "pix2pix", "unpaired_folder": "drit", "cub": "stackganpp", "celeba": "stargan"}
-SYNTHETIC_PAIRS = ["dataset=paired_folder", "dataset.resolution=256", "dataset.load_size=286"]
+def write_synthetic(dataset: str, root: Path, count: int) -> tuple[str, list[str]]:
+    """`count` photo-like training images of `dataset` in its real format and size under root: what
+    they are, and the options that read them."""
+    if dataset == "paired_folder":
+        write_paired_folder(root, {"train": count, "test": 1}, height=256, textured=True)
+        return f"{count} JPEG pairs of 2 x 256 x 256 (pix2pix's format), resized to 286, cropped to 256, flipped", []
+    if dataset == "unpaired_folder":
+        write_unpaired_folder(root, {"trainA": count, "trainB": count, "testA": 1, "testB": 1}, size=256, textured=True)
+        return f"{count} JPEGs of 256 x 256 per domain (DRIT's format), resized to 256, cropped to 216, flipped", []
+    if dataset == "cub":
+        write_cub(root, {"train": count, "test": 1}, dim=1024, image_size=(375, 500), textured=True)
+        return (f"{count} JPEGs of 500 x 375 (CUB's size), cropped to their bird's box, resized to 304, cropped to "
+                f"256, flipped", [])
+    write_celeba(root, count + 1, textured=True)
+    return (f"{count} JPEGs of 178 x 218 (CelebA's aligned faces), centre crop 178, resized to 128, flipped",
+            ["dataset.test_images=1"])
+
+
+def image_files(root: Path, limit: int = 32) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:limit]
+
+
+def time_decoders(files: list[Path]) -> None:
+    """ms per image to decode `files` to RGB pixels with PIL (what the loaders use) and with
+    torchvision.io (libjpeg-turbo on tensors), and whether both give the same pixels."""
+    from torchvision.io import ImageReadMode, decode_image, read_file
+
+    def with_pil(path):
+        with Image.open(path) as image:
+            return torch.from_numpy(np.asarray(image.convert("RGB")).transpose(2, 0, 1).copy())
+
+    def with_torchvision(path):
+        return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+
+    timings = {}
+    for name, decode in (("PIL", with_pil), ("torchvision.io", with_torchvision)):
+        decode(files[0])
+        start = time.perf_counter()
+        decoded = [decode(path) for path in files]
+        timings[name] = (1000 * (time.perf_counter() - start) / len(files), decoded)
+    same = all(torch.equal(a, b) for a, b in zip(timings["PIL"][1], timings["torchvision.io"][1]))
+    print(f"decoding alone, {len(files)} files, one thread: PIL {timings['PIL'][0]:.2f} ms / image, torchvision.io "
+          f"{timings['torchvision.io'][0]:.2f} ms / image; the same pixels: {'yes' if same else 'no'}")
 
 
 class RepeatedBatch(BatchSource):
@@ -199,43 +250,54 @@ class RepeatedBatch(BatchSource):
         pass
 
 
-def time_data_pipeline(device: str, overrides: list[str], count: int = 256, batches: int = 12) -> None:
-    """Images per second decoded and augmented by 0..cores DataLoader workers (streamed, as a folder
-    too large for memory is), against the images per second the model that trains on the dataset
-    consumes (its step on one batch repeated, so without data cost), so that one sees whether the
-    model would wait for data. `overrides`: a streamed dataset (`dataset=cub dataset.root=...`, with
-    the model's options); none: `count` synthetic 256 px JPEG pairs in pix2pix's format."""
-    with tempfile.TemporaryDirectory() as folder:
-        if not overrides:
-            write_paired_jpegs(Path(folder), count)
-            overrides = SYNTHETIC_PAIRS + [f"dataset.root={folder}"]
-            print(f"{count} synthetic JPEG pairs of 2 x 256 x 256 in pix2pix's format, resized to 286 and randomly "
-                  f"cropped to 256 and flipped (BicycleGAN's setting)")
+def time_data_pipeline(device: str, overrides: list[str], steps: int) -> None:
+    """Images per second decoded and augmented by 0..min(cores, 8) DataLoader workers (streamed, as a
+    folder too large for memory is), then the images per second the model that trains on the dataset
+    consumes (its step on one batch repeated, so without data cost) and the workers it needs to keep
+    up. `overrides`: a user's streamed dataset (`dataset=cub dataset.root=...`, with the model's
+    options); none: the four folder datasets, synthetic, at the papers' sizes (PAPER_DATA)."""
+    if overrides:
         dataset = compose_config("train", overrides).dataset.name
-        if dataset not in DATA_MODELS:
-            raise SystemExit(f"--data measures the streamed folder datasets ({', '.join(DATA_MODELS)}); got {dataset}.")
-        common = [f"model={DATA_MODELS[dataset]}", *overrides, f"hardware.device={device}", "dataset.in_memory=false"]
-        print(f"{dataset}, streamed (dataset.in_memory=false), batch 8\n"
-              f"| DataLoader workers | images / s | per worker |\n|---|---|---|")
-        for workers in range(0, min(cores(), 8) + 1):
-            session = build_session(compose_config("train", common + [f"dataset.workers={workers}"]))
-            source = session.data.train.source(EpochSampler(len(session.data.train), 8, 0), 0)
-            source.next(session.device)   # the workers' start-up
-            start = time.perf_counter()
-            for _ in range(batches):
-                source.next(session.device)
-            rate = batches * 8 / (time.perf_counter() - start)
-            print(f"| {workers} | {rate:.0f} | {rate / max(workers, 1):.0f} |")
-        print(f"\n| model={DATA_MODELS[dataset]} step (reg=ms), one batch repeated | ms / step | images / s consumed |"
-              f"\n|---|---|---|")
-        for batch_size in (1, 8):
-            runner = StepRunner(compose_config("train", common + ["reg=ms", "dataset.workers=0",
-                                                                  f"trainer.batch_size={batch_size}"]))
-            runner.source = RepeatedBatch(runner.source.next(runner.session.device))
-            seconds_per_step(runner, 1)
-            seconds = seconds_per_step(runner, 3)
-            print(f"| batch {batch_size} | {1000 * seconds:.0f} | {batch_size / seconds:.1f} |")
-        print()
+        if dataset not in PAPER_DATA:
+            raise SystemExit(f"--data measures the streamed folder datasets ({', '.join(PAPER_DATA)}); got {dataset}.")
+        time_dataset(device, dataset, PAPER_DATA[dataset] + overrides, steps)   # the user's options win
+        return
+    for dataset, options in PAPER_DATA.items():
+        with tempfile.TemporaryDirectory() as folder:
+            what, reading = write_synthetic(dataset, Path(folder), SYNTHETIC_COUNT)
+            print(what)
+            time_dataset(device, dataset, [*options, f"dataset={dataset}", f"dataset.root={folder}", *reading], steps)
+
+
+def time_dataset(device: str, dataset: str, overrides: list[str], steps: int) -> None:
+    """The tables of `time_data_pipeline` for one dataset; `overrides` start with model=..."""
+    common = [*overrides, f"hardware.device={device}", "dataset.in_memory=false"]
+    runner = StepRunner(compose_config("train", common + ["dataset.workers=0"]))   # the model's default reg
+    time_decoders(image_files(Path(runner.session.cfg.dataset.root)))
+    print(f"{dataset}, streamed (dataset.in_memory=false), batches of 8\n"
+          f"| DataLoader workers | images / s | per worker |\n|---|---|---|")
+    per_worker = []
+    for workers in range(0, min(cores(), 8) + 1):
+        session = build_session(compose_config("train", common + [f"dataset.workers={workers}"]))
+        source = session.data.train.source(EpochSampler(len(session.data.train), 8, 0), 0)
+        source.next(session.device)   # the workers' start-up
+        start = time.perf_counter()
+        for _ in range(DATA_BATCHES):
+            source.next(session.device)
+        rate = DATA_BATCHES * 8 / (time.perf_counter() - start)
+        per_worker.append(rate / max(workers, 1))
+        print(f"| {workers} | {rate:.0f} | {rate / max(workers, 1):.0f} |")
+    model = overrides[0].removeprefix("model=")
+    batch_size = runner.session.cfg.trainer.batch_size
+    regularizers = "+".join(name for name, _ in selected_regularizers(runner.session.cfg)) or "none"
+    runner.source = RepeatedBatch(runner.source.next(runner.session.device))
+    seconds_per_step(runner, 1)
+    seconds = seconds_per_step(runner, steps)
+    consumed = batch_size / seconds
+    slowest_worker = min(per_worker[1:] or per_worker)
+    print(f"\nmodel={model} (reg={regularizers}, batch {batch_size}) on one batch repeated: {1000 * seconds:.0f} ms / step, "
+          f"{consumed:.1f} images / s consumed: {math.ceil(consumed / slowest_worker)} worker(s) at "
+          f"{slowest_worker:.0f} images / s each keep up\n")
 
 
 def machine(device: str) -> str:
@@ -246,7 +308,7 @@ def machine(device: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=None, help="steps per round (30; with --data: 3)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--only", default="", help="time only the setups whose name contains this (e.g. drit)")
@@ -254,18 +316,21 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time reg=none with hardware.compile=true")
     parser.add_argument("--data", action="store_true", help="time the streamed data pipeline instead")
     parser.add_argument("overrides", nargs="*", help="with --data: a streamed dataset, e.g. dataset=cub "
-                                                      "dataset.root=DIR (default: synthetic pix2pix pairs)")
+                                                      "dataset.root=DIR (default: the four, synthetic)")
     args = parser.parse_args()
     if args.overrides and not args.data:
         parser.error(f"options such as {args.overrides[0]} go with --data only")
     if args.eval or args.data:
         print(f"machine: {machine(args.device)}\n")
-        if args.eval:
-            time_evaluation(args.device)
-        else:
-            time_data_pipeline(args.device, args.overrides)
+        try:
+            if args.eval:
+                time_evaluation(args.device)
+            else:
+                time_data_pipeline(args.device, args.overrides, args.steps or 3)
+        except UserError as error:   # e.g. no data where dataset.root points
+            raise SystemExit(f"bench.py: {error}") from None
         return
-    print(f"machine: {machine(args.device)}; {args.repeats} rounds of {args.steps} steps, median round\n")
+    print(f"machine: {machine(args.device)}; {args.repeats} rounds of {args.steps or 30} steps, median round\n")
     on_cuda = args.device != "cpu" and torch.cuda.is_available()
     for setup, setup_overrides in SETUPS.items():
         if args.only not in setup:
@@ -287,7 +352,7 @@ def main() -> None:
         rounds = {name: [] for name in runners}
         for _ in range(args.repeats):
             for name, runner in runners.items():
-                rounds[name].append(seconds_per_step(runner, args.steps))
+                rounds[name].append(seconds_per_step(runner, args.steps or 30))
         base = statistics.median(rounds["none"])
         print(f"{setup}\n| reg | ms / step | x reg=none | images / s |\n|---|---|---|---|")
         for name, times in rounds.items():

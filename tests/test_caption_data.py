@@ -7,7 +7,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import CUB_SPECIES, write_cub
+from datafiles import CUB_SPECIES, write_cub
 from msgan_cli.data import EpochSampler, load_dataset
 from msgan_cli.errors import UserError
 

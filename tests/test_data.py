@@ -11,7 +11,7 @@ from msgan_cli.data import EpochSampler, load_dataset
 from msgan_cli.data.idx import read_idx
 from msgan_cli.errors import UserError
 
-from conftest import write_fashion, write_idx
+from datafiles import write_fashion, write_idx
 
 
 def cfg(**values):
@@ -140,7 +140,7 @@ def halves(path, direction="AtoB"):
 
 @pytest.mark.parametrize("direction", ["AtoB", "BtoA"])
 def test_paired_folder_gives_the_input_half_and_the_target_half(tmp_path, direction):
-    from conftest import write_paired_folder
+    from datafiles import write_paired_folder
     write_paired_folder(tmp_path)
     data = load_dataset(paired_cfg(tmp_path, direction=direction))
     assert len(data.train) == 6 and len(data.test) == 3 and data.inputs == "image"
@@ -154,7 +154,7 @@ def test_paired_folder_gives_the_input_half_and_the_target_half(tmp_path, direct
 def test_paired_training_crops_and_flips_both_halves_alike(tmp_path):
     """B is A with its channels reversed and negated, pixel by pixel: a crop or flip that differed between
     the halves would break that."""
-    from conftest import write_paired_folder
+    from datafiles import write_paired_folder
     from msgan_cli.data.base import augmentation_seeds
     write_paired_folder(tmp_path)
     data = load_dataset(paired_cfg(tmp_path, resolution=16, load_size=20))
@@ -170,7 +170,7 @@ def test_paired_training_crops_and_flips_both_halves_alike(tmp_path):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_streamed_batches_equal_in_memory_batches_and_resume_mid_epoch(tmp_path, workers):
-    from conftest import write_paired_folder
+    from datafiles import write_paired_folder
     write_paired_folder(tmp_path, {"train": 10, "test": 2})
     options = dict(resolution=16, load_size=20, workers=workers)
     held = load_dataset(paired_cfg(tmp_path, in_memory=True, **options))
@@ -193,7 +193,7 @@ def test_a_split_that_gathers_on_the_host_gets_host_indices_and_others_device_on
     """A held folder split crops sample by sample from Python numbers: its indices and seeds stay on
     the host (on a GPU, a copy there and back would stall every step); a tensor split's go to the
     device. The "meta" device stands in for a GPU."""
-    from conftest import write_paired_folder
+    from datafiles import write_paired_folder
     from msgan_cli.data.base import InMemorySource, TensorSplit
     write_paired_folder(tmp_path, {"train": 8, "test": 2})
     folder = load_dataset(paired_cfg(tmp_path, in_memory=True, resolution=16, load_size=20)).train
@@ -212,7 +212,7 @@ def test_a_split_that_gathers_on_the_host_gets_host_indices_and_others_device_on
 
 
 def test_paired_folder_bad_input_is_one_sentence(tmp_path, caplog):
-    from conftest import write_paired_folder
+    from datafiles import write_paired_folder
     with pytest.raises(UserError, match="has no train/ folder"):
         load_dataset(paired_cfg(tmp_path))
     (tmp_path / "train").mkdir()
@@ -231,7 +231,7 @@ def test_paired_folder_bad_input_is_one_sentence(tmp_path, caplog):
 
 
 def test_an_image_that_fails_to_decode_mid_run_stops_with_its_name(tmp_path):
-    from conftest import write_paired_folder
+    from datafiles import write_paired_folder
     write_paired_folder(tmp_path, {"train": 4, "test": 1})
     path = tmp_path / "train" / "2.png"
     path.write_bytes(path.read_bytes()[:200])             # the header reads, the pixels do not
@@ -331,7 +331,7 @@ def unpaired_cfg(root, **values):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_unpaired_folder_gives_domain_a_as_inputs_and_streams_like_memory(tmp_path, workers):
-    from conftest import write_unpaired_folder
+    from datafiles import write_unpaired_folder
     write_unpaired_folder(tmp_path)
     held = load_dataset(unpaired_cfg(tmp_path, in_memory=True, workers=workers))
     streamed = load_dataset(unpaired_cfg(tmp_path, memory_limit_mb=0, workers=workers))
@@ -354,7 +354,7 @@ def test_unpaired_folder_gives_domain_a_as_inputs_and_streams_like_memory(tmp_pa
 
 
 def test_unpaired_folder_bad_input_is_one_sentence(tmp_path):
-    from conftest import write_unpaired_folder
+    from datafiles import write_unpaired_folder
     with pytest.raises(UserError, match="needs dataset.root"):
         load_dataset(unpaired_cfg(None))
     write_unpaired_folder(tmp_path, {"trainA": 2, "testA": 1, "testB": 1})
@@ -379,7 +379,7 @@ def image_folder_cfg(root) -> OmegaConf:
 
 def test_image_folder_skips_files_that_are_not_images_and_names_them(tmp_path, caplog):
     """Before: PIL.UnidentifiedImageError from an unguarded open, a traceback."""
-    from conftest import write_image_folder
+    from datafiles import write_image_folder
     write_image_folder(tmp_path, count=6)
     (tmp_path / "notes.png").write_text("not an image")
     with caplog.at_level("WARNING"):
@@ -410,7 +410,7 @@ class RunsCode:
 
 
 def test_cifar10_batches_are_unpickled_without_running_code(tmp_path):
-    from conftest import write_cifar
+    from datafiles import write_cifar
     write_cifar(tmp_path)
     with open(tmp_path / "data_batch_3", "wb") as f:
         pickle.dump({b"data": RunsCode(), b"labels": [0]}, f)

@@ -84,7 +84,7 @@ def test_pix2pix_on_streamed_pairs_trains_under_ddp_like_one_process(tmp_path):
     outputs. Weights are not compared one by one: the reference's conv biases before InstanceNorm get
     exactly zero gradients, which Adam turns into rounding-noise steps that differ between the runs and
     change no output."""
-    from conftest import write_paired_folder
+    from datafiles import write_paired_folder
     from msgan_cli.evaluate import load_trained_session
     root = write_paired_folder(tmp_path / "data", {"train": 12, "val": 2}, height=16)
     common = ["model=pix2pix", "model.width=4", "dataset=paired_folder", f"dataset.root={root}", "dataset.resolution=16",

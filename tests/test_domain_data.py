@@ -3,7 +3,8 @@ views of attribute edits, and CelebA's real format with its bad inputs."""
 import pytest
 import torch
 
-from conftest import compose, write_celeba
+from conftest import compose
+from datafiles import write_celeba
 from msgan_cli.data import load_dataset
 from msgan_cli.data.attributes import Attributes, Edit, edited_view
 from msgan_cli.errors import UserError

@@ -9,7 +9,7 @@ from hydra.core.config_store import ConfigStore
 from torch import nn
 
 from conftest import compose, tensorboard_tags, train_run
-from msgan_cli.data.batch import Batch, concat, repeat_rows, rows, take
+from msgan_cli.data.batch import concat, repeat_rows, rows, take
 from msgan_cli.models import register_model
 from msgan_cli.models.adversarial import AdversarialRecipe
 from msgan_cli.models.gan_loss import GANLoss

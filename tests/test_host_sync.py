@@ -90,7 +90,7 @@ def steps_without_a_cuda_sync(runner: StepRunner) -> None:
 def test_no_host_sync_on_gpu_with_folder_data(tmp_path, in_memory):
     """Image files, held on the GPU (gathered and cropped per sample from host indices) or streamed
     by a worker (pinned, copied asynchronously)."""
-    from conftest import write_paired_folder
+    from datafiles import write_paired_folder
     root = write_paired_folder(tmp_path, {"train": 20, "val": 4}, height=36)
     runner = runner_or_skip(*TINY_MODELS["pix2pix"], "reg=ms", "dataset=paired_folder", f"dataset.root={root}",
                             "dataset.resolution=32", f"dataset.in_memory={str(in_memory).lower()}", "dataset.workers=1",

@@ -263,7 +263,8 @@ def random_inception_weights(path, monkeypatch):
 
 @pytest.mark.slow
 def test_inception_extractor_scores_an_unlabelled_image_folder(tmp_path, monkeypatch):
-    from conftest import compose, train_run, write_image_folder
+    from conftest import compose, train_run
+    from datafiles import write_image_folder
     from msgan_cli.errors import UserError
     from msgan_cli.evaluate import resolve_metric_names
     from msgan_cli.metrics.fidelity import INCEPTION_WEIGHTS, InceptionExtractor

@@ -5,7 +5,8 @@ its bad inputs."""
 import pytest
 import torch
 
-from conftest import compose, msgan, state_of, tensorboard_tags, tiny, train_run, write_cub
+from conftest import compose, msgan, state_of, tensorboard_tags, tiny, train_run
+from datafiles import write_cub
 from msgan_cli.errors import UserError
 from msgan_cli.models.stackganpp import kl_to_prior
 from msgan_cli.models.stackganpp.networks import ConditioningAugmentation, StageDiscriminator, TreeGenerator

@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from conftest import compose, msgan, state_of, tensorboard_tags, tiny, train_run, write_celeba
+from conftest import compose, msgan, state_of, tensorboard_tags, tiny, train_run
+from datafiles import write_celeba
 from msgan_cli.errors import UserError
 from msgan_cli.models.stargan.networks import Discriminator, Generator, layers_for
 from msgan_cli.train.context import StepContext

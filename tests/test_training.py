@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import (compose, load_metrics, state_of, tensorboard_tags, train_run, write_cifar, write_fashion,
-                      write_image_folder, write_paired_folder)
+from conftest import compose, load_metrics, state_of, tensorboard_tags, train_run
+from datafiles import write_cifar, write_fashion, write_image_folder, write_paired_folder
 from msgan_cli.errors import UserError
 from msgan_cli.train.context import StepContext
 from msgan_cli.train.session import build_session
