@@ -3,11 +3,12 @@
 (read from each run's `.hydra/overrides.yaml`, one column per key), the baseline (`none`) first; a
 column per metric as mean ± std over seeds, its better direction in the header and the best row in
 bold. No finished run is dropped: runs of the same configuration and seed are averaged per seed and
-listed; runs without metrics.json (diverged, failed or unfinished) are listed with what run_info.json
-says of them. Written as Markdown (report.md), CSV (report.csv: numbers, a mean and a std column per
-metric, n = seeds) and a plot (report.png: each headline metric against the regulariser weight where
-the sweep varied it, else one bar per row, every seed's value as a dot), and printed. A last column
-says where the runs ran (host, SLURM job, GPU).
+listed; runs without metrics.json (diverged, stopped, failed or unfinished) are listed with what
+run_info.json says of them, and the runs multirun.yaml asks for that never started are listed too.
+Written as Markdown (report.md), CSV (report.csv: numbers, a mean and a std column per metric, n =
+seeds) and a plot (report.png: each headline metric against the regulariser weight where the sweep
+varied it, else one bar per row, every seed's value as a dot), and printed. A last column says
+where the runs ran (host, SLURM job, GPU).
 """
 from __future__ import annotations
 
@@ -209,6 +210,31 @@ def run_status(run_dir: Path) -> str:
     return "failed or unfinished"
 
 
+def runs_never_started(sweep_dir: Path) -> list[str]:
+    """The runs the sweep's multirun.yaml asks for that have no folder: cancelled, or killed before
+    they began (Hydra's basic sweeper, which every launcher here uses: the product of the swept values,
+    numbered in launch order, each in the folder of its number). Each as "#5: reg=ms seed=2" (the swept
+    keys). Empty where that cannot be known: no multirun.yaml, another sweeper or folder naming."""
+    path = sweep_dir / "multirun.yaml"
+    if not path.is_file():
+        return []
+    hydra_cfg = OmegaConf.to_container(OmegaConf.load(path).get("hydra", {}), resolve=False)
+    sweeper, subdir = hydra_cfg.get("sweeper") or {}, (hydra_cfg.get("sweep") or {}).get("subdir")
+    if not str(sweeper.get("_target_", "")).endswith("BasicSweeper") or subdir != "${hydra.job.num}":
+        return []
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    arguments = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
+    arguments += list((hydra_cfg.get("overrides") or {}).get("task") or [])
+    try:   # as the sweeper expanded them (a sweep over config files by glob would need the config loader)
+        jobs = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(arguments), None)[0]
+    except Exception:
+        return []
+    swept = [i for i in range(len(jobs[0]) if jobs else 0) if len({job[i] for job in jobs}) > 1]
+    return [f"#{number}: {' '.join(job[i] for i in swept)}" for number, job in enumerate(jobs)
+            if not (sweep_dir / str(number) / ".hydra" / "config.yaml").is_file()]
+
+
 def last_placement(run_dir: Path) -> str | None:
     """Where the run's latest attempt ran, from run_info.json (train/placement.py)."""
     attempts = read_json(run_dir / "run_info.json").get("attempts")
@@ -335,6 +361,7 @@ def build_report(sweep_dir: Path) -> tuple[Path, str]:
     if not sweep_dir.is_dir():
         raise UserError(f"{sweep_dir} is not a directory: give the folder of a multirun (or of one run).")
     runs, unfinished = collect_runs(sweep_dir)
+    never_started = runs_never_started(sweep_dir)
     if not runs and not unfinished:
         raise UserError(f"No msgan runs (.hydra/config.yaml) found under {sweep_dir}.")
     by_table = defaultdict(list)
@@ -354,6 +381,9 @@ def build_report(sweep_dir: Path) -> tuple[Path, str]:
     if unfinished:
         lines += [f"Runs without metrics.json: {len(unfinished)}"]
         lines += [f"- {path}: {run_status(path)}" for path in unfinished]
+    if never_started:
+        lines += [f"Runs of the sweep (multirun.yaml) that never started, no folder: {len(never_started)}"]
+        lines += [f"- {run}" for run in never_started]
     text = "\n".join(lines) + "\n"
     markdown_path = sweep_dir / "report.md"
     markdown_path.write_text(text)

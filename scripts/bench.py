@@ -186,7 +186,7 @@ PAPER_DATA = {
                "trainer.batch_size=16"],                                            # crop 178, resize 128
 }
 SYNTHETIC_COUNT = 128
-DATA_BATCHES = 12   # batches of 8 timed per worker count
+DATA_BATCHES = 40   # batches of 8 timed per worker count (fewer: a new worker's start-up shows)
 
 
 def write_synthetic(dataset: str, root: Path, count: int) -> tuple[str, list[str]]:
@@ -291,8 +291,9 @@ def time_dataset(device: str, dataset: str, overrides: list[str], steps: int) ->
     batch_size = runner.session.cfg.trainer.batch_size
     regularizers = "+".join(name for name, _ in selected_regularizers(runner.session.cfg)) or "none"
     runner.source = RepeatedBatch(runner.source.next(runner.session.device))
-    seconds_per_step(runner, 1)
-    seconds = seconds_per_step(runner, steps)
+    cycle = math.lcm(*(phase.every for phase in runner.phases))   # DRIT's d_iter 3, StarGAN's n_critic 5: every phase
+    seconds_per_step(runner, cycle)
+    seconds = seconds_per_step(runner, steps * cycle)
     consumed = batch_size / seconds
     slowest_worker = min(per_worker[1:] or per_worker)
     print(f"\nmodel={model} (reg={regularizers}, batch {batch_size}) on one batch repeated: {1000 * seconds:.0f} ms / step, "
@@ -308,7 +309,8 @@ def machine(device: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=None, help="steps per round (30; with --data: 3)")
+    parser.add_argument("--steps", type=int, default=None, help="steps per round (30); with --data: the model's "
+                                                                "step cycles timed (3)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--only", default="", help="time only the setups whose name contains this (e.g. drit)")

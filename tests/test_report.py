@@ -118,3 +118,19 @@ def test_options_of_an_unused_regulariser_and_the_seed_raise_no_warning(tmp_path
                   seed=i, reg={"ms": {"enabled": False, "weight": weight}})
     _, text = build_report(tmp_path)
     assert "Warning" not in text
+
+
+def test_runs_a_sweep_asked_for_that_never_started_are_listed(tmp_path):
+    """multirun.yaml as Hydra writes it: the runs are the product of the swept values, in launch order."""
+    hydra = {"sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", "params": None},
+             "sweep": {"dir": str(tmp_path), "subdir": "${hydra.job.num}"},
+             "overrides": {"task": ["reg=none,ms", "seed=0,1", "trainer.max_steps=10"]}}
+    OmegaConf.save(OmegaConf.create({"hydra": hydra}), tmp_path / "multirun.yaml")
+    for number, (reg, seed) in enumerate([("none", 0), ("none", 1), ("ms", 0)]):   # #3 (ms, seed 1) never ran
+        write_run(tmp_path / str(number), [f"reg={reg}", f"seed={seed}"], {"class_acc": 0.5}, seed=seed,
+                  reg=MS if reg == "ms" else None)
+    _, text = build_report(tmp_path)
+    assert "never started, no folder: 1\n- #3: reg=ms seed=1" in text
+    hydra["sweep"]["subdir"] = "${hydra.job.override_dirname}"   # folders not by number: cannot be told
+    OmegaConf.save(OmegaConf.create({"hydra": hydra}), tmp_path / "multirun.yaml")
+    assert "never started" not in build_report(tmp_path)[1]

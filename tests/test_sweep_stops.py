@@ -2,6 +2,7 @@
 the runs after it and, with the parallel launcher, the run beside it train to the end; the sweep then
 exits 2 naming the stopped run, and `msgan report` says why it has no metrics."""
 import json
+import shutil
 
 import pytest
 
@@ -29,6 +30,10 @@ def check_sweep(result, sweep) -> None:
 def test_a_stopped_run_does_not_stop_a_sequential_sweep(tmp_path):
     result = msgan("train", "-m", *SWEEP, f"hydra.sweep.dir={tmp_path}")
     check_sweep(result, tmp_path)
+    # A run whose folder is gone (never started: killed or cancelled first) is named from multirun.yaml.
+    shutil.rmtree(tmp_path / "1")
+    _, text = build_report(tmp_path)
+    assert "Runs of the sweep (multirun.yaml) that never started, no folder: 1\n- #1: trainer.batch_size=16" in text
 
 
 @pytest.mark.slow
