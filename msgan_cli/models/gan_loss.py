@@ -84,7 +84,10 @@ class GANLoss:
         mixing = torch.rand(len(real), *[1] * (real.dim() - 1), device=real.device, dtype=real.dtype)
         interpolates = (mixing * real.detach() + (1 - mixing) * fake.detach()).requires_grad_(True)
         penalty = 0.0
-        for logits in _each(critic(interpolates)):   # one penalty per discriminator
-            gradients, = torch.autograd.grad(logits.float().sum(), interpolates, create_graph=True)
-            penalty = penalty + (gradients.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+        # The penalty is differentiated twice, which graphs of torch.compile cannot be (aot_autograd):
+        # under hardware.compile the critic runs eagerly here, and compiled everywhere else.
+        with torch.compiler.set_stance("force_eager"):
+            for logits in _each(critic(interpolates)):   # one penalty per discriminator
+                gradients, = torch.autograd.grad(logits.float().sum(), interpolates, create_graph=True)
+                penalty = penalty + (gradients.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
         return self.gradient_penalty * penalty

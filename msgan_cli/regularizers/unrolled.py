@@ -86,11 +86,14 @@ def unroll_discriminator(recipe, ctx, optimizer: torch.optim.Adam, steps: int,
     # Trial forwards update copies of the buffers (BatchNorm statistics, power iterations), not D's.
     buffers = {name: b.clone() for name, b in discriminator.named_buffers()}
     current = [p.detach().requires_grad_() for _, p in named]   # no gradient into D's own weights
+    # G's gradient goes through these trial steps' gradients, a second differentiation that graphs of
+    # torch.compile cannot take (aot_autograd): under hardware.compile the trials run eagerly.
+    stance = "default" if first_order else "force_eager"
     for t in range(1, steps + 1):
-        with swapped_tensors(discriminator, dict(zip(names, current)) | buffers):
+        with swapped_tensors(discriminator, dict(zip(names, current)) | buffers), torch.compiler.set_stance(stance):
             loss = ctx.loss_scale * recipe.discriminator_loss(ctx.discriminator_real, ctx.condition, fake_images,
                                                              fake.condition, aligned_rows=fake.per_group)
-        grads = torch.autograd.grad(loss, current, create_graph=not first_order, allow_unused=True)
+            grads = torch.autograd.grad(loss, current, create_graph=not first_order, allow_unused=True)
         grads = [torch.zeros_like(c) if g is None else g for c, g in zip(current, grads)]
         current, exp_avg, exp_avg_sq = adam_update(current, grads, exp_avg, exp_avg_sq, done + t, group["lr"],
                                                    group["betas"], group["eps"], group["weight_decay"])
