@@ -16,6 +16,7 @@ import sys
 import time
 import warnings
 from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -141,6 +142,38 @@ def training_step(session: Session, phases: list[Phase], optimizers, parameters,
             run_phase(phase, ctx, session, optimizers[phase.optimizer], parameters[phase.name], guard)
 
 
+@dataclass
+class Training:
+    """A configuration built to train, as `msgan train` builds it (the loop; `runner.StepRunner` for
+    the benchmarks and tests): its session, phases and optimisers, batch source and divergence record."""
+
+    session: Session
+    phases: list[Phase]
+    optimizers: dict[str, torch.optim.Optimizer]
+    parameters: dict[str, list[torch.nn.Parameter]]   # per phase: those whose gradients it produces
+    pairs: int                                         # samples per condition (samples_per_condition)
+    source: BatchSource
+    guard: DivergenceGuard
+
+    def step(self, step: int) -> None:
+        training_step(self.session, self.phases, self.optimizers, self.parameters, self.source, self.pairs, step,
+                      self.guard)
+
+
+def build_training(cfg: DictConfig, info: distributed.ProcessInfo | None = None) -> Training:
+    session = build_session(cfg, info)
+    info = session.info
+    check_trainer_options(cfg.trainer, session.regularizers, info.world_size)
+    phases, optimizers = phases_and_optimizers(session)
+    try:
+        sampler = EpochSampler(len(session.data.train), cfg.trainer.batch_size, cfg.seed, info.rank, info.world_size)
+    except ValueError as error:
+        raise UserError(f"{error}: lower trainer.batch_size.") from None
+    return Training(session, phases, optimizers, phase_parameters(session.recipe, phases),
+                    samples_per_condition(session.regularizers), session.data.train.source(sampler, cfg.seed),
+                    DivergenceGuard([phase.name for phase in phases], session.device))
+
+
 def phases_and_optimizers(session: Session) -> tuple[list[Phase], dict[str, torch.optim.Optimizer]]:
     """The model's phases and optimisers, with what the regularisers add (MDGAN's encoder and
     manifold discriminator)."""
@@ -187,19 +220,11 @@ def train_locked(cfg: DictConfig, run_dir: Path, info: distributed.ProcessInfo) 
     # A typo or a wrong type is one sentence before anything starts (here, not in build_session: the
     # config of an older run, read back by eval and sample, may hold keys since renamed).
     check_options(cfg)
-    session = build_session(cfg, info)
+    training = build_training(cfg, info)
+    session, optimizers, source, guard = training.session, training.optimizers, training.source, training.guard
     recipe, data, trainer = session.recipe, session.data, cfg.trainer
-    pairs = samples_per_condition(session.regularizers)
-    check_trainer_options(trainer, session.regularizers, info.world_size)
     metric_names = resolve_metric_names(cfg.eval.metrics, recipe, data, cfg.eval)   # a bad name fails now, not at the end
-    phases, optimizers = phases_and_optimizers(session)
     schedules = learning_rate_schedules(optimizers, trainer.max_steps, trainer.lr_decay_from)
-    parameters = phase_parameters(recipe, phases)
-    try:
-        sampler = EpochSampler(len(data.train), trainer.batch_size, cfg.seed, info.rank, info.world_size)
-    except ValueError as error:
-        raise UserError(f"{error}: lower trainer.batch_size.") from None
-    source = data.train.source(sampler, cfg.seed)
 
     checkpoint_path = run_dir / "checkpoints" / "last.pt"
     if info.is_main:
@@ -237,10 +262,9 @@ def train_locked(cfg: DictConfig, run_dir: Path, info: distributed.ProcessInfo) 
     stop = StopSignal()
     progress = tqdm(total=trainer.max_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
                     disable=not (info.is_main and trainer.progress_bar))
-    guard = DivergenceGuard([phase.name for phase in phases], session.device)
     try:
         while step < trainer.max_steps and not stop.any_rank():
-            training_step(session, phases, optimizers, parameters, source, pairs, step, guard)
+            training.step(step)
             if average is not None:
                 average.update(recipe, step)
             step += 1

@@ -1,41 +1,31 @@
 """A run's training steps without the loop around them (no logging, checkpoints or evaluation): what
-`scripts/bench.py` times and the host-synchronisation tests step through. The step is the loop's own
-(`training_step`), built the way `msgan train` builds it.
+`scripts/bench.py` times and the host-synchronisation tests step through. The configuration is built
+and stepped as `msgan train` builds and steps it (`loop.build_training`, `Training.step`).
 """
 from __future__ import annotations
+
+from dataclasses import fields
 
 import torch
 from omegaconf import DictConfig
 
-from msgan_cli.data import EpochSampler
-from msgan_cli.train.divergence import DivergenceGuard
-from msgan_cli.train.loop import (check_trainer_options, phase_parameters, phases_and_optimizers,
-                                  samples_per_condition, training_step)
-from msgan_cli.train.session import build_session
+from msgan_cli.train.loop import Training, build_training
 from msgan_cli.train.stats import collect
 
 
-class StepRunner:
+class StepRunner(Training):
     """A built configuration whose training steps can be run one after another."""
 
     def __init__(self, cfg: DictConfig):
-        self.session = build_session(cfg)
-        recipe, trainer = self.session.recipe, cfg.trainer
-        check_trainer_options(trainer, self.session.regularizers, self.session.info.world_size)
-        self.phases, self.optimizers = phases_and_optimizers(self.session)
-        self.parameters = phase_parameters(recipe, self.phases)
-        self.pairs = samples_per_condition(self.session.regularizers)
-        self.guard = DivergenceGuard([phase.name for phase in self.phases], self.session.device)   # as the loop
-        sampler = EpochSampler(len(self.session.data.train), trainer.batch_size, cfg.seed)
-        self.source = self.session.data.train.source(sampler, cfg.seed)
-        self.step = 0
+        built = build_training(cfg)
+        super().__init__(*(getattr(built, field.name) for field in fields(Training)))
+        self.steps_done = 0
 
     def run(self, steps: int) -> None:
         """`steps` training steps, as the loop runs them between two log ticks (nothing read back)."""
         for _ in range(steps):
-            training_step(self.session, self.phases, self.optimizers, self.parameters, self.source, self.pairs,
-                          self.step, self.guard)
-            self.step += 1
+            self.step(self.steps_done)
+            self.steps_done += 1
 
     def log_tick(self) -> dict[str, float]:
         """What the loop does at a log tick: read the reported values and the divergence record (the
