@@ -77,6 +77,8 @@ METHODS = {
     "ms + sr": ["reg=[ms,sr]"],
 }
 COMPILED = {"none (hardware.compile)": ["reg=none", "hardware.compile=true"]}   # --compile: a minute or more each
+COMPILED_ON_CUDA = {"none (hardware.compile, reduce-overhead: CUDA graphs)": [
+    "reg=none", "hardware.compile=true", "hardware.compile_mode=reduce-overhead"]}
 ON_CUDA = {"none (hardware.amp: bf16)": ["reg=none", "hardware.amp=true"],
            "none (amp + channels_last)": ["reg=none", "hardware.amp=true", "hardware.channels_last=true"]}
 
@@ -338,7 +340,8 @@ def main() -> None:
         if args.only not in setup:
             continue
         runners, refused = {}, {}
-        methods = METHODS | (COMPILED if args.compile else {}) | (ON_CUDA if on_cuda else {})
+        methods = (METHODS | (COMPILED if args.compile else {}) | (ON_CUDA if on_cuda else {})
+                   | (COMPILED_ON_CUDA if args.compile and on_cuda else {}))
         for name, extra in methods.items():
             try:
                 runners[name] = StepRunner(compose_config("train", setup_overrides + extra +
