@@ -25,15 +25,15 @@ def test_the_average_follows_the_warm_up_decay():
     with torch.no_grad():
         for p in recipe.generator.parameters():
             p.fill_(1.0)
-    average.update(recipe, 0)             # 0.1 start + 0.9 x 1
-    average.update(recipe, 100)           # 0.9 (that) + 0.1 x 1
+    average.update(0)             # 0.1 start + 0.9 x 1
+    average.update(100)           # 0.9 (that) + 0.1 x 1
     for name, p in average.average["generator"].named_parameters():
         expected = 0.9 * (0.1 * start[name] + 0.9) + 0.1
         assert torch.allclose(p, expected), name
     assert not any(p.requires_grad for p in average.average["generator"].parameters())
     # Swapped in for the duration only.
     own = recipe.generator
-    with average.swapped_in(recipe):
+    with average.swapped_in():
         assert recipe.generator is average.average["generator"]
     assert recipe.generator is own
 

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 class WeightAverage:
-    """The averaged copies of a recipe's `averaged_networks`, updated after each training step."""
+    """The averaged copies of `recipe`'s `averaged_networks`, updated after each training step."""
 
     def __init__(self, recipe: Recipe, decay: float):
         if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay < 1:
@@ -44,27 +44,27 @@ class WeightAverage:
         return min(self.decay, (1 + step) / (10 + step))
 
     @torch.no_grad()
-    def update(self, recipe: Recipe, step: int) -> None:
+    def update(self, step: int) -> None:
         """Move the average towards the weights after training step `step` (0-based)."""
         weight = 1 - self.decay_at(step)
         for name, average in self.average.items():
-            live = getattr(recipe, name)
+            live = getattr(self.recipe, name)
             for kept, current in zip(average.parameters(), live.parameters()):
                 kept.lerp_(current, weight)
             for kept, current in zip(average.buffers(), live.buffers()):
                 kept.copy_(current)
 
     @contextmanager
-    def swapped_in(self, recipe: Recipe):
+    def swapped_in(self):
         """The recipe with the averaged networks in place of its own, for the duration."""
-        own = {name: getattr(recipe, name) for name in self.average}
+        own = {name: getattr(self.recipe, name) for name in self.average}
         for name, average in self.average.items():
-            setattr(recipe, name, average)
+            setattr(self.recipe, name, average)
         try:
             yield
         finally:
             for name, network in own.items():
-                setattr(recipe, name, network)
+                setattr(self.recipe, name, network)
 
     def state_dict(self) -> dict:
         return {name: average.state_dict() for name, average in self.average.items()}
@@ -85,9 +85,10 @@ def weight_average(recipe: Recipe, decay: float | None) -> WeightAverage | None:
     return None if decay is None else WeightAverage(recipe, decay)
 
 
-def evaluated_weights(recipe: Recipe, average: WeightAverage | None):
-    """The weights evaluation and sample grids use: the average when there is one."""
-    return nullcontext() if average is None else average.swapped_in(recipe)
+def evaluated_weights(average: WeightAverage | None):
+    """The weights evaluation and sample grids use: the average when there is one (swapped into its
+    recipe for the duration)."""
+    return nullcontext() if average is None else average.swapped_in()
 
 
 def load_averaged_weights(recipe: Recipe, state: dict) -> None:

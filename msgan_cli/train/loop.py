@@ -266,7 +266,7 @@ def train_locked(cfg: DictConfig, run_dir: Path, info: distributed.ProcessInfo) 
         while step < trainer.max_steps and not stop.any_rank():
             training.step(step)
             if average is not None:
-                average.update(recipe, step)
+                average.update(step)
             step += 1
             with warnings.catch_warnings():   # schedules follow the step; an optimiser whose phase runs every
                 # d_iter-th step only (DRIT) has not stepped yet at the first steps, which torch warns of
@@ -342,7 +342,7 @@ def evaluate_during_training(step: int, session: Session, metric_names: list[str
     """The metrics now (every rank generates its share of the samples), logged as `Metrics/<name>`;
     keeps checkpoints/best.pt (of the weights evaluated: the average with trainer.ema). Uses its own seeded
     generators: the training RNG is not touched."""
-    with evaluated_weights(session.recipe, average):
+    with evaluated_weights(average):
         metrics, protocol = evaluate_run(session, metric_names, session.cfg.eval, step)
         best.update(step, metrics, session.recipe.state_dict(), write=session.info.is_main)
     if writer is not None:
@@ -352,7 +352,7 @@ def evaluate_during_training(step: int, session: Session, metric_names: list[str
 
 def current_grids(session: Session, average: WeightAverage | None) -> dict[str, torch.Tensor]:
     """The sample grids of the weights evaluated (the average with trainer.ema), from the run's seed."""
-    with evaluated_weights(session.recipe, average):
+    with evaluated_weights(average):
         return sample_grids(session.recipe, session.data, session.device, seed=session.cfg.seed)
 
 
