@@ -13,11 +13,15 @@ pytestmark = pytest.mark.slow   # compiling takes about a minute on 2 CPU cores 
 TOLERANCE = 1e-4
 
 
-# The default run; and the two objectives differentiated twice, which compiled graphs cannot be (their
-# double-backward parts run eagerly): the unrolled GAN's look-ahead and WGAN-GP's penalty (StarGAN's).
+# The default run; the two objectives differentiated twice, which compiled graphs cannot be (their
+# double-backward parts run eagerly): the unrolled GAN's look-ahead and WGAN-GP's penalty (StarGAN's);
+# DPM, which reads D's features through a hook (that D call runs eagerly); and a spectrally normalised
+# D, which stays eager (its in-place power iteration broke autograd compiled). Each crashed before.
 SETTINGS = {"dcgan, ms": ["reg=ms"],
             "2D GAN, unrolled": [*TINY_MODELS["mlp"], "reg=unrolled", "reg.unrolled.steps=2"],
-            "stargan, wgan-gp": TINY_MODELS["stargan"]}
+            "stargan, wgan-gp": TINY_MODELS["stargan"],
+            "dcgan, dpm": ["reg=dpm"],
+            "2D GAN, sn": [*TINY_MODELS["mlp"], "reg=sn"]}
 
 
 def losses_over_steps(overrides: list[str], compiled: bool, steps: int = 3) -> list[dict[str, float]]:

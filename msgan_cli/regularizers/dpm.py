@@ -72,7 +72,9 @@ class DiversityPenalty(Regularizer):
             module = getattr(recipe, recipe.primary_discriminator).get_submodule(self.options.layer)
             handle = module.register_forward_hook(lambda module, inputs, output: captured.append(output))
         try:
-            recipe.discriminate(fake.images, fake.condition)
+            # Eagerly under hardware.compile: a compiled D would reuse a graph traced without this hook.
+            with torch.compiler.set_stance("force_eager"):
+                recipe.discriminate(fake.images, fake.condition)
         finally:
             handle.remove()
         features = captured[0]
