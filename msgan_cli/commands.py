@@ -38,8 +38,10 @@ def train_main(cfg: DictConfig) -> float | None:
         metrics = train(cfg, run_dir)
     except UserError as error:
         to_log_file_only(logging.ERROR, str(error))   # train.log says why the run stopped; the terminal once
-        record_stop(run_dir, str(error))
-        if hydra_cfg.mode == RunMode.MULTIRUN:   # the sweep goes on; SweepStops ends it with status 2
+        # In a sweep, a stop the run recorded (see loop.train) lets the others go on; SweepStops ends
+        # the sweep with status 2. One it could not record (its folder in use by another process, a
+        # setting refused before training) stops the sweep as it stops a single run.
+        if hydra_cfg.mode == RunMode.MULTIRUN and recorded_stop(run_dir) == str(error):
             print(f"msgan train: run #{hydra_cfg.job.num} stopped: {error}", file=sys.stderr, flush=True)
             return None
         print(f"msgan train: {error}", file=sys.stderr, flush=True)
@@ -58,7 +60,7 @@ class SweepStops(Callback):
     divergence) with a line per such run and exit status 2, once every run had its turn. A stopped run
     does not stop the sweep: the runs after it still start, and with the parallel launcher the run
     beside it is not killed. Hydra calls this in the process that launched the sweep, whichever the
-    launcher; the runs' own processes record why they stopped in run_info.json (`record_stop`)."""
+    launcher; the runs' own processes record why they stopped in run_info.json (`loop.train`)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         self.started = time.time()
@@ -79,21 +81,18 @@ CLOCK_SKEW_S = 60   # a cluster's nodes write the runs' files; their clocks may 
 def stopped_runs(sweep_dir: Path, since: float) -> list[tuple[Path, str]]:
     """The runs under `sweep_dir` whose latest attempt stopped with a UserError after `since` (a
     sweep run again in its folder: only this time's stops)."""
-    from msgan_cli.jsonfiles import read_json
     stopped = []
     for info in sorted(sweep_dir.rglob("run_info.json")):
-        attempts = read_json(info).get("attempts") or [{}]
-        if "stopped" in attempts[-1] and info.stat().st_mtime >= since - CLOCK_SKEW_S:
-            stopped.append((info.parent, attempts[-1]["stopped"]))
+        message = recorded_stop(info.parent)
+        if message is not None and info.stat().st_mtime >= since - CLOCK_SKEW_S:
+            stopped.append((info.parent, message))
     return stopped
 
 
-def record_stop(run_dir: Path, message: str) -> None:
-    """Why the run stopped, in its run_info.json (what `msgan report` says of a run without metrics)."""
-    from msgan_cli.train.distributed import process_info
-    from msgan_cli.train.placement import mark_last_attempt
-    if process_info().is_main:
-        mark_last_attempt(run_dir, stopped=message)
+def recorded_stop(run_dir: Path) -> str | None:
+    """The message the run's latest attempt stopped with, from its run_info.json (None: none)."""
+    from msgan_cli.jsonfiles import read_json
+    return (read_json(run_dir / "run_info.json").get("attempts") or [{}])[-1].get("stopped")
 
 
 def to_log_file_only(level: int, message: str) -> None:

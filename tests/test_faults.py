@@ -96,6 +96,14 @@ def test_a_second_process_on_a_run_directory_stops_and_a_killed_one_leaves_no_lo
         second = msgan("train", *TINY, f"hydra.run.dir={run}")
     assert second.returncode == 2 and f"{run} is in use: pid {os.getpid()} on" in second.stderr, second.stderr
     assert "Traceback" not in second.stderr and not (run / "checkpoints").exists()
+    assert not (run / "run_info.json").exists()   # the holder's record is not the refused process's to mark
+    # A sweep whose run finds its folder in use stops there, as a single run does (the run's stop
+    # cannot be recorded in a folder another process holds, so the sweep could not report it).
+    sweep = tmp_path / "sweep"
+    with run_directory_lock(sweep / "0"):
+        stopped = msgan("train", "-m", *TINY, "seed=0,1", f"hydra.sweep.dir={sweep}")
+    assert stopped.returncode == 2 and f"{sweep / '0'} is in use" in stopped.stderr, stopped.stderr
+    assert not (sweep / "0" / "run_info.json").exists() and not (sweep / "1").exists()
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
                                "from msgan_cli.train.runlock import run_directory_lock as lock; "
                                f"ctx = lock(Path({str(run)!r})); ctx.__enter__(); print('held', flush=True); time.sleep(600)"],

@@ -209,11 +209,18 @@ def learning_rate_schedules(optimizers: dict[str, torch.optim.Optimizer], max_st
 
 def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
     """Train (or resume) the run in `run_dir`; returns the final metrics on rank 0, None elsewhere.
-    The main process holds the run directory's lock throughout: a second process on it stops at once."""
+    The main process holds the run directory's lock throughout: a second process on it stops at once.
+    A UserError that stops the run is recorded in its run_info.json (`stopped`: the message), under
+    the lock, so never in the record of another process's run."""
     run_dir = Path(run_dir)
     info = distributed.init_process_group()
     with run_directory_lock(run_dir) if info.is_main else nullcontext():
-        return train_locked(cfg, run_dir, info)
+        try:
+            return train_locked(cfg, run_dir, info)
+        except UserError as error:
+            if info.is_main:
+                mark_last_attempt(run_dir, stopped=str(error))
+            raise
 
 
 def train_locked(cfg: DictConfig, run_dir: Path, info: distributed.ProcessInfo) -> dict[str, float] | None:
