@@ -69,9 +69,12 @@ class SweepStops(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         stopped = stopped_runs(sweep_dir, since=self.started)
         if stopped:
+            runs = len(list(sweep_dir.rglob(".hydra/config.yaml")))
+            head = (f"{len(stopped)} of the sweep's {runs} runs stopped; the others ran to the end:" if runs > len(stopped)
+                    else "every run of the sweep stopped:")
             lines = [f"  {run_dir}: {message}" for run_dir, message in stopped]
-            print(f"msgan train: {len(stopped)} run(s) of the sweep stopped, the others went on:", *lines,
-                  f"`msgan report {sweep_dir}` tables the runs that finished.", sep="\n", file=sys.stderr)
+            print(f"msgan train: {head}", *lines, f"`msgan report {sweep_dir}` tables the runs that finished.",
+                  sep="\n", file=sys.stderr)
             raise SystemExit(2)
 
 

@@ -14,9 +14,10 @@ root="multirun/reproduce-$(date +%Y%m%d-%H%M%S)"
 jobs="${JOBS:-1}"
 
 run() {   # run NAME STEPS SEEDS OVERRIDES...
-  local name="$1" steps="$2" seeds="$3"; shift 3
+  local name="$1" steps="$2" seeds="$3" status=0; shift 3
   if [ "$jobs" -le 1 ]; then
-    msgan train -m "$@" "trainer.max_steps=$steps" "seed=$seeds" trainer.progress_bar=false hydra.sweep.dir="$root/$name"
+    msgan train -m "$@" "trainer.max_steps=$steps" "seed=$seeds" trainer.progress_bar=false hydra.sweep.dir="$root/$name" \
+      || status=$?   # 2: some runs stopped (a divergence, a refusal) and the others went on
   else
     local threads=$(( $(nproc) / jobs > 0 ? $(nproc) / jobs : 1 )) part=0 pids=() seed_list
     IFS=, read -r -a seed_list <<< "$seeds"
@@ -29,11 +30,12 @@ run() {   # run NAME STEPS SEEDS OVERRIDES...
         > "$root/$name.part$part.log" 2>&1) &
       pids+=($!)
     done
-    local failed=0 pid
-    for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
-    [ "$failed" -eq 0 ] || { echo "a part of $name failed: see $root/$name.part*.log" >&2; exit 1; }
+    local pid
+    for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+    [ "$status" -eq 0 ] || echo "a part of $name failed: see $root/$name.part*.log" >&2
   fi
-  msgan report "$root/$name"
+  msgan report "$root/$name"   # the table of what finished, and why any run has no metrics
+  [ "$status" -eq 0 ] || exit "$status"
 }
 
 case "$sweep_name" in

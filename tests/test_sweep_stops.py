@@ -18,7 +18,7 @@ REFUSAL = "trainer.batch_size must be a whole number >= 1; got 0."
 def check_sweep(result, sweep) -> None:
     assert result.returncode == 2, result.stderr
     assert f"msgan train: run #0 stopped: {REFUSAL}" in result.stderr            # as it happens
-    assert f"1 run(s) of the sweep stopped, the others went on:\n  {sweep / '0'}: {REFUSAL}" in result.stderr
+    assert f"1 of the sweep's 2 runs stopped; the others ran to the end:\n  {sweep / '0'}: {REFUSAL}" in result.stderr
     assert "Traceback" not in result.stderr
     assert json.loads((sweep / "1" / "metrics.json").read_text())["modes_2d/modes"] >= 0
     assert not (sweep / "0" / "metrics.json").exists()
