@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from msgan_cli.config import compose_config
 from msgan_cli.errors import UserError
+from msgan_cli.jsonfiles import last_attempt
 
 log = logging.getLogger("msgan")
 TRAINING_CRASHED = False   # set when a run's exception leaves train_main: Hydra exits 1 for it and for its own errors
@@ -41,7 +42,7 @@ def train_main(cfg: DictConfig) -> float | None:
         # In a sweep, a stop the run recorded (see loop.train) lets the others go on; SweepStops ends
         # the sweep with status 2. One it could not record (its folder in use by another process, a
         # setting refused before training) stops the sweep as it stops a single run.
-        if hydra_cfg.mode == RunMode.MULTIRUN and recorded_stop(run_dir) == str(error):
+        if hydra_cfg.mode == RunMode.MULTIRUN and last_attempt(run_dir).get("stopped") == str(error):
             print(f"msgan train: run #{hydra_cfg.job.num} stopped: {error}", file=sys.stderr, flush=True)
             return None
         print(f"msgan train: {error}", file=sys.stderr, flush=True)
@@ -86,16 +87,10 @@ def stopped_runs(sweep_dir: Path, since: float) -> list[tuple[Path, str]]:
     sweep run again in its folder: only this time's stops)."""
     stopped = []
     for info in sorted(sweep_dir.rglob("run_info.json")):
-        message = recorded_stop(info.parent)
+        message = last_attempt(info.parent).get("stopped")
         if message is not None and info.stat().st_mtime >= since - CLOCK_SKEW_S:
             stopped.append((info.parent, message))
     return stopped
-
-
-def recorded_stop(run_dir: Path) -> str | None:
-    """The message the run's latest attempt stopped with, from its run_info.json (None: none)."""
-    from msgan_cli.jsonfiles import read_json
-    return (read_json(run_dir / "run_info.json").get("attempts") or [{}])[-1].get("stopped")
 
 
 def to_log_file_only(level: int, message: str) -> None:

@@ -63,3 +63,9 @@ def read_json(path: Path) -> dict:
         log.warning("Ignoring unreadable %s (%s)", path, error)
         return {}
     return values if isinstance(values, dict) else {}
+
+
+def last_attempt(run_dir: Path) -> dict:
+    """The latest attempt's record in the run's run_info.json (train/placement.py writes it: where it
+    ran, and why it stopped or diverged); {} when there is none."""
+    return (read_json(run_dir / "run_info.json").get("attempts") or [{}])[-1]

@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 
 from msgan_cli.config import flat
 from msgan_cli.errors import UserError
-from msgan_cli.jsonfiles import read_json
+from msgan_cli.jsonfiles import last_attempt, read_json
 from msgan_cli.metric_names import split_direction
 
 # Shown first, and plotted (the metrics that tell collapse from diversity); others follow in name order.
@@ -194,8 +194,8 @@ def run_status(run_dir: Path) -> str:
     """Why a run has no metrics: diverged (the loop stopped it, run_info.json says where), stopped
     (a UserError: a refused option, missing data, ...; run_info.json has its message), finished with
     none asked for, metrics.json damaged, or failed or unfinished (still running, killed, or crashed)."""
-    attempts = read_json(run_dir / "run_info.json").get("attempts") or [{}]
-    diverged, stopped = attempts[-1].get("diverged"), attempts[-1].get("stopped")
+    attempt = last_attempt(run_dir)
+    diverged, stopped = attempt.get("diverged"), attempt.get("stopped")
     if diverged:
         return f"diverged: {diverged.get('what', 'a loss')} became NaN or inf at step {diverged.get('step', '?')}"
     if stopped:
@@ -237,10 +237,9 @@ def runs_never_started(sweep_dir: Path) -> list[str]:
 
 def last_placement(run_dir: Path) -> str | None:
     """Where the run's latest attempt ran, from run_info.json (train/placement.py)."""
-    attempts = read_json(run_dir / "run_info.json").get("attempts")
-    if not attempts or "host" not in attempts[-1]:   # none, or a run stopped before it was placed
+    latest = last_attempt(run_dir)
+    if "host" not in latest:   # none, or a run stopped before it was placed
         return None
-    latest = attempts[-1]
     slurm = latest.get("slurm", {})
     job = (f"{slurm['array_job_id']}_{slurm['array_task_id']}" if "array_job_id" in slurm else slurm.get("job_id"))
     return latest["host"] + (f", SLURM job {job}" if job else "") + (f", {latest['gpu']}" if latest.get("gpu") else "")

@@ -32,6 +32,7 @@ from PIL import Image
 from msgan_cli.config import compose_config
 from msgan_cli.data import EpochSampler
 from msgan_cli.data.base import BatchSource
+from msgan_cli.data.files import image_files
 from msgan_cli.errors import UserError
 from msgan_cli.evaluate import evaluate_run
 from msgan_cli.models.base import one_hot
@@ -209,10 +210,6 @@ def write_synthetic(dataset: str, root: Path, count: int) -> tuple[str, list[str
             ["dataset.test_images=1"])
 
 
-def image_files(root: Path, limit: int = 32) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:limit]
-
-
 def time_decoders(files: list[Path]) -> None:
     """ms per image to decode `files` to RGB pixels with PIL (what the loaders use) and with
     torchvision.io (libjpeg-turbo on tensors), and whether both give the same pixels."""
@@ -275,7 +272,7 @@ def time_dataset(device: str, dataset: str, overrides: list[str], steps: int) ->
     """The tables of `time_data_pipeline` for one dataset; `overrides` start with model=..."""
     common = [*overrides, f"hardware.device={device}", "dataset.in_memory=false"]
     runner = StepRunner(compose_config("train", common + ["dataset.workers=0"]))   # the model's default reg
-    time_decoders(image_files(Path(runner.session.cfg.dataset.root)))
+    time_decoders(image_files(Path(runner.session.cfg.dataset.root))[:32])
     print(f"{dataset}, streamed (dataset.in_memory=false), batches of 8\n"
           f"| DataLoader workers | images / s | per worker |\n|---|---|---|")
     per_worker = []

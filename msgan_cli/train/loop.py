@@ -44,7 +44,7 @@ from msgan_cli.train.resume import check_same_run, restore, training_state
 from msgan_cli.train.runlock import run_directory_lock
 from msgan_cli.train.session import Session, build_session
 from msgan_cli.train.spectrum import SpectralMonitor
-from msgan_cli.train.stats import collect, report
+from msgan_cli.train.stats import read_back, report
 from msgan_cli.train.tensorboard import RunWriter
 
 log = logging.getLogger(__name__)
@@ -371,12 +371,9 @@ def log_sample_grids(writer: RunWriter, grids: dict[str, torch.Tensor], step: in
 
 def log_scalars(step: int, writer: RunWriter | None, progress: tqdm) -> None:
     """Average what was reported since the last tick over steps and ranks; the step's only host sync."""
-    values = collect()
-    names = sorted(values)
-    if not names:
+    scalars = read_back(distributed.all_reduce_mean)   # every rank has reported the same names
+    if not scalars:
         return
-    means = distributed.all_reduce_mean(torch.stack([values[n] for n in names])).tolist()
-    scalars = dict(zip(names, means))
     if writer is not None:
         writer.scalars(step, scalars)
         log.info("step %d: %s", step, ", ".join(f"{n.removeprefix('Loss/')}={v:.4g}" for n, v in scalars.items()

@@ -10,7 +10,7 @@ import torch
 from omegaconf import DictConfig
 
 from msgan_cli.train.loop import Training, build_training
-from msgan_cli.train.stats import collect
+from msgan_cli.train.stats import read_back
 
 
 class StepRunner(Training):
@@ -31,8 +31,7 @@ class StepRunner(Training):
         """What the loop does at a log tick: read the reported values and the divergence record (the
         host synchronisation a step defers)."""
         self.guard.check()
-        values = collect()
-        return dict(zip(values, torch.stack(list(values.values())).tolist())) if values else {}
+        return read_back()
 
     def synchronize(self) -> None:
         if self.session.device.type == "cuda":

@@ -6,6 +6,7 @@ forces a device sync inside the step (DESIGN.md section 6).
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Callable
 
 import torch
 
@@ -26,3 +27,13 @@ def collect() -> dict[str, torch.Tensor]:
              for name, values in _values.items()}
     _values.clear()
     return means
+
+
+def read_back(reduce: Callable[[torch.Tensor], torch.Tensor] = lambda means: means) -> dict[str, float]:
+    """`collect()` as numbers, in name order, read back in one transfer (a log tick's one host sync);
+    `reduce` acts on the stacked means first (e.g. the mean across DDP ranks)."""
+    means = collect()
+    names = sorted(means)
+    if not names:
+        return {}
+    return dict(zip(names, reduce(torch.stack([means[name] for name in names])).tolist()))
