@@ -176,3 +176,16 @@ def test_spectral_methods_act_on_every_discriminator(tmp_path):
         weight = state[f"{net}.features.0.parametrizations.weight.original"].reshape(4, -1).double()
         s = torch.linalg.svdvals(weight)
         assert torch.allclose(s[:2] / s[0], torch.ones(2, dtype=torch.float64), atol=1e-5), net
+
+
+def test_values_a_stopped_run_reported_are_not_logged_by_the_next_run_in_the_process():
+    """A run that stops between two log ticks (a divergence, a refused option) leaves its last reported
+    values in the process-wide collector; a later run in the same process (a notebook, the tests) logged
+    them as its own: NaN losses of the diverged run in its first log tick."""
+    from msgan_cli.train import stats
+    from msgan_cli.train.runner import StepRunner
+    stats.report("Loss/G/left_by_an_earlier_run", float("nan"))
+    runner = StepRunner(compose("reg=none", "eval.metrics=[]"))
+    runner.run(1)
+    logged = runner.log_tick()
+    assert "Loss/G/left_by_an_earlier_run" not in logged and all(math.isfinite(v) for v in logged.values())

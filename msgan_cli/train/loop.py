@@ -44,6 +44,7 @@ from msgan_cli.train.resume import check_same_run, restore, training_state
 from msgan_cli.train.runlock import run_directory_lock
 from msgan_cli.train.session import Session, build_session
 from msgan_cli.train.spectrum import SpectralMonitor
+from msgan_cli.train import stats
 from msgan_cli.train.stats import read_back, report
 from msgan_cli.train.tensorboard import RunWriter
 
@@ -161,6 +162,7 @@ class Training:
 
 
 def build_training(cfg: DictConfig, info: distributed.ProcessInfo | None = None) -> Training:
+    stats.clear()   # nothing reported by an earlier run of this process is this run's
     session = build_session(cfg, info)
     info = session.info
     check_trainer_options(cfg.trainer, session.regularizers, info.world_size)

@@ -21,6 +21,13 @@ def report(name: str, value: torch.Tensor | float) -> None:
         _values[name].append(torch.tensor(float(value)))
 
 
+def clear() -> None:
+    """Forget everything reported and not yet collected: a run that stopped between two log ticks (a
+    divergence, a refused option) leaves its last values here, and the next run in the same process
+    (a notebook, the tests) must not log them as its own."""
+    _values.clear()
+
+
 def collect() -> dict[str, torch.Tensor]:
     """The mean of everything reported since the last call, per name (as 0-dim tensors); then clears."""
     means = {name: torch.stack([v.to(values[0].device) for v in values]).mean()
