@@ -293,7 +293,8 @@ def test_inception_extractor_scores_an_unlabelled_image_folder(tmp_path, monkeyp
     assert {"fid", "kid", "is"} <= set(resolve_metric_names("auto", recipe, data, compose(*with_weights).eval))
     run = tmp_path / "run"
     metrics = train_run(run, *with_weights, "eval.metrics=[fid,kid,is]")
-    assert metrics["fid/inception"] > 0 and metrics["is/inception_mean"] >= 1
+    # IS = exp(mean KL) >= 1; with the random weights' near-uniform logits it rounds to 1 - 1e-16
+    assert metrics["fid/inception"] > 0 and metrics["is/inception_mean"] >= 1 - 1e-9
     protocol = json.loads((run / "eval_protocol.json").read_text())["per_metric"]["fid"]
     assert protocol["extractor"] == "inception" and protocol["weights"] == str(weights)
 
