@@ -73,10 +73,49 @@ def train_run(run_dir: Path, *overrides: str) -> dict:
 
 
 def msgan(*args: str, cwd: Path | None = None, env_extra: dict | None = None, timeout: int = 300):
-    """Run the real `msgan` console entry point in a subprocess."""
+    """Run the real `msgan` console entry point in a subprocess (the slow tier: what only a fresh
+    process shows, such as the entry point itself, signals or torchrun)."""
     env = {**os.environ, **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "msgan_cli.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def run_msgan(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`msgan *args` in this process, as `msgan` would run it (cli.main, Hydra included), with its exit
+    status and what it printed: the same code path as the console command without the 2-3 s of a fresh
+    Python and torch. What a command changes in the process (torch's thread count, signal handlers,
+    sys.argv, the working directory, root logging handlers) is put back afterwards."""
+    import contextlib
+    import io
+    import logging
+    import signal
+
+    from msgan_cli import cli, commands
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved = (torch.get_num_threads(), sys.argv[:], os.getcwd(), logging.getLogger().handlers[:],
+             {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)})
+    commands.TRAINING_CRASHED = False
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = cli.main(list(args))
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    finally:
+        threads, sys.argv[:], cwd_before, handlers, handlers_by_signal = saved
+        torch.set_num_threads(threads)
+        os.chdir(cwd_before)
+        root = logging.getLogger()
+        for handler in root.handlers[:]:
+            if handler not in handlers:   # Hydra's file and console handlers of the run
+                root.removeHandler(handler)
+                handler.close()
+        for sig, handler in handlers_by_signal.items():
+            signal.signal(sig, handler)
+    return subprocess.CompletedProcess(["msgan", *args], code, stdout.getvalue(), stderr.getvalue())
 
 
 def tensorboard_tags(run_dir: Path) -> dict[str, set[str]]:

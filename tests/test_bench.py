@@ -43,6 +43,7 @@ def test_data_bench_reads_a_folder_given_on_the_command_line(tmp_path):
                      r"consumed: \d+ worker\(s\) at \d+ images / s each keep up", result.stdout)
 
 
+@pytest.mark.slow
 def test_data_bench_refuses_missing_data_in_one_sentence(tmp_path):
     result = subprocess.run([sys.executable, str(BENCH), "--data", "dataset=cub", f"dataset.root={tmp_path}"],
                             capture_output=True, text=True, timeout=600)

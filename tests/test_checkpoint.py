@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import msgan, state_of, tiny, train_run, TINY
+from conftest import TINY, msgan, run_msgan, state_of, tiny, train_run
 from msgan_cli.errors import UserError
 from msgan_cli.train import checkpoint as checkpoint_module
 from msgan_cli.train.checkpoint import load_checkpoint, save_checkpoint
@@ -59,6 +59,7 @@ def _save_repeatedly(path: str, value: int) -> None:
         save_checkpoint({"value": torch.full((2000,), value)}, Path(path))
 
 
+@pytest.mark.slow
 def test_processes_writing_the_same_file_at_once_all_succeed(tmp_path):
     """Jobs of a sweep that train the same cached classifier save it to one path at the same time."""
     import multiprocessing
@@ -88,7 +89,7 @@ def test_corrupt_checkpoint_is_reported_and_kept(tmp_path):
     (run / "checkpoints" / "last.pt").write_bytes(garbage)
     with pytest.raises(UserError, match="cannot be read"):
         load_checkpoint(run / "checkpoints" / "last.pt")
-    result = msgan("train", *TINY, f"hydra.run.dir={run}")
+    result = run_msgan("train", *TINY, f"hydra.run.dir={run}")
     assert result.returncode == 2, result.stderr
     assert "cannot be read" in result.stderr and "Traceback" not in result.stderr
     assert (run / "checkpoints" / "last.pt").read_bytes() == garbage   # nothing lost

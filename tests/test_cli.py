@@ -11,11 +11,11 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from conftest import TINY, msgan
+from conftest import TINY, run_msgan
 
 
 def test_help_lists_the_subcommands():
-    result = msgan("--help")
+    result = run_msgan("--help")
     assert result.returncode == 0
     for command in ("train", "eval", "sample", "report"):
         assert f"  {command}" in result.stdout
@@ -26,12 +26,13 @@ def test_help_lists_the_subcommands():
                                             ("train-classifier", "msgan train-classifier dataset=NAME")])
 def test_every_command_has_its_own_help(tmp_path, command, needle):
     """Before, `msgan eval --help` was a Hydra lexer error and `msgan report --help` 'not a directory'."""
-    result = msgan(command, "--help", cwd=tmp_path)   # from any directory: the configs ship in the package
+    result = run_msgan(command, "--help", cwd=tmp_path)   # from any directory: the configs ship in the package
     assert result.returncode == 0 and result.stdout.startswith(f"usage: {needle}"), result.stderr
     if command in ("eval", "sample"):
         assert f"options (key=value; {command}.yaml)" in result.stdout and "seed:" in result.stdout
 
 
+@pytest.mark.slow
 def test_python_dash_m_is_the_msgan_command():
     result = subprocess.run([sys.executable, "-m", "msgan_cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "commands:" in result.stdout
@@ -40,7 +41,7 @@ def test_python_dash_m_is_the_msgan_command():
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("cli") / "run"
-    result = msgan("train", *TINY, f"hydra.run.dir={run}")
+    result = run_msgan("train", *TINY, f"hydra.run.dir={run}")
     assert result.returncode == 0, result.stderr
     return run, result
 
@@ -68,7 +69,7 @@ def test_eval_writes_metrics_and_protocol_and_keeps_the_other_metrics(finished_r
     run, _ = finished_run
     before = json.loads((run / "metrics.json").read_text())
     protocol_before = json.loads((run / "eval_protocol.json").read_text())
-    result = msgan("eval", f"run={run}", "metrics=[class_acc]", "num_samples=40")
+    result = run_msgan("eval", f"run={run}", "metrics=[class_acc]", "num_samples=40")
     assert result.returncode == 0, result.stderr
     after = json.loads((run / "metrics.json").read_text())
     protocol = json.loads((run / "eval_protocol.json").read_text())
@@ -86,7 +87,7 @@ def test_eval_writes_metrics_and_protocol_and_keeps_the_other_metrics(finished_r
 def test_metrics_that_need_weights_say_how_to_supply_them(finished_run, metrics, needle):
     run, _ = finished_run
     extra = ["eval.extractor.name=inception"] if metrics == "[fid]" else []
-    result = msgan("train", *TINY, *extra, f"eval.metrics={metrics}", f"hydra.run.dir={run.parent / 'weights'}")
+    result = run_msgan("train", *TINY, *extra, f"eval.metrics={metrics}", f"hydra.run.dir={run.parent / 'weights'}")
     assert result.returncode == 2 and needle in result.stderr and "Traceback" not in result.stderr
 
 
@@ -100,32 +101,32 @@ def test_sample_and_eval_read_a_run_from_before_newer_options(finished_run, tmp_
     for key in ("compile", "compile_mode", "threads"):
         del config.hardware[key]
     OmegaConf.save(config, old / ".hydra" / "config.yaml")
-    sampled = msgan("sample", f"run={old}", "n=2", "condition=1", f"out={tmp_path / 'grids'}")
+    sampled = run_msgan("sample", f"run={old}", "n=2", "condition=1", f"out={tmp_path / 'grids'}")
     assert sampled.returncode == 0, sampled.stderr
-    evaluated = msgan("eval", f"run={old}", "metrics=[class_acc]", "num_samples=64")
+    evaluated = run_msgan("eval", f"run={old}", "metrics=[class_acc]", "num_samples=64")
     assert evaluated.returncode == 0, evaluated.stderr
 
 
 def test_sample_writes_a_grid_per_condition(finished_run, tmp_path):
     run, _ = finished_run
-    result = msgan("sample", f"run={run}", "n=6", "condition=3", "columns=3", f"out={tmp_path}")
+    result = run_msgan("sample", f"run={run}", "n=6", "condition=3", "columns=3", f"out={tmp_path}")
     assert result.returncode == 0, result.stderr
     (png,) = tmp_path.glob("*.png")
     assert "class3" in png.name and Image.open(png).size[0] > Image.open(png).size[1]   # 3 columns x 2 rows
-    assert msgan("sample", f"run={run}", "condition=12").returncode == 2
-    npz = msgan("sample", f"run={run}", "n=5", "format=npz")
+    assert run_msgan("sample", f"run={run}", "condition=12").returncode == 2
+    npz = run_msgan("sample", f"run={run}", "n=5", "format=npz")
     assert npz.returncode == 0, npz.stderr
     arrays = np.load(Path(npz.stdout.strip().splitlines()[-1]))
     assert arrays["images"].shape == (50, 32, 32, 1) and arrays["images"].dtype == np.uint8   # 10 classes x 5, grey
     assert arrays["labels"].tolist() == [c for c in range(10) for _ in range(5)]
-    images = msgan("sample", f"run={run}", "n=5", "format=images")   # the same samples, one PNG each
+    images = run_msgan("sample", f"run={run}", "n=5", "format=images")   # the same samples, one PNG each
     assert images.returncode == 0, images.stderr
     files = sorted(Path(images.stdout.strip().splitlines()[-1]).glob("*.png"))
     assert len(files) == 50 and files[0].name == "00000-class0.png" and files[-1].name == "00049-class9.png"
     png = np.asarray(Image.open(files[7])).astype(int)[..., :1]   # grey saved as RGB; rounding may differ by 1
     assert np.abs(png - arrays["images"][7]).max() <= 1
     for bad in ("n=0", "n=-3", "columns=0", "n=abc", "format=jpeg"):   # before: ZeroDivisionError / negative dimension tracebacks
-        refused = msgan("sample", f"run={run}", bad)
+        refused = run_msgan("sample", f"run={run}", bad)
         assert refused.returncode == 2 and ("must be a positive whole number" in refused.stderr
                                             or "format must be grid" in refused.stderr), refused.stderr
         assert "Traceback" not in refused.stderr
@@ -133,11 +134,12 @@ def test_sample_writes_a_grid_per_condition(finished_run, tmp_path):
 
 def test_report_of_a_single_run(finished_run):
     run, _ = finished_run
-    result = msgan("report", str(run))
+    result = run_msgan("report", str(run))
     assert result.returncode == 0, result.stderr
     assert "### digits / dcgan" in result.stdout and "| ms(w=1) | 1 |" in result.stdout
 
 
+@pytest.mark.slow
 def test_output_piped_into_a_reader_that_stops_early_is_not_an_error(finished_run):
     run, _ = finished_run
     process = subprocess.Popen([sys.executable, "-m", "msgan_cli.cli", "report", str(run)],
@@ -149,11 +151,11 @@ def test_output_piped_into_a_reader_that_stops_early_is_not_an_error(finished_ru
 
 def test_multirun_sweep_and_report(tmp_path):
     sweep = tmp_path / "sweep"
-    result = msgan("train", "-m", "reg=none,ms", "reg.ms.weight=0.5,2", "seed=0,1", *TINY,
-                   "trainer.max_steps=2", "eval.metrics=[pairwise_div]", f"hydra.sweep.dir={sweep}", timeout=600)
+    result = run_msgan("train", "-m", "reg=none,ms", "reg.ms.weight=0.5,2", "seed=0,1", *TINY,
+                   "trainer.max_steps=2", "eval.metrics=[pairwise_div]", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr
     assert len(list(sweep.glob("*/metrics.json"))) == 8
-    report = msgan("report", str(sweep))
+    report = run_msgan("report", str(sweep))
     assert report.returncode == 0, report.stderr
     rows = [line for line in report.stdout.splitlines() if line.startswith("| ms") or line.startswith("| none")]
     # The baseline first; reg=none ignores the swept ms weight: its 4 runs are 2 seeds, said so.
@@ -179,7 +181,7 @@ def test_multirun_sweep_and_report(tmp_path):
 ])
 def test_user_errors_are_one_clear_message(args, needles, tmp_path):
     tiny = TINY if args[0] == "train" else []
-    result = msgan(args[0], *tiny, *args[1:], cwd=tmp_path)   # the option under test comes last and wins
+    result = run_msgan(args[0], *tiny, *args[1:], cwd=tmp_path)   # the option under test comes last and wins
     assert result.returncode == 2, result.returncode   # Hydra's own errors too (it exits 1 for them)
     output = result.stdout + result.stderr
     assert "Traceback" not in output
@@ -189,14 +191,14 @@ def test_user_errors_are_one_clear_message(args, needles, tmp_path):
 
 def test_train_classifier_caches_it_for_the_metrics(tmp_path):
     options = ["dataset=digits", "eval.classifier.steps=30", "eval.classifier.width=4", "hardware=cpu"]
-    result = msgan("train-classifier", *options)
+    result = run_msgan("train-classifier", *options)
     assert result.returncode == 0, result.stderr
     path = Path(result.stdout.strip().splitlines()[-1].strip())
     assert path.exists() and "test accuracy" in result.stdout
     written = path.stat().st_mtime_ns
-    again = msgan("train-classifier", *options)      # found in the cache, not retrained
+    again = run_msgan("train-classifier", *options)      # found in the cache, not retrained
     assert again.returncode == 0 and path.stat().st_mtime_ns == written and result.stdout == again.stdout
-    refused = msgan("train-classifier", "dataset=grid25")
+    refused = run_msgan("train-classifier", "dataset=grid25")
     assert refused.returncode == 2 and "no class labels" in refused.stderr
 
 
@@ -222,13 +224,15 @@ def test_train_log_and_run_info_tell_the_story_of_a_run(finished_run):
     assert attempt["code"].startswith(("git ", "msgan "))
 
 
-def test_a_crash_leaves_its_traceback_in_train_log(tmp_path):
+def test_a_crash_leaves_its_traceback_in_train_log(tmp_path, monkeypatch):
+    from msgan_cli.train import loop
+
+    def boom(cfg, run_dir):
+        raise RuntimeError("a bug, say")
+
+    monkeypatch.setattr(loop, "train", boom)
     run = tmp_path / "run"
-    crash = ("import sys; from msgan_cli.train import loop; from msgan_cli import cli\n"
-             "def boom(cfg, run_dir): raise RuntimeError('a bug, say')\n"
-             "loop.train = boom\n"
-             f"sys.exit(cli.main(['train', 'hardware=cpu', 'hydra.run.dir={run}']))")
-    result = subprocess.run([sys.executable, "-c", crash], capture_output=True, text=True, timeout=300)
+    result = run_msgan("train", "hardware=cpu", f"hydra.run.dir={run}")
     assert result.returncode == 1   # a crash, not a user error (2)
     log = (run / "train.log").read_text()
     assert "The run crashed" in log and "Traceback" in log and "RuntimeError: a bug, say" in log
@@ -248,7 +252,7 @@ def test_a_crash_leaves_its_traceback_in_train_log(tmp_path):
 def test_unknown_keys_and_wrong_types_are_one_sentence(tmp_path, override, message):
     """Before: the typo (Hydra's own suggestion, with +) trained the default budget silently, and a
     string for max_steps ended in a TypeError traceback."""
-    result = msgan("train", *TINY, override, f"hydra.run.dir={tmp_path / 'run'}")
+    result = run_msgan("train", *TINY, override, f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr and not (tmp_path / "run" / "checkpoints").exists()
 
@@ -265,7 +269,7 @@ def test_an_output_place_that_cannot_hold_the_run_is_one_sentence(tmp_path, writ
     else:
         (tmp_path / "a_file").write_text("")
         run, reason = tmp_path / "a_file" / "run", "is a file"
-    result = msgan("train", *TINY, f"hydra.run.dir={run}")
+    result = run_msgan("train", *TINY, f"hydra.run.dir={run}")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert f"Cannot create the run directory {run}" in result.stderr and reason in result.stderr
     assert "hydra.run.dir=DIR" in result.stderr
@@ -274,13 +278,14 @@ def test_an_output_place_that_cannot_hold_the_run_is_one_sentence(tmp_path, writ
 def test_a_sweep_with_cfg_job_shows_its_first_run(tmp_path):
     """Before: Hydra's `ValueError: Only one of --run, --multirun, --cfg ...` traceback."""
     import yaml
-    result = msgan("train", "-m", "seed=3,4", "trainer.max_steps=7,8", "--cfg", "job", cwd=tmp_path)
+    result = run_msgan("train", "-m", "seed=3,4", "trainer.max_steps=7,8", "--cfg", "job", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     config = yaml.safe_load(result.stdout)
     assert config["seed"] == 3 and config["trainer"]["max_steps"] == 7
     assert "first run" in result.stderr and not (tmp_path / "multirun").exists()
 
 
+@pytest.mark.slow
 def test_bash_completion_offers_commands_groups_options_and_keys(tmp_path):
     """Hydra's bash function, installed as the README says, asked as bash asks it on <TAB> (COMP_LINE,
     COMP_WORDS, COMP_CWORD), answers through the `msgan` on PATH. Before, it registered `msgan` and

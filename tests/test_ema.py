@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import compose, msgan, state_of, tiny, train_run
+from conftest import compose, run_msgan, state_of, tiny, train_run
 from msgan_cli.errors import UserError
 from msgan_cli.evaluate import evaluate_run, load_trained_session
 from msgan_cli.train.ema import WeightAverage
@@ -39,7 +39,7 @@ def test_the_average_follows_the_warm_up_decay():
 
 
 def test_evaluation_grids_and_msgan_eval_use_the_average(tmp_path):
-    trained = msgan("train", *tiny(*EMA), f"hydra.run.dir={tmp_path}")
+    trained = run_msgan("train", *tiny(*EMA), f"hydra.run.dir={tmp_path}")
     assert trained.returncode == 0, trained.stderr[-2000:]
     metrics, state = json.loads((tmp_path / "metrics.json").read_text()), state_of(tmp_path)
     live = {k.removeprefix("generator."): v for k, v in state["model"].items() if k.startswith("generator.")}

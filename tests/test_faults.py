@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from conftest import TINY, compose, msgan, state_of
+from conftest import TINY, compose, msgan, run_msgan, state_of
 from msgan_cli.jsonfiles import write_json
 from msgan_cli.report import build_report
 from msgan_cli.train import loop
@@ -53,8 +53,8 @@ def test_divergence_from_the_command_line_is_one_sentence(tmp_path):
     """The probe's case: absurd learning rates. Before, the run exited 0 with NaN weights and NaN in
     metrics.json."""
     run = tmp_path / "run"
-    result = msgan("train", *TINY, "trainer.max_steps=8", "model.optim.lr_g=1e38", "model.optim.lr_d=1e38",
-                   f"hydra.run.dir={run}")
+    result = run_msgan("train", *TINY, "trainer.max_steps=8", "model.optim.lr_g=1e38", "model.optim.lr_d=1e38",
+                       f"hydra.run.dir={run}")
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Training diverged" in result.stderr and "Traceback" not in result.stderr + result.stdout
     assert not (run / "metrics.json").exists() and "Run finished" not in result.stdout
@@ -85,6 +85,7 @@ def test_hardware_ddp_in_a_single_process_warns_that_it_trains_alone(tmp_path, c
     assert "this is a single process: it trains alone" in caplog.text and "torchrun" in caplog.text
 
 
+@pytest.mark.slow
 def test_a_second_process_on_a_run_directory_stops_and_a_killed_one_leaves_no_lock(tmp_path):
     import os
     import signal

@@ -6,7 +6,7 @@ import signal
 import pytest
 import torch
 
-from conftest import TINY, compose, msgan, state_of, tensorboard_tags, train_run
+from conftest import TINY, compose, run_msgan, state_of, tensorboard_tags, train_run
 from msgan_cli.errors import UserError
 from msgan_cli.models.pix2pix.networks import PatchDiscriminator, UNetGenerator, downsample, patch_layers
 from msgan_cli.train.context import StepContext
@@ -168,26 +168,26 @@ def test_stop_and_resume_equals_uninterrupted_with_the_lr_decay(tmp_path, monkey
 
 def test_sample_grid_and_msgan_sample_show_input_truth_and_outputs(tmp_path):
     run = tmp_path / "run"
-    result = msgan("train", *TINY, *FULL, "reg=ms", "eval.metrics=[]", f"hydra.run.dir={run}")
+    result = run_msgan("train", *TINY, *FULL, "reg=ms", "eval.metrics=[]", f"hydra.run.dir={run}")
     assert result.returncode == 0, result.stderr[-2000:]
     from PIL import Image
     # 8 rows (held-out inputs) of 2 + 8 cells of 32 px with 2 px padding
     assert Image.open(run / "samples" / "final.png").size == (2 + 10 * 34, 2 + 8 * 34)
-    sampled = msgan("sample", f"run={run}", "n=5", "inputs=3")
+    sampled = run_msgan("sample", f"run={run}", "n=5", "inputs=3")
     assert sampled.returncode == 0, sampled.stderr[-2000:]
     path = run / "samples" / "sample-step4-inputs.png"
     assert Image.open(path).size == (2 + 7 * 34, 2 + 3 * 34)
-    one = msgan("sample", f"run={run}", "condition=2")
+    one = run_msgan("sample", f"run={run}", "condition=2")
     assert one.returncode == 0 and Image.open(run / "samples" / "sample-step4-input2.png").size == (2 + 10 * 34, 36)
-    npz = msgan("sample", f"run={run}", "n=4", "inputs=3", "format=npz")
+    npz = run_msgan("sample", f"run={run}", "n=4", "inputs=3", "format=npz")
     assert npz.returncode == 0, npz.stderr[-2000:]
     import numpy as np
     arrays = np.load(run / "samples" / "sample-step4-inputs.npz")
     assert arrays["images"].shape == (12, 32, 32, 3) and arrays["inputs"].shape == (12, 32, 32, 1)
     assert arrays["input_index"].tolist() == [0] * 4 + [1] * 4 + [2] * 4
-    images = msgan("sample", f"run={run}", "n=4", "inputs=3", "format=images")
+    images = run_msgan("sample", f"run={run}", "n=4", "inputs=3", "format=images")
     files = sorted((run / "samples" / "sample-step4-inputs").glob("*.png"))
     assert images.returncode == 0 and len(files) == 12 and files[4].name == "00004-input1.png", images.stderr[-2000:]
     assert np.abs(np.asarray(Image.open(files[5])).astype(int) - arrays["images"][5]).max() <= 1
-    wrong = msgan("sample", f"run={run}", "condition=100000")
+    wrong = run_msgan("sample", f"run={run}", "condition=100000")
     assert wrong.returncode == 2 and "index of a held-out input" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -28,7 +28,7 @@ def cluster_reason() -> str | None:
     return None
 
 
-pytestmark = [pytest.mark.slurm, pytest.mark.skipif(cluster_reason() is not None, reason=str(cluster_reason()))]
+pytestmark = [pytest.mark.slow, pytest.mark.slurm, pytest.mark.skipif(cluster_reason() is not None, reason=str(cluster_reason()))]
 
 
 def test_a_sweep_is_one_job_array_with_a_run_directory_per_job(tmp_path):

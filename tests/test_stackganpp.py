@@ -5,7 +5,7 @@ its bad inputs."""
 import pytest
 import torch
 
-from conftest import compose, msgan, state_of, tensorboard_tags, tiny, train_run
+from conftest import compose, run_msgan, state_of, tensorboard_tags, tiny, train_run
 from datafiles import write_cub
 from msgan_cli.errors import UserError
 from msgan_cli.models.stackganpp import kl_to_prior
@@ -220,13 +220,13 @@ def test_report_keeps_the_stages_apart():
 def test_msgan_sample_writes_each_stage_or_the_one_asked_for(tmp_path):
     from PIL import Image
     run = tmp_path / "run"
-    trained = msgan("train", *tiny(*SG, "reg=ms"), f"hydra.run.dir={run}")
+    trained = run_msgan("train", *tiny(*SG, "reg=ms"), f"hydra.run.dir={run}")
     assert trained.returncode == 0, trained.stderr[-2000:]
-    every = msgan("sample", f"run={run}", "n=3", "inputs=2")
+    every = run_msgan("sample", f"run={run}", "n=3", "inputs=2")
     assert every.returncode == 0, every.stderr[-2000:]
     for stage, size in (("stage0", 8), ("stage1", 16)):   # 2 rows: the caption's real image, 3 outputs
         assert Image.open(run / "samples" / f"sample-step4-inputs-{stage}.png").size == (2 + 4 * (size + 2), 2 + 2 * (size + 2))
-    one = msgan("sample", f"run={run}", "n=3", "inputs=2", "direction=stage1", "format=npz", f"out={tmp_path / 'npz'}")
+    one = run_msgan("sample", f"run={run}", "n=3", "inputs=2", "direction=stage1", "format=npz", f"out={tmp_path / 'npz'}")
     assert one.returncode == 0 and [p.name for p in (tmp_path / "npz").iterdir()] == ["sample-step4-inputs-stage1.npz"]
-    wrong = msgan("sample", f"run={run}", "direction=stage7")
+    wrong = run_msgan("sample", f"run={run}", "direction=stage7")
     assert wrong.returncode == 2 and "has the views stage0 and stage1" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from conftest import compose, msgan, state_of, tensorboard_tags, tiny, train_run
+from conftest import compose, run_msgan, state_of, tensorboard_tags, tiny, train_run
 from datafiles import write_celeba
 from msgan_cli.errors import UserError
 from msgan_cli.models.stargan.networks import Discriminator, Generator, layers_for
@@ -219,16 +219,16 @@ def test_celeba_trains_and_msgan_sample_writes_a_grid_per_edit(tmp_path):
     from PIL import Image
     write_celeba(tmp_path / "celeba")
     run = tmp_path / "run"
-    trained = msgan("train", *tiny(*LATENT, "reg=ms", "dataset=celeba", f"dataset.root={tmp_path / 'celeba'}",
+    trained = run_msgan("train", *tiny(*LATENT, "reg=ms", "dataset=celeba", f"dataset.root={tmp_path / 'celeba'}",
                                    "dataset.test_images=4", "dataset.workers=0", "trainer.batch_size=4"),
                     f"hydra.run.dir={run}")
     assert trained.returncode == 0, trained.stderr[-2000:]
-    done = msgan("sample", f"run={run}", "n=3", "inputs=2")
+    done = run_msgan("sample", f"run={run}", "n=3", "inputs=2")
     assert done.returncode == 0, done.stderr[-2000:]
     # One grid: 2 rows, the input then 3 outputs for each of the 7 edits (Black/Blond/Brown_Hair, Male,
     # not_Male, Young, not_Young); direction= keeps one edit's block.
     assert Image.open(run / "samples" / "sample-step4-inputs.png").size == (2 + (1 + 7 * 3) * 18, 2 + 2 * 18)
-    done = msgan("sample", f"run={run}", "n=2", "inputs=2", "direction=to_not_Male")
+    done = run_msgan("sample", f"run={run}", "n=2", "inputs=2", "direction=to_not_Male")
     assert done.returncode == 0, done.stderr[-2000:]
     assert Image.open(run / "samples" / "sample-step4-inputs-to_not_Male.png").size == (2 + 3 * 18, 2 + 2 * 18)
 
@@ -236,9 +236,9 @@ def test_celeba_trains_and_msgan_sample_writes_a_grid_per_edit(tmp_path):
 def test_msgan_sample_without_a_latent_writes_one_output_per_input_and_edit_in_every_format(tmp_path):
     import numpy as np
     run = tmp_path / "run"
-    trained = msgan("train", *tiny(*SG), f"hydra.run.dir={run}")
+    trained = run_msgan("train", *tiny(*SG), f"hydra.run.dir={run}")
     assert trained.returncode == 0, trained.stderr[-2000:]
-    done = msgan("sample", f"run={run}", "format=npz", "inputs=2")
+    done = run_msgan("sample", f"run={run}", "format=npz", "inputs=2")
     assert done.returncode == 0, done.stderr[-2000:]
     written = sorted((run / "samples").glob("sample-*.npz"))
     assert [path.stem.rsplit("-", 1)[1] for path in written] == sorted(["to_fill0", "to_fill1", "to_fill2", "to_stroke",
