@@ -98,8 +98,13 @@ def run_train(options: list[str]) -> int:
     Hydra's own errors (a config group option that does not exist, a bad override) exit 2 like msgan's;
     1 stays for a run that crashed."""
     from msgan_cli import commands
-    from msgan_cli.config import (check_launcher_installed, check_output_location, check_reg_choices,
-                                  first_run_of_sweep, normalize_overrides)
+    from msgan_cli.config import (
+        check_launcher_installed,
+        check_output_location,
+        check_reg_choices,
+        first_run_of_sweep,
+        normalize_overrides,
+    )
 
     options = normalize_overrides(options)
     check_reg_choices(options)
@@ -110,7 +115,7 @@ def run_train(options: list[str]) -> int:
         options = first_run_of_sweep(options)
         print("# msgan: the configuration of the sweep's first run", file=sys.stderr)
     elif not shows_config and not any(o in SHELL_COMPLETION for o in options):
-        from msgan_cli.train.distributed import init_process_group
+        from msgan_cli.core.distributed import init_process_group
         check_output_location(options, multirun)
         options = share_run_dir(options, init_process_group())
     sys.argv = ["msgan", *options]   # Hydra's completion installs itself for the program named here
@@ -133,7 +138,7 @@ def share_run_dir(options: list[str], info) -> list[str]:
         raise UserError("A multirun under torchrun is not supported: launch each job with torchrun instead.")
     from datetime import datetime
 
-    from msgan_cli.train.distributed import broadcast_object
+    from msgan_cli.core.distributed import broadcast_object
     if not any(o.startswith("hydra.run.dir=") for o in options):
         run_dir = broadcast_object(datetime.now().strftime("outputs/%Y-%m-%d/%H-%M-%S"))
         options = options + [f"hydra.run.dir={run_dir}"]

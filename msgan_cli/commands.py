@@ -19,8 +19,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from msgan_cli.config import compose_config
+from msgan_cli.core.jsonfiles import last_attempt
+from msgan_cli.core.run_files import RunFiles, run_folders
 from msgan_cli.errors import UserError
-from msgan_cli.jsonfiles import last_attempt
 
 log = logging.getLogger("msgan")
 TRAINING_CRASHED = False   # set when a run's exception leaves train_main: Hydra exits 1 for it and for its own errors
@@ -70,7 +71,7 @@ class SweepStops(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         stopped = stopped_runs(sweep_dir, since=self.started)
         if stopped:
-            runs = len(list(sweep_dir.rglob(".hydra/config.yaml")))
+            runs = len(run_folders(sweep_dir))
             head = (f"{len(stopped)} of the sweep's {runs} runs stopped; the others ran to the end:" if runs > len(stopped)
                     else "every run of the sweep stopped:")
             lines = [f"  {run_dir}: {message}" for run_dir, message in stopped]
@@ -86,7 +87,7 @@ def stopped_runs(sweep_dir: Path, since: float) -> list[tuple[Path, str]]:
     """The runs under `sweep_dir` whose latest attempt stopped with a UserError after `since` (a
     sweep run again in its folder: only this time's stops)."""
     stopped = []
-    for info in sorted(sweep_dir.rglob("run_info.json")):
+    for info in sorted(sweep_dir.rglob(RunFiles.RUN_INFO)):
         message = last_attempt(info.parent).get("stopped")
         if message is not None and info.stat().st_mtime >= since - CLOCK_SKEW_S:
             stopped.append((info.parent, message))
@@ -103,12 +104,13 @@ def to_log_file_only(level: int, message: str) -> None:
 
 
 def print_run_summary(run_dir: Path, metrics: dict[str, float]) -> None:
-    from msgan_cli.train.distributed import process_info
+    from msgan_cli.core.distributed import process_info
     if not process_info().is_main:
         return
-    from msgan_cli.report import PER_CLASS   # per-class values stay in metrics.json, not on the terminal
+    from msgan_cli.report import PER_CLASS  # per-class values stay in metrics.json, not on the terminal
     shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not PER_CLASS.search(k))
-    grids = sorted((run_dir / "samples").glob("final*.png"))   # final.png, or one per translation direction
+    files = RunFiles(run_dir)
+    grids = sorted(files.samples.glob("final*.png"))   # final.png, or one per translation direction
     print(f"\nRun finished: {run_dir}\n"
           f"  metrics:     {run_dir / 'metrics.json'}  ({shown})\n"
           f"  samples:     {', '.join(map(str, grids)) or run_dir / 'samples'}\n"
@@ -125,8 +127,9 @@ def required_run_dir(cfg: DictConfig, command: str) -> Path:
 def eval_command(overrides: list[str]) -> dict[str, float]:
     """`msgan eval run=DIR [metrics=[...]] [num_samples=N] [seed=S] [text_code=mean] [device=cpu]`: writes the run's
     metrics.json and, beside it, eval_protocol.json (what was measured and how)."""
-    from msgan_cli.evaluate import evaluate_run, load_trained_session, merge_evaluation, resolve_metric_names
-    from msgan_cli.jsonfiles import read_json, write_json
+    from msgan_cli.core.jsonfiles import read_json, write_json
+    from msgan_cli.evaluate import evaluate_run, merge_evaluation, resolve_metric_names
+    from msgan_cli.train.session import load_trained_session
 
     cfg = compose_config("eval", overrides)
     run_dir = required_run_dir(cfg, "eval")
@@ -139,10 +142,11 @@ def eval_command(overrides: list[str]) -> dict[str, float]:
                                  session.recipe, session.data, options)
     metrics, protocol = evaluate_run(session, names, options, step)
     # Re-evaluating some metrics keeps the others' numbers (and how they were measured).
-    previous, previous_protocol = (read_json(run_dir / name) for name in ("metrics.json", "eval_protocol.json"))
+    files = RunFiles(run_dir)
+    previous, previous_protocol = read_json(files.metrics), read_json(files.protocol)
     merged, merged_protocol = merge_evaluation(previous, previous_protocol, metrics, protocol)
-    write_json(run_dir / "metrics.json", merged)
-    write_json(run_dir / "eval_protocol.json", merged_protocol)
+    write_json(files.metrics, merged)
+    write_json(files.protocol, merged_protocol)
     print(json.dumps(metrics, indent=2, sort_keys=True))
     kept = sorted(set(merged) - set(metrics))
     print(f"Wrote {run_dir / 'metrics.json'} and {run_dir / 'eval_protocol.json'}"
@@ -166,9 +170,9 @@ def sample_command(overrides: list[str]) -> list[Path]:
     import torch
     from torchvision.utils import save_image
 
-    from msgan_cli.evaluate import load_trained_session
     from msgan_cli.figures import scatter_figure
     from msgan_cli.sampling import evaluation_mode, latents_per_view, views_grid
+    from msgan_cli.train.session import load_trained_session
 
     cfg = compose_config("sample", overrides)
     for key in ("n", "inputs", "columns"):
@@ -180,7 +184,7 @@ def sample_command(overrides: list[str]) -> list[Path]:
     run_dir = required_run_dir(cfg, "sample")
     session, step = load_trained_session(run_dir, cfg.device)
     recipe, data, device = session.recipe, session.data, session.device
-    out_dir = Path(cfg.out) if cfg.out else run_dir / "samples"
+    out_dir = Path(cfg.out) if cfg.out else RunFiles(run_dir).samples
     generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
     if recipe.conditions_come_from_data:
         directions = recipe.evaluation_directions(data)
@@ -256,7 +260,7 @@ def sample_inputs(form: str, recipe, direction, batch, rows: list[int], z, stem:
     import torch
     from torchvision.utils import save_image
 
-    from msgan_cli.data.batch import take
+    from msgan_cli.core.batch import take
     from msgan_cli.sampling import evaluation_mode, input_grid
 
     if form == "grid":
@@ -317,10 +321,10 @@ def train_classifier_command(overrides: list[str]) -> tuple[Path, float]:
     """`msgan train-classifier dataset=NAME [eval.classifier.steps=...] [hardware=cpu]`: trains (or finds
     in the cache) the classifier the metrics use for a dataset, and prints its test accuracy. For a
     stacked dataset it is the classifier of the single channels (what stacked_modes uses)."""
+    from msgan_cli.core.distributed import process_info
     from msgan_cli.data import load_dataset
     from msgan_cli.metrics.classification import channel_data, is_stacked
     from msgan_cli.metrics.classifier import cache_path, load_or_train_classifier
-    from msgan_cli.train.distributed import process_info
     from msgan_cli.train.session import select_device
 
     cfg = compose_config("train", overrides)

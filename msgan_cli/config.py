@@ -206,3 +206,13 @@ def check_options(cfg: DictConfig) -> None:
             if kinds is not None and (not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool))):
                 wanted = {(bool,): "true or false", (int,): "a whole number", (int, float): "a number"}[kinds]
                 raise UserError(f"{name} must be {wanted}; got {value!r}.")
+
+
+def selected_regularizers(cfg) -> list[tuple[str, float]]:
+    return [(name, float(node.weight)) for name, node in sorted((cfg.get("reg") or {}).items())
+            if node.get("enabled", False)]
+
+
+def method_label(cfg) -> str:
+    """`none`, or the selected regularisers with their weights, e.g. `ms(w=1)+sr(w=0.5)`."""
+    return "+".join(f"{name}(w={weight:g})" for name, weight in selected_regularizers(cfg)) or "none"

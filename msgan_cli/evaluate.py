@@ -1,23 +1,20 @@
-"""Evaluation: the metrics of a session (end of training) or of a finished run (`msgan eval run=DIR`)."""
+"""Evaluation: which metrics a run computes (`resolve_metric_names`), computing them for a built
+session (`evaluate_run`: during and at the end of training, and for `msgan eval run=DIR`), and
+merging a re-evaluation into a run's earlier files (`merge_evaluation`)."""
 from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from msgan_cli.config import compose_config
 from msgan_cli.data import Data
 from msgan_cli.errors import UserError
 from msgan_cli.metric_names import split_direction, with_direction
-from msgan_cli.metrics import METRICS, EvalContext
+from msgan_cli.metrics import METRICS
+from msgan_cli.metrics.context import EvalContext
 from msgan_cli.models import Recipe
-from msgan_cli.train.checkpoint import load_checkpoint
-from msgan_cli.train.distributed import ProcessInfo
-from msgan_cli.train.ema import load_averaged_weights
-from msgan_cli.train.session import build_session
 
 log = logging.getLogger(__name__)
 
@@ -131,32 +128,3 @@ def merge_evaluation(previous: dict[str, float], previous_protocol: dict, metric
     if "classifier" in previous_protocol and "classifier" not in protocol:
         merged_protocol["classifier"] = previous_protocol["classifier"]
     return kept | metrics, merged_protocol
-
-
-def load_run_config(run_dir: Path) -> DictConfig:
-    """The run's resolved config; evaluation and hardware options it predates get today's defaults."""
-    path = run_dir / ".hydra" / "config.yaml"
-    if not path.exists():
-        raise UserError(f"{run_dir} is not a msgan run directory (no .hydra/config.yaml).")
-    cfg = OmegaConf.load(path)
-    defaults = compose_config("train", [])
-    cfg.eval = OmegaConf.merge(defaults.eval, cfg.eval)
-    cfg.hardware = OmegaConf.merge(defaults.hardware, cfg.hardware)
-    return cfg
-
-
-def load_trained_session(run_dir: Path, device: str | None = None):
-    """The run's session with the weights of its last checkpoint (CPU unless a device is given)."""
-    cfg = load_run_config(run_dir)
-    if device is not None:
-        cfg.hardware.device, cfg.hardware.distributed = device, False
-    cfg.hardware.compile = False   # a compiled run's networks are the eager ones; compiling would only delay
-    checkpoint = run_dir / "checkpoints" / "last.pt"
-    if not checkpoint.exists():
-        raise UserError(f"{run_dir} has no checkpoints/last.pt yet: train it first (or wait for its first checkpoint).")
-    session = build_session(cfg, ProcessInfo(0, 1, 0))
-    state = load_checkpoint(checkpoint, session.device)
-    session.recipe.load_state_dict(state["model"])
-    if state.get("ema"):   # trainer.ema: the run was evaluated with its weight average, and so is it here
-        load_averaged_weights(session.recipe, state["ema"])
-    return session, int(state["step"])

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 
-DIRECTED = re.compile(r"^(?P<metric>[^/]+)/(?P<direction>[A-Z][A-Za-z0-9]*to[A-Z][A-Za-z0-9]*|stage[0-9]+(?:_mean)?|to_[A-Za-z0-9_]+)"
+DIRECTED = re.compile(r"^(?P<metric>[^/]+)/"
+                      r"(?P<direction>[A-Z][A-Za-z0-9]*to[A-Z][A-Za-z0-9]*|stage[0-9]+(?:_mean)?|to_[A-Za-z0-9_]+)"
                       r"(?:/(?P<rest>.*))?$")
 
 

@@ -22,16 +22,13 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from msgan_cli.config import flat
+from msgan_cli.config import flat, method_label, selected_regularizers
+from msgan_cli.core.jsonfiles import last_attempt, read_json
+from msgan_cli.core.run_files import SWEEP_RECORD, RunFiles, run_folders
 from msgan_cli.errors import UserError
-from msgan_cli.jsonfiles import last_attempt, read_json
 from msgan_cli.metric_names import split_direction
+from msgan_cli.metrics import METRICS, Metric  # importing it registers every metric
 
-# Shown first, and plotted (the metrics that tell collapse from diversity); others follow in name order.
-HEADLINE = ("modes_2d/modes", "modes_2d/high_quality", "modes_2d/kl", "modes_per_input/modes",
-            "modes_per_input/high_quality", "modes_per_input/kl", "stacked_modes/modes", "stacked_modes/kl",
-            "ndb_jsd/ndb", "ndb_jsd/jsd", "ndb_jsd/per_class_mean_ndb", "ndb_jsd/per_class_mean_jsd",
-            "fid/inception", "fid/classifier", "class_acc", "lpips_div", "pairwise_div/pixel_l1")
 PER_CLASS = re.compile(r"/class\d+_")   # per-class columns: in the CSV only, the Markdown stays readable
 
 
@@ -99,16 +96,6 @@ class Group:
         return {key: values for key, values in seen.items() if len(values) > 1}
 
 
-def selected_regularizers(cfg) -> list[tuple[str, float]]:
-    return [(name, float(node.weight)) for name, node in sorted((cfg.get("reg") or {}).items())
-            if node.get("enabled", False)]
-
-
-def method_label(cfg) -> str:
-    """`none`, or the selected regularisers with their weights, e.g. `ms(w=1)+sr(w=0.5)`."""
-    return "+".join(f"{name}(w={weight:g})" for name, weight in selected_regularizers(cfg)) or "none"
-
-
 def mean_std(values: list[float]) -> tuple[float, float]:
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
@@ -133,7 +120,7 @@ def run_settings(run_dir: Path, cfg) -> dict[str, str]:
     not use (a swept `reg.ms.weight` does not make `reg=none` runs differ) and options that change no
     number (DISPLAY_ONLY). A value is the run's resolved one where its config has the key, so
     `trainer.ema=1e-3` and `=0.001`, or `=False` (a multirun) and `=false` (a resumed job), are one."""
-    path = run_dir / ".hydra" / "overrides.yaml"
+    path = RunFiles(run_dir).overrides
     overrides = OmegaConf.load(path) if path.exists() else []
     enabled = {name for name, _ in selected_regularizers(cfg)}
     settings = {}
@@ -159,10 +146,10 @@ def comparable_config(cfg) -> dict[str, str]:
 def collect_runs(sweep_dir: Path) -> tuple[list[Run], list[Path]]:
     """Every finished run under `sweep_dir`, and the runs that have no metrics (see `run_status`)."""
     runs, unfinished = [], []
-    for config_path in sorted(sweep_dir.rglob(".hydra/config.yaml")):
-        run_dir = config_path.parent.parent
+    for run_dir in run_folders(sweep_dir):
+        config_path = RunFiles(run_dir).config
         cfg = OmegaConf.load(config_path)
-        metrics = read_json(run_dir / "metrics.json")
+        metrics = read_json(RunFiles(run_dir).metrics)
         if not metrics:   # absent (diverged, failed or unfinished) or damaged
             unfinished.append(run_dir)
             continue
@@ -200,7 +187,7 @@ def run_status(run_dir: Path) -> str:
         return f"diverged: {diverged.get('what', 'a loss')} became NaN or inf at step {diverged.get('step', '?')}"
     if stopped:
         return f"stopped: {stopped}"
-    metrics_file = run_dir / "metrics.json"
+    metrics_file = RunFiles(run_dir).metrics
     if metrics_file.is_file():
         try:
             json.loads(metrics_file.read_text())
@@ -215,7 +202,7 @@ def runs_never_started(sweep_dir: Path) -> list[str]:
     they began (Hydra's basic sweeper, which every launcher here uses: the product of the swept values,
     numbered in launch order, each in the folder of its number). Each as "#5: reg=ms seed=2" (the swept
     keys). Empty where that cannot be known: no multirun.yaml, another sweeper or folder naming."""
-    path = sweep_dir / "multirun.yaml"
+    path = sweep_dir / SWEEP_RECORD
     if not path.is_file():
         return []
     hydra_cfg = OmegaConf.to_container(OmegaConf.load(path).get("hydra", {}), resolve=False)
@@ -232,7 +219,7 @@ def runs_never_started(sweep_dir: Path) -> list[str]:
         return []
     swept = [i for i in range(len(jobs[0]) if jobs else 0) if len({job[i] for job in jobs}) > 1]
     return [f"#{number}: {' '.join(job[i] for i in swept)}" for number, job in enumerate(jobs)
-            if not (sweep_dir / str(number) / ".hydra" / "config.yaml").is_file()]
+            if not RunFiles(sweep_dir / str(number)).config.is_file()]
 
 
 def last_placement(run_dir: Path) -> str | None:
@@ -245,33 +232,40 @@ def last_placement(run_dir: Path) -> str | None:
     return latest["host"] + (f", SLURM job {job}" if job else "") + (f", {latest['gpu']}" if latest.get("gpu") else "")
 
 
+def registered(key: str) -> tuple[Metric | None, str]:
+    """The registered metric a metrics.json key belongs to (None: not a metric of this version of msgan),
+    and the key without its view (`fid/AtoB/inception` -> `fid/inception`)."""
+    plain = split_direction(key)[0]
+    return METRICS.get(plain.split("/", 1)[0]), plain
+
+
+def headline_position(key: str) -> tuple[int, int] | None:
+    """Where a headline number's column goes (its metric's rank, then its place in the metric's headline),
+    or None for a number that is not a headline (core/registry.py: Metric.headline)."""
+    metric, plain = registered(key)
+    if metric is None or metric.part(plain) not in metric.headline:
+        return None
+    return metric.rank, metric.headline.index(metric.part(plain))
+
+
 def ordered_metrics(names: set[str]) -> list[str]:
-    """Headline metrics first, in HEADLINE's order, then the others by name; a metric measured in
-    several directions (`fid/AtoB/...`) sits where its undirected key would, its directions in turn."""
+    """Headline metrics first, as their metrics rank them, then the others by name; a metric measured in
+    several views (`fid/AtoB/...`) sits where its undirected key would, its views in turn."""
     def order(name: str) -> tuple:
-        key, way = split_direction(name)
-        return (HEADLINE.index(key), "", way or "") if key in HEADLINE else (len(HEADLINE), key, way or "")
+        plain, way = split_direction(name)
+        position = headline_position(name)
+        return (0, *position, "", way or "") if position is not None else (1, 0, 0, plain, way or "")
     return sorted(names, key=order)
 
 
-# Which way is better, for the metrics that have a direction (context values such as a ceiling, a
-# count of modes or a classifier's own accuracy have none, and are never marked best).
-LOWER_IS_BETTER = re.compile(r"(^|/)(kl|ndb|ndb_ratio|jsd|per_class_mean_ndb|per_class_mean_jsd)$|^fid/|^kid/.*_mean$")
-HIGHER_IS_BETTER = re.compile(r"(^|/)(modes|modes_fraction|high_quality)$|^class_acc$|^lpips_div|"
-                              r"^pairwise_div/(pixel_l1|feature_cosine)$|^mode_score$|^is/.*_mean$|"
-                              r"^precision_recall/.*_(precision|recall)$|^domain_acc/(all|edited)$")
 SHARED_CONTEXT = "classifier_test_acc"   # the one classifier's accuracy, recorded beside each metric using it
 
 
 def direction(metric: str) -> str | None:
-    """Whether lower or higher is better (of the metric as such, whichever translation direction it was
-    measured in), or None."""
-    metric = split_direction(metric)[0]
-    if PER_CLASS.search(metric) or metric.endswith(SHARED_CONTEXT):
-        return None
-    if LOWER_IS_BETTER.search(metric):
-        return "lower"
-    return "higher" if HIGHER_IS_BETTER.search(metric) else None
+    """Whether lower or higher is better, as the metric declared it when it was registered (whichever
+    view it was measured in), or None: a count in the data, a classifier's own accuracy, a per-class value."""
+    registered_metric, plain = registered(metric)
+    return None if registered_metric is None else registered_metric.better_direction(plain)
 
 
 def table_columns(metrics: list[str]) -> list[tuple[str, str]]:

@@ -18,8 +18,8 @@ from contextlib import contextmanager
 import torch
 from torchvision.utils import make_grid
 
+from msgan_cli.core.batch import take
 from msgan_cli.data import Batch, Data
-from msgan_cli.data.batch import take
 from msgan_cli.figures import scatter_figure
 from msgan_cli.models import Direction, Recipe
 

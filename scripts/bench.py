@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from msgan_cli.config import compose_config
+from msgan_cli.config import compose_config, selected_regularizers
+from msgan_cli.core.stats import collect
 from msgan_cli.data import EpochSampler
 from msgan_cli.data.base import BatchSource
 from msgan_cli.data.files import image_files
@@ -37,10 +38,8 @@ from msgan_cli.errors import UserError
 from msgan_cli.evaluate import evaluate_run
 from msgan_cli.models.base import one_hot
 from msgan_cli.models.pix2pix.networks import downsample
-from msgan_cli.report import selected_regularizers
 from msgan_cli.train.runner import StepRunner
 from msgan_cli.train.session import build_session
-from msgan_cli.train.stats import collect
 from msgan_cli.train.threads import cores
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

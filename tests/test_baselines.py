@@ -6,15 +6,15 @@ import pytest
 import torch
 
 from conftest import compose, tensorboard_tags, train_run
+from msgan_cli.core.context import Generated, StepContext
 from msgan_cli.data import Batch
 from msgan_cli.errors import UserError
 from msgan_cli.models.base import Recipe
 from msgan_cli.models.mlp import MLPGAN
 from msgan_cli.regularizers import adam_update, mode_regularizers, pack, unroll_discriminator
 from msgan_cli.regularizers.unrolled import swapped_tensors
-from msgan_cli.train.context import Generated, StepContext
-from msgan_cli.train.loop import phases_and_optimizers
 from msgan_cli.train.session import build_session
+from msgan_cli.train.step import phases_and_optimizers
 
 MLP = ["model=mlp", "dataset=grid25", "model.generator.hidden=16", "model.discriminator.hidden=8"]
 SMOOTH_MLP = ["model=mlp_unrolled", "dataset=grid25", "model.nz=3", "model.generator.hidden=6",

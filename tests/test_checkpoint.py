@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from conftest import TINY, msgan, run_msgan, state_of, tiny, train_run
+from msgan_cli.core import checkpoints as checkpoint_module
+from msgan_cli.core.checkpoints import load_checkpoint, save_checkpoint
 from msgan_cli.errors import UserError
-from msgan_cli.train import checkpoint as checkpoint_module
-from msgan_cli.train.checkpoint import load_checkpoint, save_checkpoint
 
 
 @pytest.mark.parametrize("model,dataset,reg", [("dcgan", "digits", ["reg=ms"]), ("mlp", "ring8", ["reg=ms"]),
@@ -147,7 +147,7 @@ def test_a_full_disk_is_one_sentence_and_keeps_the_previous_checkpoint(tmp_path,
 
 
 def test_a_failed_json_write_leaves_no_temporary(tmp_path, monkeypatch):
-    from msgan_cli import jsonfiles
+    from msgan_cli.core import jsonfiles
     jsonfiles.write_json(tmp_path / "metrics.json", {"a": 1})
     monkeypatch.setattr(jsonfiles.os, "replace", lambda *a: (_ for _ in ()).throw(OSError(28, "No space left")))
     with pytest.raises(OSError):

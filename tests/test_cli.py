@@ -171,7 +171,8 @@ def test_multirun_sweep_and_report(tmp_path):
     (["train", "dataset=imagenet"], ["dataset", "digits", "fashion_mnist"]),
     (["train", "reg=[ms,nonexistent]"], ["nonexistent", "ms", "none"]),
     (["train", "hardware=tpu"], ["hardware", "cpu", "ddp"]),
-    (["train", "dataset=fashion_mnist", "dataset.root=/nonexistent/fm"], ["/nonexistent/fm", "apt-get install -y dataset-fashion-mnist"]),
+    (["train", "dataset=fashion_mnist", "dataset.root=/nonexistent/fm"],
+     ["/nonexistent/fm", "apt-get install -y dataset-fashion-mnist"]),
     (["train", "reg.ms.wieght=2"], ["reg.ms has no option wieght", "weight"]),
     (["train", "reg=ms", "model.nz=0"], ["ms needs a latent input", "model.nz"]),
     (["eval"], ["run=DIR"]),
@@ -204,6 +205,7 @@ def test_train_classifier_caches_it_for_the_metrics(tmp_path):
 
 def test_report_lists_a_run_with_damaged_files_instead_of_failing(finished_run, tmp_path):
     import shutil
+
     from msgan_cli.report import build_report
     run, _ = finished_run
     damaged = tmp_path / "sweep" / "0"

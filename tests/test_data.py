@@ -7,11 +7,10 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
+from datafiles import write_fashion, write_idx
 from msgan_cli.data import EpochSampler, load_dataset
 from msgan_cli.data.idx import read_idx
 from msgan_cli.errors import UserError
-
-from datafiles import write_fashion, write_idx
 
 
 def cfg(**values):
@@ -324,7 +323,8 @@ def test_outline_fill_unpaired_bad_options():
 
 
 def unpaired_cfg(root, **values):
-    defaults = dict(name="unpaired_folder", root=None if root is None else str(root), resolution=16, load_size=20, flip=True, channels=3,
+    defaults = dict(name="unpaired_folder", root=None if root is None else str(root), resolution=16, load_size=20, flip=True,
+                    channels=3,
                     in_memory="auto", memory_limit_mb=2048, workers=0)
     return cfg(**(defaults | values))
 

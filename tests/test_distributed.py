@@ -85,7 +85,7 @@ def test_pix2pix_on_streamed_pairs_trains_under_ddp_like_one_process(tmp_path):
     exactly zero gradients, which Adam turns into rounding-noise steps that differ between the runs and
     change no output."""
     from datafiles import write_paired_folder
-    from msgan_cli.evaluate import load_trained_session
+    from msgan_cli.train.session import load_trained_session
     root = write_paired_folder(tmp_path / "data", {"train": 12, "val": 2}, height=16)
     common = ["model=pix2pix", "model.width=4", "dataset=paired_folder", f"dataset.root={root}", "dataset.resolution=16",
               "dataset.in_memory=false", "dataset.workers=1", "reg=none", "trainer.batch_size=4",

@@ -5,10 +5,15 @@ import pytest
 import torch
 
 from conftest import compose, run_msgan, state_of, tensorboard_tags, tiny, train_run
+from msgan_cli.core.context import StepContext
 from msgan_cli.errors import UserError
-from msgan_cli.models.drit.networks import (AttributeEncoder, ContentDiscriminator, ContentEncoder, Generators,
-                                            MultiScaleDiscriminator)
-from msgan_cli.train.context import StepContext
+from msgan_cli.models.drit.networks import (
+    AttributeEncoder,
+    ContentDiscriminator,
+    ContentEncoder,
+    Generators,
+    MultiScaleDiscriminator,
+)
 from msgan_cli.train.session import build_session
 
 # Grids and spectral figures at the end only: DRIT's 37 D layers make each spectral check 3 s of figures.
@@ -142,7 +147,8 @@ def oracle_and_identity(session):
     evaluation input into one of its correct outputs (which one from z), the identity returns its input
     unchanged (an image of the source domain). Inputs are recognised by exact equality with the rows
     of the evaluation split of the direction whose source they belong to."""
-    views = {direction.name[0]: direction.data.evaluation_split for direction in session.recipe.evaluation_directions(session.data)}
+    views = {direction.name[0]: direction.data.evaluation_split
+             for direction in session.recipe.evaluation_directions(session.data)}
 
     def rows_of(images, source):
         split = views[source]

@@ -10,9 +10,9 @@ import torch
 
 from conftest import compose, run_msgan, state_of, tiny, train_run
 from msgan_cli.errors import UserError
-from msgan_cli.evaluate import evaluate_run, load_trained_session
+from msgan_cli.evaluate import evaluate_run
 from msgan_cli.train.ema import WeightAverage
-from msgan_cli.train.session import build_session
+from msgan_cli.train.session import build_session, load_trained_session
 
 EMA = ["reg=none", "trainer.ema=0.9", "eval.metrics=[pairwise_div,class_acc]"]
 
@@ -51,6 +51,7 @@ def test_evaluation_grids_and_msgan_eval_use_the_average(tmp_path):
         assert torch.equal(tensor, averaged[name]), name
     # The run's final grid is the average's (save_image's rounding to 8 bits, as the PNG).
     from PIL import Image
+
     from msgan_cli.sampling import sample_grids
     grid = sample_grids(session.recipe, session.data, session.device, seed=session.cfg.seed)["grid"]
     png = torch.from_numpy(np.array(Image.open(tmp_path / "samples" / "final.png"))).permute(2, 0, 1)

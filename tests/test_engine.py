@@ -9,16 +9,15 @@ from hydra.core.config_store import ConfigStore
 from torch import nn
 
 from conftest import compose, tensorboard_tags, train_run
-from msgan_cli.data.batch import concat, repeat_rows, rows, take
-from msgan_cli.models import register_model
+from msgan_cli.core.batch import concat, repeat_rows, rows, take
+from msgan_cli.core.context import StepContext
+from msgan_cli.core.registry import register_model
 from msgan_cli.models.adversarial import AdversarialRecipe
 from msgan_cli.models.gan_loss import GANLoss
 from msgan_cli.regularizers import mode_seeking_loss
-from msgan_cli.train.context import StepContext
-from msgan_cli.train.loop import learning_rate_schedules
 from msgan_cli.train.session import build_session
 from msgan_cli.train.spectrum import normalised_spectra
-
+from msgan_cli.train.step import learning_rate_schedules
 
 # --- conditions of any kind -------------------------------------------------------------------
 
@@ -182,7 +181,7 @@ def test_values_a_stopped_run_reported_are_not_logged_by_the_next_run_in_the_pro
     """A run that stops between two log ticks (a divergence, a refused option) leaves its last reported
     values in the process-wide collector; a later run in the same process (a notebook, the tests) logged
     them as its own: NaN losses of the diverged run in its first log tick."""
-    from msgan_cli.train import stats
+    from msgan_cli.core import stats
     from msgan_cli.train.runner import StepRunner
     stats.report("Loss/G/left_by_an_earlier_run", float("nan"))
     runner = StepRunner(compose("reg=none", "eval.metrics=[]"))

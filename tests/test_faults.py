@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from conftest import TINY, compose, msgan, run_msgan, state_of
-from msgan_cli.jsonfiles import write_json
+from msgan_cli.core.jsonfiles import write_json
 from msgan_cli.report import build_report
-from msgan_cli.train import loop
+from msgan_cli.train import loop, step
 from msgan_cli.train.divergence import Diverged
 
 
 def poison_after(step_index: int, monkeypatch) -> None:
     """Make the run diverge: after the training step with this (0-based) index, one generator weight is NaN."""
-    original = loop.training_step
+    original = step.training_step
 
     def training_step(session, phases, optimizers, parameters, source, pairs, step, guard=None):
         original(session, phases, optimizers, parameters, source, pairs, step, guard)
@@ -24,7 +24,7 @@ def poison_after(step_index: int, monkeypatch) -> None:
             with torch.no_grad():
                 next(session.recipe.generator.parameters()).view(-1)[0] = float("nan")
 
-    monkeypatch.setattr(loop, "training_step", training_step)
+    monkeypatch.setattr(step, "training_step", training_step)
 
 
 @pytest.mark.parametrize("checkpoint_every,expected", [
@@ -73,7 +73,8 @@ def test_a_metric_that_is_not_finite_is_left_out_and_named(monkeypatch):
     from msgan_cli.metrics import METRICS
     from msgan_cli.train.session import build_session
     session = build_session(compose())
-    monkeypatch.setitem(METRICS, "class_acc", dataclasses.replace(METRICS["class_acc"], compute=lambda ctx: {"class_acc": math.nan}))
+    not_a_number = dataclasses.replace(METRICS["class_acc"], compute=lambda ctx: {"class_acc": math.nan})
+    monkeypatch.setitem(METRICS, "class_acc", not_a_number)
     metrics, protocol = evaluate_run(session, ["class_acc"], session.cfg.eval, step=0)
     assert metrics == {} and protocol["not_finite"] == ["class_acc"]
 
@@ -91,6 +92,7 @@ def test_a_second_process_on_a_run_directory_stops_and_a_killed_one_leaves_no_lo
     import signal
     import subprocess
     import sys
+
     from msgan_cli.train.runlock import run_directory_lock
     run = tmp_path / "run"
     with run_directory_lock(run):   # a training process holds it

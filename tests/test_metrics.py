@@ -7,8 +7,15 @@ import pytest
 import torch
 
 from msgan_cli.data.mixtures2d import mixture_centres, sample_mixture
-from msgan_cli.metrics import (NDBBins, frechet_distance, inception_score, kernel_inception_distance, modes_2d, ndb_jsd,
-                               pairwise_distances)
+from msgan_cli.metrics import (
+    NDBBins,
+    frechet_distance,
+    inception_score,
+    kernel_inception_distance,
+    modes_2d,
+    ndb_jsd,
+    pairwise_distances,
+)
 from msgan_cli.metrics.modes import modes_per_input
 from msgan_cli.report import mean_std
 
@@ -67,7 +74,8 @@ def oracle_pix2pix(monkeypatch, collapsed: bool):
 
     def generate(z, condition):
         index = (condition.flatten(1)[:, None] == outlines.flatten(1)[None]).all(2).float().argmax(1)
-        mode = torch.zeros_like(index) if collapsed else (torch.special.ndtr(z[:, 0]) * split.modes).long().clamp(max=split.modes - 1)
+        spread = (torch.special.ndtr(z[:, 0]) * split.modes).long().clamp(max=split.modes - 1)
+        mode = torch.zeros_like(index) if collapsed else spread
         return split.mode_targets(index)[torch.arange(len(z)), mode]
 
     monkeypatch.setattr(session.recipe, "generate", generate)
@@ -228,6 +236,7 @@ def test_stacked_modes_counts_triples():
 
 def test_lpips_pairs_identical_outputs_give_zero():
     from torchmetrics.functional.image.lpips import _LPIPS
+
     from msgan_cli.metrics.diversity import lpips_diversity
     torch.manual_seed(0)
     net = _LPIPS(pretrained=True, net="alex", pnet_rand=True).eval()   # random backbone: offline
@@ -237,8 +246,9 @@ def test_lpips_pairs_identical_outputs_give_zero():
 
 
 def test_stacked_modes_on_a_stacked_run(tmp_path):
-    from conftest import train_run
     from test_training import dataset_overrides
+
+    from conftest import train_run
     metrics = train_run(tmp_path, "model.nz=8", *dataset_overrides("stacked_fashion_mnist", tmp_path),
                         "eval.metrics=[stacked_modes,ndb_jsd]")
     assert 1 <= metrics["stacked_modes/modes"] <= 64 and metrics["stacked_modes/num_modes_total"] == 1000
@@ -303,6 +313,7 @@ def test_a_cached_classifier_belongs_to_the_images_it_learnt_from_not_only_to_th
     """An embedded benchmark rendered differently by a newer version keeps its config: the cache key
     must change with the images, or metrics would read new outputs with a classifier of old images."""
     from dataclasses import replace
+
     from msgan_cli.config import compose_config
     from msgan_cli.data import load_dataset
     from msgan_cli.data.base import TensorSplit

@@ -6,9 +6,10 @@ import torch
 from hydra.core.config_store import ConfigStore
 
 from conftest import compose, tensorboard_tags, train_run
-from msgan_cli.regularizers import Regularizer, RegularizerOptions, register_regularizer
+from msgan_cli.core.registry import register_regularizer
+from msgan_cli.core.stats import report
+from msgan_cli.regularizers import Regularizer, RegularizerOptions
 from msgan_cli.train.session import build_session
-from msgan_cli.train.stats import report
 
 
 @dataclass

@@ -90,8 +90,9 @@ def test_sr_with_sn_is_refused():
 
 
 def test_eval_rebuilds_spectrally_normalised_runs(tmp_path):
-    from msgan_cli.evaluate import load_trained_session
     from omegaconf import OmegaConf
+
+    from msgan_cli.train.session import load_trained_session
     cfg = compose("reg=sn")
     train_run(tmp_path, "reg=sn")
     (tmp_path / ".hydra").mkdir()
@@ -124,6 +125,7 @@ class FakeWriter:
 
 def test_monitor_warns_when_the_spectrum_collapses(caplog):
     from omegaconf import OmegaConf
+
     from msgan_cli.train.spectrum import SpectralMonitor
     session = build_session(compose("model=mlp", "dataset=ring8", "dataset.num_train=200", "reg=none"))
     monitor, writer = SpectralMonitor(OmegaConf.create({"threshold": 0.2, "warn_drop": 0.5})), FakeWriter()

@@ -7,10 +7,10 @@ import torch
 
 from conftest import compose, run_msgan, state_of, tensorboard_tags, tiny, train_run
 from datafiles import write_cub
+from msgan_cli.core.context import StepContext
 from msgan_cli.errors import UserError
 from msgan_cli.models.stackganpp import kl_to_prior
 from msgan_cli.models.stackganpp.networks import ConditioningAugmentation, StageDiscriminator, TreeGenerator
-from msgan_cli.train.context import StepContext
 from msgan_cli.train.session import build_session
 
 SG = ["model=stackganpp", "model.width_g=8", "model.width_d=4", "model.ca_dim=8", "model.nz=8",
@@ -57,7 +57,7 @@ def test_phases_log_every_term_and_write_a_grid_per_stage(tmp_path):
             assert f"Loss/{term}" in scalars, term
     assert {"Loss/G/kl", "Loss/G/ms", "Loss/G/colour_stage1"} <= scalars
     assert {"Samples/stage0", "Samples/stage1"} <= tensorboard_tags(tmp_path)["images"]
-    from PIL import Image   # a row per caption: its real image, then 8 outputs, at the stage's size
+    from PIL import Image  # a row per caption: its real image, then 8 outputs, at the stage's size
     assert Image.open(tmp_path / "samples" / "final-stage0.png").size == (2 + 9 * 10, 2 + 8 * 10)
     assert Image.open(tmp_path / "samples" / "final-stage1.png").size == (2 + 9 * 18, 2 + 8 * 18)
 
@@ -78,7 +78,8 @@ def test_discriminator_terms_are_the_reference_s_real_wrong_and_fake_terms():
         for i, size in enumerate((8, 16)):
             d = getattr(recipe, f"discriminator_{i}")
             resize = lambda x: torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=size < 16)  # noqa: E731
-            (rc, ru), (wc, wu), (fc, fu) = d(resize(batch.samples), mu), d(resize(batch.inputs["wrong"]), mu), d(fake.outputs[f"stage{i}"], mu)
+            (rc, ru), (wc, wu) = d(resize(batch.samples), mu), d(resize(batch.inputs["wrong"]), mu)
+            fc, fu = d(fake.outputs[f"stage{i}"], mu)
             real, fake_, wrong = softplus(-rc).mean(), softplus(fc).mean(), softplus(wc).mean()
             half = 0.5 if uncond == 0 else 1.0
             assert torch.isclose(terms[f"real_stage{i}"], real + uncond * softplus(-ru).mean(), atol=1e-5)
@@ -175,7 +176,8 @@ def test_every_stage_and_both_text_code_settings_are_evaluated_against_the_known
     views = ["stage0", "stage1", "stage0_mean", "stage1_mean"]
     assert protocol["directions"] == views
     for view in views:
-        assert scores["oracle"][f"modes_per_input/{view}/modes"] > 3.5 and scores["oracle"][f"modes_per_input/{view}/high_quality"] == 100
+        oracle = scores["oracle"]
+        assert oracle[f"modes_per_input/{view}/modes"] > 3.5 and oracle[f"modes_per_input/{view}/high_quality"] == 100
         assert scores["collapsed"][f"modes_per_input/{view}/modes"] == 1
         assert scores["oracle"][f"fid/{view}/classifier"] < scores["collapsed"][f"fid/{view}/classifier"]
     assert "(stage1_mean, fixed text codes (CA mean)): the first 10 test inputs" in protocol["conditions"]["stage1_mean"]

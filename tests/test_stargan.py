@@ -7,9 +7,9 @@ from torch.nn import functional as F
 
 from conftest import compose, run_msgan, state_of, tensorboard_tags, tiny, train_run
 from datafiles import write_celeba
+from msgan_cli.core.context import StepContext
 from msgan_cli.errors import UserError
 from msgan_cli.models.stargan.networks import Discriminator, Generator, layers_for
-from msgan_cli.train.context import StepContext
 from msgan_cli.train.session import build_session
 
 SG = ["model=stargan", "model.width_g=4", "model.width_d=4", "model.residual_blocks=1", "dataset.resolution=16",
@@ -102,7 +102,7 @@ def test_with_a_pair_every_term_of_d_counts_both_halves_the_penalty_too():
     fake = ctx.generated()
     assert ctx.loss_scale == 2 and len(fake.images) == 16
     torch.manual_seed(0)
-    d = recipe.discriminator_terms(ctx)
+    d = ctx.model_terms("D")   # as the step counts them
     torch.manual_seed(0)
     one = recipe.gan_loss.penalty(recipe.discriminate, batch.samples, fake.images[:8])
     assert torch.isclose(d["penalty"], 2 * one)
@@ -116,7 +116,8 @@ def test_g_trains_every_n_critic_steps_and_logs_its_terms(tmp_path):
     scalars = tensorboard_tags(tmp_path)["scalars"]
     assert {"Loss/D/adv", "Loss/D/cls", "Loss/D/penalty", "Loss/G/adv", "Loss/G/cls", "Loss/G/rec"} <= scalars
     state = state_of(tmp_path)
-    assert state["optimizers"]["generator"]["state"][0]["step"] == 2 and state["optimizers"]["discriminator"]["state"][0]["step"] == 4
+    optimizers = state["optimizers"]
+    assert optimizers["generator"]["state"][0]["step"] == 2 and optimizers["discriminator"]["state"][0]["step"] == 4
 
 
 @pytest.mark.parametrize("reg", ["ms", "dpm", "dsgan", "sn", "sr"])
@@ -187,10 +188,12 @@ def test_every_edit_is_evaluated_against_the_known_modes_and_the_target_attribut
     assert protocol["directions"] == views
     for view in views:
         oracle_scores, collapsed_scores = scores["oracle"], scores["collapsed"]
-        assert oracle_scores[f"modes_per_input/{view}/modes"] > 3.5 and oracle_scores[f"modes_per_input/{view}/high_quality"] == 100
+        assert oracle_scores[f"modes_per_input/{view}/modes"] > 3.5
+        assert oracle_scores[f"modes_per_input/{view}/high_quality"] == 100
         assert collapsed_scores[f"modes_per_input/{view}/modes"] == 1
         assert oracle_scores[f"domain_acc/{view}/classifier_attribute_acc"] == 1
-        oracle_pr, collapsed_pr = (scored[f"precision_recall/{view}/classifier_recall"] for scored in (oracle_scores, collapsed_scores))
+        oracle_pr, collapsed_pr = (scored[f"precision_recall/{view}/classifier_recall"]
+                                   for scored in (oracle_scores, collapsed_scores))
         assert oracle_scores[f"precision_recall/{view}/classifier_precision"] > 0.8 and oracle_pr > collapsed_pr + 0.2
         for scored in (oracle_scores, collapsed_scores):   # both draw the target domain; they differ in backgrounds only
             assert scored[f"domain_acc/{view}/edited"] == 1 and scored[f"domain_acc/{view}/all"] == 1
@@ -202,7 +205,8 @@ def test_every_edit_is_evaluated_against_the_known_modes_and_the_target_attribut
     source = attributes.of(inputs.labels)
     for view, edit in zip(views, attributes.edits()):
         target = attributes.apply(source, edit)
-        assert identity[f"domain_acc/{view}/edited"] == pytest.approx(float((source[:, edit.attribute] == edit.value).float().mean()))
+        unchanged = float((source[:, edit.attribute] == edit.value).float().mean())
+        assert identity[f"domain_acc/{view}/edited"] == pytest.approx(unchanged)
         assert identity[f"domain_acc/{view}/all"] == pytest.approx(float((source == target).all(1).float().mean()))
     assert min(identity[f"domain_acc/{view}/all"] for view in views) < 0.5
 

@@ -9,8 +9,8 @@ import torch
 
 from conftest import compose, load_metrics, state_of, tensorboard_tags, train_run
 from datafiles import write_cifar, write_fashion, write_image_folder, write_paired_folder
+from msgan_cli.core.context import StepContext
 from msgan_cli.errors import UserError
-from msgan_cli.train.context import StepContext
 from msgan_cli.train.session import build_session
 
 

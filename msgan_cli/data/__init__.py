@@ -1,22 +1,18 @@
 """Datasets: a registry of loaders, each reading a real on-disk format (METHODS.md section 7).
 
 A loader is a function `cfg -> Data` registered under the name `dataset.name` takes. Adding a dataset
-(a new format) means one module in this package with a `@register_dataset("name")` function and one
-YAML file in `conf/dataset/`; modules here are imported automatically. What a loader returns is in
-`base.py` (splits held in memory) and `streaming.py` (splits decoded from files as training runs);
-the batches, and the conditions they carry, are in `batch.py`.
+(a new format) means one module in this package with a `@register_dataset("name")` function
+(core/registry.py) and one YAML file in `conf/dataset/`; modules here are imported when the package
+is. What a loader returns is in `base.py` (splits held in memory) and `streaming.py` (splits decoded
+from files as training runs); the batches, and the conditions they carry, are in core/batch.py.
 """
 from __future__ import annotations
 
-from typing import Callable
-
 from omegaconf import DictConfig
 
-from msgan_cli.data.base import Batch, Data, EpochSampler, Split, TensorSplit
-from msgan_cli.registry import Registry, import_submodules
-
-DATASETS: Registry[Callable[[DictConfig], Data]] = Registry("dataset", "dataset.name")
-register_dataset = DATASETS.register
+from msgan_cli.core.batch import Batch
+from msgan_cli.core.registry import DATASETS, import_submodules, register_dataset
+from msgan_cli.data.base import Data, EpochSampler, Split, TensorSplit
 
 
 def load_dataset(cfg: DictConfig) -> Data:
@@ -24,6 +20,6 @@ def load_dataset(cfg: DictConfig) -> Data:
     return DATASETS.lookup(cfg.name)(cfg)
 
 
-import_submodules(__name__, __path__, skip=("base", "batch", "streaming", "transforms"))
+import_submodules(__name__, __path__, skip=("base", "streaming", "transforms"))   # the loaders
 
 __all__ = ["DATASETS", "Batch", "Data", "EpochSampler", "Split", "TensorSplit", "load_dataset", "register_dataset"]

@@ -17,7 +17,7 @@ from typing import Literal
 
 import torch
 
-from msgan_cli.data.batch import Batch
+from msgan_cli.core.batch import Batch
 
 __all__ = ["Batch", "BatchSource", "Data", "EpochSampler", "InMemorySource", "Split", "TensorSplit"]
 

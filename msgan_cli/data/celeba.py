@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from msgan_cli.data import register_dataset
+from msgan_cli.core.registry import register_dataset
 from msgan_cli.data.attributes import Attributes
 from msgan_cli.data.base import Batch, Data
 from msgan_cli.data.files import UNREADABLE_IMAGE, dataset_root, path_or

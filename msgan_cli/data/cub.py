@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from msgan_cli.data import register_dataset
+from msgan_cli.core.registry import register_dataset
 from msgan_cli.data.base import Batch, Data, seeded_choice
 from msgan_cli.data.files import UNREADABLE_IMAGE, dataset_root, path_or
 from msgan_cli.data.pickles import NUMPY_ARRAYS, RestrictedUnpickler

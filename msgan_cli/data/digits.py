@@ -6,7 +6,7 @@ data ships without a test split.
 """
 import torch
 
-from msgan_cli.data import register_dataset
+from msgan_cli.core.registry import register_dataset
 from msgan_cli.data.base import Data, TensorSplit, random_split, resize_images
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from msgan_cli.data import register_dataset
+from msgan_cli.core.registry import register_dataset
 from msgan_cli.data.base import Batch, Data, Split, TensorSplit, resize_images
 from msgan_cli.errors import UserError
 

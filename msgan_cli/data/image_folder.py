@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from msgan_cli.data import register_dataset
+from msgan_cli.core.registry import register_dataset
 from msgan_cli.data.base import Data, TensorSplit, random_split
 from msgan_cli.data.files import UNREADABLE_IMAGE, image_files, suffix_list
 from msgan_cli.errors import UserError

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from msgan_cli.data import register_dataset
+from msgan_cli.core.registry import register_dataset
 from msgan_cli.data.base import Data, TensorSplit
 
 

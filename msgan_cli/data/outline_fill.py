@@ -20,7 +20,7 @@ import math
 import torch
 from torch.nn.functional import max_pool2d
 
-from msgan_cli.data import register_dataset
+from msgan_cli.core.registry import register_dataset
 from msgan_cli.data.base import Batch, Data, Split, random_split, resize_images
 from msgan_cli.data.idx import read_idx_split
 from msgan_cli.errors import UserError

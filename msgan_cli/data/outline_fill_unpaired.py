@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch.nn.functional import max_pool2d
 
-from msgan_cli.data import register_dataset
+from msgan_cli.core.registry import register_dataset
 from msgan_cli.data.base import Batch, Data, Split, random_split
 from msgan_cli.data.outline_fill import MASK_THRESHOLD, outline_of, palette, render_fill, source_shapes
 from msgan_cli.data.unpaired import UnpairedSplit

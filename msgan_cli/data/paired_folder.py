@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from msgan_cli.data import register_dataset
+from msgan_cli.core.registry import register_dataset
 from msgan_cli.data.base import Batch, Data
 from msgan_cli.data.files import UNREADABLE_IMAGE, dataset_root, image_files, suffix_list
 from msgan_cli.data.streaming import FileSplit, resolve_in_memory, resolve_workers

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import torch
 
-from msgan_cli.data import register_dataset
+from msgan_cli.core.registry import register_dataset
 from msgan_cli.data.base import Batch, Data, Split, seeded_choice
 from msgan_cli.data.outline_fill import MASK_THRESHOLD, hues, lit_backgrounds, source_shapes
 from msgan_cli.errors import UserError

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from msgan_cli.data import register_dataset
+from msgan_cli.core.registry import register_dataset
 from msgan_cli.data.attributes import Attributes
 from msgan_cli.data.base import Batch, Data, Split, random_split
 from msgan_cli.data.outline_fill import MASK_THRESHOLD, hues, lit_backgrounds, outline_of, source_shapes

@@ -20,8 +20,8 @@ from abc import abstractmethod
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from msgan_cli.core.batch import Batch
 from msgan_cli.data.base import BatchSource, EpochSampler, InMemorySource, Split, augmentation_seeds
-from msgan_cli.data.batch import Batch
 from msgan_cli.errors import UserError
 
 

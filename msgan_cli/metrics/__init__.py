@@ -1,173 +1,22 @@
-"""Metrics: a small registry (DESIGN.md section 2; anchor: stylegan's metric_main).
+"""Metrics: a registry (DESIGN.md section 2; anchor: stylegan's metric_main).
 
-A metric is a function `EvalContext -> {name: number}` registered with `@register_metric`, plus a
-predicate saying whether it applies to a model and dataset (and why not). Names are validated before
-a run starts. Modules in this package are imported automatically.
+A metric is a function `EvalContext -> {name: number}` registered with `@register_metric`
+(core/registry.py), with a predicate saying whether it applies to a model and dataset (and why
+not), what it needs at hand, which way each of its numbers is better, and which are its headline
+numbers. Names are validated before a run starts. Modules in this package are imported when it is
+imported, so adding a metric is adding a module. The formulas are importable for a notebook, e.g.
+`from msgan_cli.metrics import ndb_jsd, frechet_distance`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from msgan_cli.core.registry import METRICS, Metric, import_submodules, register_metric
+from msgan_cli.metrics.context import EvalContext
+from msgan_cli.metrics.diversity import pairwise_distances
+from msgan_cli.metrics.fidelity import frechet_distance, inception_score, kernel_inception_distance
+from msgan_cli.metrics.modes import modes_2d
+from msgan_cli.metrics.ndb import NDBBins, ndb_jsd
 
-import torch
-from omegaconf import DictConfig
-
-from msgan_cli.data import Batch, Data
-from msgan_cli.data.batch import Tree, take
-from msgan_cli.metrics.classifier import SmallClassifier, load_or_train_classifier
-from msgan_cli.models import Direction, Recipe
-from msgan_cli.registry import Registry, import_submodules
-from msgan_cli.sampling import evaluation_mode
-from msgan_cli.train.distributed import shard_and_gather
-
-
-@dataclass
-class EvalContext:
-    """What a metric may use: the model, the direction it evaluates with that direction's view of the
-    data, a seeded generator for latents, the conditions to generate for, the evaluation options
-    (sample counts, classifier settings), and a cache shared between metrics (of one direction).
-
-    Conditions: balanced class indices for a class-conditional model; for a model whose conditions
-    come from data (an input image), MSGAN's test protocol: the first `eval.per_input.inputs` held-out
-    inputs, `eval.per_input.samples` outputs each, which then is the sample count of every metric.
-    A model that translates both ways (DRIT) is evaluated once per direction: in B -> A, `data` is
-    the reversed data (B's images the inputs, A's the real images) and the outputs are G's B -> A."""
-
-    recipe: Recipe
-    direction: Direction
-    device: torch.device
-    options: DictConfig
-    dataset_cfg: DictConfig
-    seed: int = 0
-    cache: dict[str, object] = field(default_factory=dict)
-    protocol: dict[str, dict] = field(default_factory=dict)   # per metric: how it was measured
-
-    def __post_init__(self):
-        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
-
-    @property
-    def data(self) -> Data:
-        return self.direction.data
-
-    @property
-    def num_samples(self) -> int:
-        if self.recipe.conditions_come_from_data:
-            inputs, per_input = self.evaluation_inputs()
-            return len(inputs) * per_input
-        return int(self.options.num_samples)
-
-    def evaluation_inputs(self) -> tuple[Batch, int]:
-        """The held-out samples whose inputs condition the outputs (the first `eval.per_input.inputs`
-        of the test split, or of the training split without one), and the outputs per input."""
-        if "evaluation_inputs" not in self.cache:
-            split = self.data.evaluation_split
-            count = min(int(self.options.per_input.inputs), len(split))
-            self.cache["evaluation_inputs"] = split.batch(torch.arange(count, device=self.device))
-        return self.cache["evaluation_inputs"], int(self.options.per_input.samples)
-
-    def describe_conditions(self, per_input: int | None = None) -> str:
-        """How the evaluated samples were conditioned, for the protocol (`per_input`: a metric that
-        draws its own count of outputs per input says so)."""
-        recipe = self.recipe
-        if not recipe.conditional:
-            return "unconditional"
-        if not recipe.conditions_come_from_data:
-            return f"{recipe.condition_kind}: {recipe.num_classes} classes, balanced"
-        inputs, default_per_input = self.evaluation_inputs()
-        which = "test" if self.data.evaluation_split is self.data.test else "train"
-        direction = ", ".join(part for part in (self.direction.name, self.direction.setting) if part)
-        direction = f" ({direction})" if direction else ""
-        return (f"{recipe.condition_kind}{direction}: the first {len(inputs)} {which} inputs x "
-                f"{per_input or default_per_input} samples each")
-
-    def input_of_sample(self, n: int) -> torch.Tensor:
-        """For conditions from data: which evaluation input sample i of n is conditioned on (inputs in
-        order, `per_input.samples` consecutive samples each, cycling if n asks for more)."""
-        inputs, per_input = self.evaluation_inputs()
-        return (torch.arange(n, device=self.device) // per_input) % len(inputs)
-
-    def conditions(self, n: int) -> Tree:
-        """Conditions for n samples: class i % num_classes for class-conditional models, the evaluation
-        inputs for models conditioned on data (`input_of_sample`), None for unconditional ones."""
-        if not self.recipe.conditional:
-            return None
-        if not self.recipe.conditions_come_from_data:
-            return torch.arange(n, device=self.device) % self.recipe.num_classes
-        inputs, _ = self.evaluation_inputs()
-        return take(self.direction.condition(inputs), self.input_of_sample(n))
-
-    def class_labels(self, n: int) -> torch.Tensor | None:
-        """The class each of n samples is asked for (class-conditional models), else None."""
-        return self.conditions(n) if self.recipe.condition_kind == "class" else None
-
-    def generate(self, z: torch.Tensor, conditions: Tree, chunk: int = 500) -> torch.Tensor:
-        """G's outputs of the direction in eval mode, in chunks, as float32. Under DDP each process generates
-        its share and all receive every output: the same samples as one process, each computed once."""
-        def generate_rows(rows: torch.Tensor) -> torch.Tensor:
-            outputs = []
-            with evaluation_mode(self.recipe):
-                for start in range(0, len(rows), chunk):
-                    part = rows[start:start + chunk]
-                    outputs.append(self.direction.generate(self.recipe, z[part], take(conditions, part)).float())
-            return torch.cat(outputs)
-
-        return shard_and_gather(torch.arange(len(z), device=z.device), generate_rows)
-
-    def classifier(self) -> tuple[SmallClassifier, float]:
-        """The dataset's classifier and its test accuracy (trained on first use, then cached); a view cut
-        from other data (`Data.whole`) uses the whole data's."""
-        if "classifier" not in self.cache:
-            self.cache["classifier"] = load_or_train_classifier(
-                self.data.whole or self.data, self.dataset_cfg, self.options.classifier, self.device)
-        return self.cache["classifier"]
-
-    def real(self, n: int) -> Batch:
-        """min(n, all) training samples (for translation data: the targets, of the direction's target
-        domain), a subset fixed by the evaluation seed."""
-        count = min(n, len(self.data.train))
-        chosen = torch.randperm(len(self.data.train), generator=torch.Generator().manual_seed(self.seed))[:count]
-        return self.data.train.batch(chosen.to(self.device))
-
-    def sample(self, n: int, conditions: Tree = None) -> torch.Tensor:
-        z = self.recipe.sample_latent(n, self.device, self.generator)
-        return self.generate(z, conditions)
-
-
-def always_available(options: DictConfig, data: Data) -> str | None:
-    return None
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    compute: Callable[[EvalContext], dict[str, float]]
-    # Returns None when the metric applies to (recipe, data), else the reason it does not.
-    unsupported: Callable[[Recipe, Data], str | None]
-    # Returns None when what the metric needs is at hand under the evaluation options for this data
-    # (pretrained weights on this machine, or labels to train the project's classifier on), else what is
-    # missing and how to supply it. `eval.metrics=auto` skips it then; naming it is an error.
-    unavailable: Callable[[DictConfig, Data], str | None] = always_available
-
-
-METRICS: Registry[Metric] = Registry("metric", "eval.metrics")
-
-
-def register_metric(name: str, unsupported: Callable[[Recipe, Data], str | None],
-                    unavailable: Callable[[DictConfig, Data], str | None] = always_available):
-    """Decorator for a metric function; `unsupported(recipe, data)` says why it does not apply, or None;
-    `unavailable(eval_options, data)` says what is missing to compute it here, or None."""
-    def decorate(compute: Callable[[EvalContext], dict[str, float]]):
-        METRICS.register(name)(Metric(name, compute, unsupported, unavailable))
-        return compute
-    return decorate
-
-
-import_submodules(__name__, __path__)
-
-from msgan_cli.metrics.diversity import pairwise_distances  # noqa: E402
-from msgan_cli.metrics.fidelity import frechet_distance, inception_score, kernel_inception_distance  # noqa: E402
-from msgan_cli.metrics.modes import modes_2d  # noqa: E402
-from msgan_cli.metrics.ndb import NDBBins, ndb_jsd  # noqa: E402
+import_submodules(__name__, __path__)   # every metric module, those not named above included
 
 __all__ = ["METRICS", "EvalContext", "Metric", "NDBBins", "frechet_distance", "inception_score",
            "kernel_inception_distance", "modes_2d", "ndb_jsd", "pairwise_distances", "register_metric"]

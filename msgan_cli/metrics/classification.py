@@ -7,10 +7,11 @@
 """
 import torch
 
+from msgan_cli.core.registry import register_metric
 from msgan_cli.data import Data
 from msgan_cli.data.base import TensorSplit
-from msgan_cli.metrics import EvalContext, register_metric
 from msgan_cli.metrics.classifier import load_or_train_classifier, predict
+from msgan_cli.metrics.context import EvalContext
 
 
 def needs_class_labelled_images(recipe, data) -> str | None:
@@ -27,7 +28,7 @@ def needs_class_conditional_images(recipe, data) -> str | None:
     return None
 
 
-@register_metric("class_acc", unsupported=needs_class_conditional_images)
+@register_metric("class_acc", unsupported=needs_class_conditional_images, better={"": "higher"}, headline=("",), rank=40)
 def class_acc(ctx: EvalContext) -> dict[str, float]:
     classifier, test_accuracy = ctx.classifier()
     labels = ctx.class_labels(ctx.num_samples)
@@ -51,7 +52,7 @@ def mode_score(probabilities: torch.Tensor, label_distribution: torch.Tensor, ep
     return float(torch.exp(conditional_kl - marginal_kl))
 
 
-@register_metric("mode_score", unsupported=needs_class_labelled_images)
+@register_metric("mode_score", unsupported=needs_class_labelled_images, better={"": "higher"})
 def mode_score_metric(ctx: EvalContext) -> dict[str, float]:
     classifier, test_accuracy = ctx.classifier()
     samples = ctx.sample(ctx.num_samples, ctx.conditions(ctx.num_samples))
@@ -95,7 +96,8 @@ def channel_data(data: Data) -> Data:
                 (1, *data.shape[1:]))
 
 
-@register_metric("stacked_modes", unsupported=needs_stacked)
+@register_metric("stacked_modes", unsupported=needs_stacked, better={"modes": "higher", "kl": "lower"},
+                 headline=("modes", "kl"), rank=12)
 def stacked_modes_metric(ctx: EvalContext) -> dict[str, float]:
     """Modes and KL of the generator's samples, and the same for as many real training images: with a
     classifier that errs, the real data's numbers are what a perfect generator would score."""

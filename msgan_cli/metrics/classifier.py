@@ -14,8 +14,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from msgan_cli.core.checkpoints import load_checkpoint, save_checkpoint
 from msgan_cli.data import Data
-from msgan_cli.train.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 

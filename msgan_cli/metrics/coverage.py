@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from msgan_cli.metrics import EvalContext, register_metric
+from msgan_cli.core.registry import register_metric
+from msgan_cli.metrics.context import EvalContext
 from msgan_cli.metrics.fidelity import extracted, extractor_unavailable, needs_images, protocol, resolve_extractor
 
 
@@ -57,7 +58,8 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tupl
     return float(precision), float(recall)
 
 
-@register_metric("precision_recall", unsupported=needs_images, unavailable=extractor_unavailable)
+@register_metric("precision_recall", unsupported=needs_images, unavailable=extractor_unavailable,
+                 better={"*_precision": "higher", "*_recall": "higher"})
 def precision_recall_metric(ctx: EvalContext) -> dict[str, float]:
     real, fake = extracted(ctx)["features"]
     k = int(ctx.options.precision_recall.k)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from msgan_cli.metrics import EvalContext, register_metric
+from msgan_cli.core.registry import register_metric
+from msgan_cli.metrics.context import EvalContext
 
 
 def pairwise_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -25,7 +26,8 @@ def needs_latent_images(recipe, data) -> str | None:
     return None
 
 
-@register_metric("pairwise_div", unsupported=needs_latent_images)
+@register_metric("pairwise_div", unsupported=needs_latent_images,
+                 better={"pixel_l1": "higher", "feature_cosine": "higher"}, headline=("pixel_l1",), rank=51)
 def pairwise_div(ctx: EvalContext) -> dict[str, float]:
     conditions = ctx.conditions(ctx.num_samples)
     first, second = ctx.sample(ctx.num_samples, conditions), ctx.sample(ctx.num_samples, conditions)
@@ -66,9 +68,10 @@ def lpips_diversity(first: torch.Tensor, second: torch.Tensor, distance, chunk: 
     return float(torch.cat(values).mean())
 
 
-@register_metric("lpips_div", unsupported=needs_latent_images, unavailable=lpips_unavailable)
+@register_metric("lpips_div", unsupported=needs_latent_images, unavailable=lpips_unavailable, better={"": "higher"},
+                 headline=("",), rank=50)
 def lpips_div(ctx: EvalContext) -> dict[str, float]:
-    from torchmetrics.functional.image.lpips import _LPIPS   # the per-pair network behind torchmetrics' LPIPS
+    from torchmetrics.functional.image.lpips import _LPIPS  # the per-pair network behind torchmetrics' LPIPS
     net = _LPIPS(pretrained=True, net=str(ctx.options.lpips.net)).to(ctx.device).eval()
     conditions = ctx.conditions(ctx.num_samples)
     first, second = ctx.sample(ctx.num_samples, conditions), ctx.sample(ctx.num_samples, conditions)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import torch
 
+from msgan_cli.core.registry import register_metric
 from msgan_cli.data.attributes import EditedSplit
-from msgan_cli.metrics import EvalContext, register_metric
 from msgan_cli.metrics.classifier import predict
+from msgan_cli.metrics.context import EvalContext
 
 
 def needs_attribute_edits(recipe, data) -> str | None:
@@ -38,7 +39,7 @@ def real_attribute_accuracy(ctx: EvalContext, attributes, chunk: int = 500) -> f
     return correct / len(test)
 
 
-@register_metric("domain_acc", unsupported=needs_attribute_edits)
+@register_metric("domain_acc", unsupported=needs_attribute_edits, better={"all": "higher", "edited": "higher"})
 def domain_acc(ctx: EvalContext) -> dict[str, float]:
     split: EditedSplit = ctx.data.evaluation_split
     attributes, edit = split.attributes, split.edit

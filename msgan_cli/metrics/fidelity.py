@@ -24,8 +24,9 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from msgan_cli.core.registry import register_metric
 from msgan_cli.errors import UserError
-from msgan_cli.metrics import EvalContext, register_metric
+from msgan_cli.metrics.context import EvalContext
 
 INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"   # torch-fidelity's FID Inception file
 
@@ -203,14 +204,15 @@ def needs_images(recipe, data) -> str | None:
     return None if data.kind == "image" else f"it needs an image dataset ({data.name} is not)"
 
 
-@register_metric("fid", unsupported=needs_images, unavailable=extractor_unavailable)
+@register_metric("fid", unsupported=needs_images, unavailable=extractor_unavailable, better={"*": "lower"},
+                 headline=("inception", "classifier"), rank=30)
 def fid(ctx: EvalContext) -> dict[str, float]:
     real, fake = extracted(ctx)["features"]
     ctx.protocol["fid"] = protocol(ctx)
     return {f"fid/{resolve_extractor(ctx.options.extractor)}": frechet_distance(real, fake)}
 
 
-@register_metric("kid", unsupported=needs_images, unavailable=extractor_unavailable)
+@register_metric("kid", unsupported=needs_images, unavailable=extractor_unavailable, better={"*_mean": "lower"})
 def kid(ctx: EvalContext) -> dict[str, float]:
     real, fake = extracted(ctx)["features"]
     mean, std = kernel_inception_distance(real, fake, int(ctx.options.kid.subset_size), int(ctx.options.kid.subsets),
@@ -221,7 +223,7 @@ def kid(ctx: EvalContext) -> dict[str, float]:
     return {f"kid/{name}_mean": mean, f"kid/{name}_std": std}
 
 
-@register_metric("is", unsupported=needs_images, unavailable=extractor_unavailable)
+@register_metric("is", unsupported=needs_images, unavailable=extractor_unavailable, better={"*_mean": "higher"})
 def inception_score_metric(ctx: EvalContext) -> dict[str, float]:
     _, fake_logits = extracted(ctx)["logits"]
     mean, std = inception_score(fake_logits, int(ctx.options.is_splits))

@@ -6,8 +6,9 @@
 No learned classifier in either."""
 import torch
 
-from msgan_cli.data.batch import take
-from msgan_cli.metrics import EvalContext, register_metric
+from msgan_cli.core.batch import take
+from msgan_cli.core.registry import register_metric
+from msgan_cli.metrics.context import EvalContext
 
 
 def modes_2d(samples: torch.Tensor, centres: torch.Tensor, std: float, threshold: float = 3.0) -> dict[str, float]:
@@ -30,7 +31,8 @@ def needs_mixture(recipe, data) -> str | None:
     return None if "centres" in data.extras else f"it needs a 2D mixture dataset ({data.name} is not)"
 
 
-@register_metric("modes_2d", unsupported=needs_mixture)
+@register_metric("modes_2d", unsupported=needs_mixture, better={"modes": "higher", "high_quality": "higher", "kl": "lower"},
+                 headline=("modes", "high_quality", "kl"), rank=10)
 def modes_2d_metric(ctx: EvalContext) -> dict[str, float]:
     samples = ctx.sample(ctx.num_samples, ctx.conditions(ctx.num_samples))
     values = modes_2d(samples, ctx.data.extras["centres"], ctx.data.extras["std"])
@@ -70,11 +72,14 @@ def modes_per_input(outputs: torch.Tensor, targets: torch.Tensor, quality: float
 def needs_known_modes(recipe, data) -> str | None:
     split = data.evaluation_split
     if not recipe.conditions_come_from_data or split.mode_targets(torch.zeros(1, dtype=torch.long)) is None:
-        return f"it needs a translation benchmark whose modes are known by construction ({data.name} is not; e.g. dataset=outline_fill)"
+        return (f"it needs a translation benchmark whose modes are known by construction ({data.name} is not; "
+                "e.g. dataset=outline_fill)")
     return None
 
 
-@register_metric("modes_per_input", unsupported=needs_known_modes)
+@register_metric("modes_per_input", unsupported=needs_known_modes,
+                 better={"modes": "higher", "modes_fraction": "higher", "high_quality": "higher", "kl": "lower"},
+                 headline=("modes", "high_quality", "kl"), rank=11)
 def modes_per_input_metric(ctx: EvalContext) -> dict[str, float]:
     """On the evaluation inputs, `eval.modes_per_input.samples_per_input` outputs each (more than the
     per-input protocol's 5, so that a diverse generator can show all K modes); and, as the ceiling, the

@@ -22,7 +22,8 @@ import torch
 from scipy.stats import norm
 from sklearn.cluster import KMeans
 
-from msgan_cli.metrics import EvalContext, register_metric
+from msgan_cli.core.registry import register_metric
+from msgan_cli.metrics.context import EvalContext
 
 WHITENING_EPS = 1e-6   # the reference's ndb_eps
 
@@ -111,7 +112,10 @@ def needs_data_samples(recipe, data) -> str | None:
     return None if data.kind in ("image", "points") else f"it needs image or point samples ({data.name} has neither)"
 
 
-@register_metric("ndb_jsd", unsupported=needs_data_samples)
+@register_metric("ndb_jsd", unsupported=needs_data_samples,
+                 better={"ndb": "lower", "ndb_ratio": "lower", "jsd": "lower", "per_class_mean_ndb": "lower",
+                         "per_class_mean_jsd": "lower"},
+                 headline=("ndb", "jsd", "per_class_mean_ndb", "per_class_mean_jsd"), rank=20)
 def ndb_jsd_metric(ctx: EvalContext) -> dict[str, float]:
     """Overall, and per class for a conditional model (the mean over classes, and per class); the real
     side is the training split."""

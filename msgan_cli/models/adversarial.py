@@ -4,16 +4,13 @@ Subclasses build the networks; DCGAN and the MLP GAN feed the one-hot class to b
 overrides `generate` / `discriminate` and adds its own terms (`model_terms`)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
-from msgan_cli.data.batch import Tree, take
-from msgan_cli.models.base import Phase, Recipe, adam, one_hot
-
-if TYPE_CHECKING:
-    from msgan_cli.train.context import StepContext
+from msgan_cli.core.batch import Tree, take
+from msgan_cli.core.context import StepContext
+from msgan_cli.core.phase import Phase
+from msgan_cli.models.base import Recipe, adam, one_hot
 
 
 class AdversarialRecipe(Recipe):
@@ -45,19 +42,15 @@ class AdversarialRecipe(Recipe):
                                         real[rows], fake[rows])
         return loss if penalty is None else loss + penalty
 
-    def model_terms(self, ctx: "StepContext") -> dict[str, torch.Tensor]:
+    def model_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         """The model's own terms of G's objective besides the adversarial one (Pix2Pix's L1). Default: none."""
         return {}
 
-    def phase_losses(self, phase: str, ctx: "StepContext") -> dict[str, torch.Tensor]:
+    def phase_losses(self, phase: str, ctx: StepContext) -> dict[str, torch.Tensor]:
         fake = ctx.generated()
-        # With pairs (ctx.loss_scale = 2 in the MSGAN code's layout) both halves count in full:
-        # D's loss is loss(real, fake1) + loss(real, fake2) and G's sums both halves (METHODS.md 1).
         if phase == "D":
-            return {"adv": ctx.loss_scale * self.discriminator_loss(
-                ctx.discriminator_real, ctx.condition, fake.images.detach(), fake.condition,
-                aligned_rows=fake.per_group)}
+            return {"adv": self.discriminator_loss(ctx.discriminator_real, ctx.condition, fake.images.detach(),
+                                                   fake.condition, aligned_rows=ctx.aligned_rows)}
         if phase == "G":
-            adversarial = self.gan_loss.generator(self.discriminate(fake.images, fake.condition))
-            return {"adv": ctx.loss_scale * adversarial, **self.model_terms(ctx)}
+            return {"adv": self.gan_loss.generator(self.discriminate(fake.images, fake.condition)), **self.model_terms(ctx)}
         raise ValueError(f"unknown phase {phase}")

@@ -10,19 +10,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, ClassVar
+from typing import Callable, ClassVar
 
 import torch
 from torch import nn
 
+from msgan_cli.core.batch import Tree
+from msgan_cli.core.context import StepContext
+from msgan_cli.core.phase import Phase
 from msgan_cli.data import Batch, Data
-from msgan_cli.data.batch import Tree
 from msgan_cli.errors import UserError
 from msgan_cli.models.gan_loss import FLAVOURS, GANLoss
-
-if TYPE_CHECKING:
-    from msgan_cli.train.context import StepContext
-
 
 WEIGHT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
 
@@ -41,30 +39,6 @@ def weight_matrix(weight: torch.Tensor, module: nn.Module) -> torch.Tensor:
     if isinstance(module, nn.ConvTranspose2d):   # stored (in, out, k, k): put the outputs first
         weight = weight.transpose(0, 1)
     return weight.reshape(weight.shape[0], -1)
-
-
-@dataclass(frozen=True)
-class Phase:
-    """One optimisation phase of a training step: its name (used in `Loss/<phase>/<term>`), the
-    optimiser it steps, and the networks whose gradients it produces.
-
-    `every`: the phase runs in steps s with (s + 1) % every == 0 only (DRIT's d_iter: its content
-    discriminator trains every step, the rest every third). `fresh_outputs`: the step's generated
-    batch is computed again, for the same latents and conditions, before this phase, because an
-    earlier phase of the step changed G (DRIT updates G twice per step; backpropagating through the
-    outputs of the G before its update would be wrong, and PyTorch refuses it). `clip_grad_norm`: the
-    phase's gradients are clipped to this norm before its optimiser steps (DRIT's content D: 5)."""
-
-    name: str
-    optimizer: str
-    networks: tuple[str, ...]
-    added_by: str | None = None   # the regulariser that added this phase (its own networks); None: the model's
-    every: int = 1
-    fresh_outputs: bool = False
-    clip_grad_norm: float | None = None
-
-    def due(self, step: int) -> bool:
-        return (step + 1) % self.every == 0
 
 
 @dataclass(frozen=True)
@@ -110,6 +84,11 @@ class Recipe(nn.Module, ABC):
     views_side_by_side: ClassVar[bool] = False
     # The networks that turn a latent and a condition into outputs: what `trainer.ema` averages (train/ema.py).
     averaged_networks: ClassVar[tuple[str, ...]] = ("generator",)
+    # Per phase, the terms that average over the step's generated batch (fnmatch patterns of their names).
+    # With several latents per condition in the MSGAN code's layout, the step context counts each of them
+    # once per latent group (core/context.py: count_generated_terms); the recipe computes every term
+    # once, unscaled, whatever the layout.
+    generated_batch_terms: ClassVar[dict[str, tuple[str, ...]]] = {"D": ("adv",), "G": ("adv",)}
 
     def __init__(self, cfg, data: Data):
         super().__init__()
@@ -182,8 +161,10 @@ class Recipe(nn.Module, ABC):
         return (Direction(None, self.primary_outputs[0], data, self.condition),)
 
     @abstractmethod
-    def phase_losses(self, phase: str, ctx: "StepContext") -> dict[str, torch.Tensor]:
-        """The model's own loss terms for `phase`, already weighted; the loop adds regularisers."""
+    def phase_losses(self, phase: str, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """The model's own loss terms for `phase`, weighted by the model's lambdas and each the mean over the
+        batches it sees (`generated_batch_terms` says which the pair layout counts again); the loop adds
+        the regularisers' terms."""
 
     @property
     def primary_discriminator(self) -> str:
@@ -209,7 +190,7 @@ class Recipe(nn.Module, ABC):
 
     def discriminator_loss(self, real: torch.Tensor, real_condition: Tree, fake: torch.Tensor, fake_condition: Tree,
                            discriminator: nn.Module | None = None, aligned_rows: int | None = None) -> torch.Tensor:
-        """D's objective for one real and one fake batch (what its D phase minimises, before loss_scale).
+        """D's objective for one real and one fake batch (what its D phase minimises, unscaled).
         `aligned_rows`: how many leading rows of real and fake share their conditions (WGAN-GP
         interpolates those); None: all rows of the shorter one."""
         raise NotImplementedError

@@ -1,6 +1,6 @@
-"""Regularisers: one module each in this package, registered with `@register_regularizer("<name>")`,
-plus one YAML file `conf/reg/<name>.yaml`. Modules here are imported automatically, so adding a
-regulariser touches no other file.
+"""Regularisers: one module each in this package, registered with `@register_regularizer("<name>")`
+(core/registry.py), plus one YAML file `conf/reg/<name>.yaml`. Modules here are imported when the
+package is, so adding a regulariser touches no other file.
 
 The formulas are importable as pure functions, e.g. `from msgan_cli.regularizers import mode_seeking_loss`.
 """
@@ -11,15 +11,19 @@ import logging
 
 from omegaconf import DictConfig, OmegaConf
 
+from msgan_cli.core.registry import REGULARIZERS, import_submodules, register_regularizer
 from msgan_cli.errors import UserError
 from msgan_cli.models.base import Recipe
 from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
-from msgan_cli.registry import Registry, import_submodules
+from msgan_cli.regularizers.dpm import diversity_penalty
+from msgan_cli.regularizers.dsgan import dsgan_loss, dsgan_ratio
+from msgan_cli.regularizers.mdgan import mode_regularizers
+from msgan_cli.regularizers.mode_seeking import mode_seeking_loss, mode_seeking_ratio
+from msgan_cli.regularizers.pacgan import pack
+from msgan_cli.regularizers.sr import spectral_compensate
+from msgan_cli.regularizers.unrolled import adam_update, unroll_discriminator
 
 log = logging.getLogger(__name__)
-
-REGULARIZERS: Registry[type[Regularizer]] = Registry("regulariser", "reg=")
-register_regularizer = REGULARIZERS.register
 
 
 def parse_options(name: str, node: DictConfig | dict) -> RegularizerOptions:
@@ -62,15 +66,7 @@ def build_regularizers(reg_cfg: DictConfig | None, recipe: Recipe) -> list[Regul
     return selected
 
 
-import_submodules(__name__, __path__, skip=("base",))
-
-from msgan_cli.regularizers.dpm import diversity_penalty  # noqa: E402
-from msgan_cli.regularizers.dsgan import dsgan_loss, dsgan_ratio  # noqa: E402
-from msgan_cli.regularizers.mdgan import mode_regularizers  # noqa: E402
-from msgan_cli.regularizers.mode_seeking import mode_seeking_loss, mode_seeking_ratio  # noqa: E402
-from msgan_cli.regularizers.pacgan import pack  # noqa: E402
-from msgan_cli.regularizers.sr import spectral_compensate  # noqa: E402
-from msgan_cli.regularizers.unrolled import adam_update, unroll_discriminator  # noqa: E402
+import_submodules(__name__, __path__)   # every regulariser module, those not named above included
 
 __all__ = ["REGULARIZERS", "Regularizer", "RegularizerOptions", "adam_update", "build_regularizers",
            "diversity_penalty", "dsgan_loss", "dsgan_ratio", "mode_regularizers", "mode_seeking_loss",

@@ -9,15 +9,14 @@ from __future__ import annotations
 import dataclasses
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 
+from msgan_cli.core.context import StepContext
+from msgan_cli.core.phase import Phase
 from msgan_cli.errors import UserError
-from msgan_cli.models.base import Phase, Recipe
-
-if TYPE_CHECKING:
-    from msgan_cli.train.context import StepContext
+from msgan_cli.models.base import Recipe
 
 
 def option(default, *, choices: tuple | None = None, minimum: float | None = None, above: float | None = None,
@@ -119,15 +118,15 @@ class Regularizer:
         name) or a network it added joining a phase. Default: unchanged."""
         return phases
 
-    def begin_step(self, ctx: "StepContext") -> None:
+    def begin_step(self, ctx: StepContext) -> None:
         """Once per step, before the first phase (e.g. a forward pass shared by several phases)."""
 
-    def model_terms_context(self, phase: str, ctx: "StepContext") -> AbstractContextManager:
+    def model_terms_context(self, phase: str, ctx: StepContext) -> AbstractContextManager:
         """A context the model's own terms of `phase` are computed in (Unrolled GAN: G's loss against
         D advanced k steps). Default: none."""
         return nullcontext()
 
-    def terms(self, phase: str, ctx: "StepContext") -> dict[str, torch.Tensor]:
+    def terms(self, phase: str, ctx: StepContext) -> dict[str, torch.Tensor]:
         """The weighted terms this regulariser adds to `phase`'s objective, logged as
         `Loss/<phase>/<key>`. Default: `{name: weight * loss(ctx)}` in `self.phase`. Override it only
         to act in several phases or with several terms (MDGAN)."""
@@ -136,7 +135,7 @@ class Regularizer:
         term = self.loss(ctx)
         return {} if term is None else {self.name: self.weight * term}
 
-    def loss(self, ctx: "StepContext") -> torch.Tensor | None:
+    def loss(self, ctx: StepContext) -> torch.Tensor | None:
         """The unweighted term for this step, or None for a regulariser that adds no term (it acts
         through `setup` or `after_phase`). Report diagnostics with `stats.report("Diag/<name>/...")`."""
         return None
@@ -177,7 +176,7 @@ class PairRegularizer(Regularizer):
         """The unweighted term for one output's pair."""
         raise NotImplementedError
 
-    def loss(self, ctx: "StepContext") -> torch.Tensor:
+    def loss(self, ctx: StepContext) -> torch.Tensor:
         recipe = ctx.recipe
         names = recipe.primary_outputs if self.options.outputs == "primary" else recipe.output_names
         return sum(self.pair_loss(*ctx.pair(name)) for name in names)

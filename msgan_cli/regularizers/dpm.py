@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import torch
 from torch.nn.functional import normalize
 
+from msgan_cli.core.registry import register_regularizer
+from msgan_cli.core.stats import report
 from msgan_cli.errors import UserError
-from msgan_cli.regularizers import register_regularizer
 from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
-from msgan_cli.train.stats import report
 
 
 def normalized_gram(x: torch.Tensor, s: float = 5.0) -> torch.Tensor:

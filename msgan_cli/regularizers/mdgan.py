@@ -22,11 +22,11 @@ from typing import Callable
 
 import torch
 
-from msgan_cli.models.base import Phase
+from msgan_cli.core.phase import Phase
+from msgan_cli.core.registry import register_regularizer
+from msgan_cli.core.stats import report
 from msgan_cli.models.gan_loss import GANLoss
-from msgan_cli.regularizers import register_regularizer
 from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
-from msgan_cli.train.stats import report
 
 MANIFOLD_PHASE = "D_manifold"
 

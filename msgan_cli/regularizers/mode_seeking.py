@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
-from msgan_cli.regularizers import register_regularizer
+from msgan_cli.core.registry import register_regularizer
+from msgan_cli.core.stats import report
 from msgan_cli.regularizers.base import PairOptions, PairRegularizer, option
-from msgan_cli.train.stats import report
 
 REDUCTIONS = ("mean", "per_sample")
 

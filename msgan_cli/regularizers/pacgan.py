@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from msgan_cli.regularizers import register_regularizer
+from msgan_cli.core.registry import register_regularizer
 from msgan_cli.regularizers.base import Regularizer, RegularizerOptions, option
 
 

@@ -13,8 +13,8 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 from torch.nn.utils.parametrize import is_parametrized
 
+from msgan_cli.core.registry import register_regularizer
 from msgan_cli.models.base import Recipe
-from msgan_cli.regularizers import register_regularizer
 from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
 
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from msgan_cli.core.registry import register_regularizer
+from msgan_cli.core.stats import report
 from msgan_cli.models.base import weight_matrix
-from msgan_cli.regularizers import register_regularizer
 from msgan_cli.regularizers.base import Regularizer, RegularizerOptions, option
 from msgan_cli.regularizers.sn import apply_spectral_norm
-from msgan_cli.train.stats import report
 
 MODES = ("static", "dynamic")
 

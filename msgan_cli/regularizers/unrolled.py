@@ -18,10 +18,10 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from msgan_cli.core.registry import register_regularizer
+from msgan_cli.core.stats import report
 from msgan_cli.errors import UserError
-from msgan_cli.regularizers import register_regularizer
 from msgan_cli.regularizers.base import Regularizer, RegularizerOptions, option
-from msgan_cli.train.stats import report
 
 
 def adam_update(params: list[torch.Tensor], grads: list[torch.Tensor], exp_avg: list[torch.Tensor],
@@ -91,8 +91,10 @@ def unroll_discriminator(recipe, ctx, optimizer: torch.optim.Adam, steps: int,
     stance = "default" if first_order else "force_eager"
     for t in range(1, steps + 1):
         with swapped_tensors(discriminator, dict(zip(names, current)) | buffers), torch.compiler.set_stance(stance):
+            # D's objective as its phase counts it: the adversarial term once per latent group in the
+            # MSGAN code's pair layout (core/context.py), since the trial steps must be D's own steps.
             loss = ctx.loss_scale * recipe.discriminator_loss(ctx.discriminator_real, ctx.condition, fake_images,
-                                                             fake.condition, aligned_rows=fake.per_group)
+                                                             fake.condition, aligned_rows=ctx.aligned_rows)
             grads = torch.autograd.grad(loss, current, create_graph=not first_order, allow_unused=True)
         grads = [torch.zeros_like(c) if g is None else g for c, g in zip(current, grads)]
         current, exp_avg, exp_avg_sq = adam_update(current, grads, exp_avg, exp_avg_sq, done + t, group["lr"],

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from msgan_cli.core import distributed
 from msgan_cli.errors import UserError
-from msgan_cli.train import distributed
 
 NOT_SEEN = 2 ** 62   # "no non-finite value yet": larger than any step, so a MIN across ranks keeps real steps
 

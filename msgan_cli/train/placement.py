@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from msgan_cli.jsonfiles import read_json, write_json
+from msgan_cli.core.jsonfiles import read_json, write_json
+from msgan_cli.core.run_files import RunFiles
 
 SLURM_VARIABLES = {"job_id": "SLURM_JOB_ID", "array_job_id": "SLURM_ARRAY_JOB_ID",
                    "array_task_id": "SLURM_ARRAY_TASK_ID", "partition": "SLURM_JOB_PARTITION",
@@ -52,14 +53,14 @@ def placement(world_size: int, device: torch.device, step: int) -> dict:
 
 def record_placement(run_dir: Path, record: dict) -> None:
     """Append this attempt to run_info.json (written atomically)."""
-    path = run_dir / "run_info.json"
+    path = RunFiles(run_dir).run_info
     attempts = read_json(path).get("attempts", [])
     write_json(path, {"attempts": attempts + [record]})
 
 
 def mark_last_attempt(run_dir: Path, **facts) -> None:
     """Add facts to this attempt's record in run_info.json (e.g. `diverged={"step": 37, ...}`)."""
-    path = run_dir / "run_info.json"
+    path = RunFiles(run_dir).run_info
     attempts = read_json(path).get("attempts") or [{}]
     attempts[-1] = {**attempts[-1], **facts}
     write_json(path, {"attempts": attempts})

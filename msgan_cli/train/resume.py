@@ -4,17 +4,49 @@ the check that a resume continues the same run, and the restore."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
+from msgan_cli.config import flat
+from msgan_cli.core import distributed
 from msgan_cli.data.base import BatchSource
 from msgan_cli.errors import UserError
-from msgan_cli.train import distributed
-from msgan_cli.train.checkpoint import config_changes, rng_state, set_rng_state
 from msgan_cli.train.session import Session
 
 log = logging.getLogger(__name__)
+
+# What may differ between a checkpoint's config and the run that resumes it: how long to train, what
+# to log and evaluate, where it runs, and where the data lives. Anything else would mix two runs under
+# one name, so it is refused (trainer.allow_config_change=true accepts it, and the run says so).
+RESUMABLE_CHANGES = re.compile(r"^(trainer\.(max_steps|log_every|sample_every|checkpoint_every|eval_every|progress_bar|"
+                               r"best_metric|best_mode|spectrum\..*|allow_config_change)|eval\..*|hardware\..*|"
+                               r"dataset\.(root|in_memory|memory_limit_mb|workers))$")
+
+
+def config_changes(saved: dict, current: dict) -> list[str]:
+    """The keys whose value differs between a checkpoint's resolved config and this run's, except those
+    a resume may change (RESUMABLE_CHANGES), as 'key: old -> new'."""
+    before, after = flat(saved), flat(current)
+    changed = sorted(key for key in before.keys() | after.keys()
+                     if before.get(key, "<absent>") != after.get(key, "<absent>") and not RESUMABLE_CHANGES.match(key))
+    return [f"{key}: {before.get(key, '<absent>')} -> {after.get(key, '<absent>')}" for key in changed]
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    # RNG states are CPU byte tensors whatever device the checkpoint was mapped to.
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"].cpu())
 
 
 def training_state(step: int, session: Session, optimizers, schedules, source: BatchSource, trackers: dict) -> dict:

@@ -1,6 +1,6 @@
 """A run's training steps without the loop around them (no logging, checkpoints or evaluation): what
 `scripts/bench.py` times and the host-synchronisation tests step through. The configuration is built
-and stepped as `msgan train` builds and steps it (`loop.build_training`, `Training.step`).
+and stepped as `msgan train` builds and steps it (`step.build_training`, `Training.step`).
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from dataclasses import fields
 import torch
 from omegaconf import DictConfig
 
-from msgan_cli.train.loop import Training, build_training
-from msgan_cli.train.stats import read_back
+from msgan_cli.core.stats import read_back
+from msgan_cli.train.step import Training, build_training
 
 
 class StepRunner(Training):

@@ -1,4 +1,5 @@
-"""Everything a run needs, built and checked before the first step: device, data, model, regularisers.
+"""Everything a run needs, built and checked before the first step: device, data, model, regularisers;
+and a finished run's session with its trained weights (`load_trained_session`).
 
 Shared by `msgan train`, `msgan eval` and `msgan sample`, so all three build a run the same way.
 """
@@ -7,16 +8,21 @@ from __future__ import annotations
 import logging
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch.nn.utils.parametrize import is_parametrized
 
+from msgan_cli.config import compose_config
+from msgan_cli.core.checkpoints import load_checkpoint
+from msgan_cli.core.distributed import ProcessInfo, process_info
+from msgan_cli.core.run_files import RunFiles
 from msgan_cli.data import Data, load_dataset
 from msgan_cli.errors import UserError
 from msgan_cli.models import Recipe, build_model
 from msgan_cli.regularizers import Regularizer, build_regularizers
-from msgan_cli.train.distributed import ProcessInfo, process_info
+from msgan_cli.train.ema import load_averaged_weights
 
 log = logging.getLogger(__name__)
 
@@ -87,3 +93,32 @@ def compile_networks(recipe: Recipe, mode: str) -> None:
             log.info("hardware.compile: %s is spectrally normalised and stays eager", name)
             continue
         network.compile(mode=mode)
+
+
+def load_run_config(run_dir: Path) -> DictConfig:
+    """The run's resolved config; evaluation and hardware options it predates get today's defaults."""
+    path = RunFiles(run_dir).config
+    if not path.exists():
+        raise UserError(f"{run_dir} is not a msgan run directory (no .hydra/config.yaml).")
+    cfg = OmegaConf.load(path)
+    defaults = compose_config("train", [])
+    cfg.eval = OmegaConf.merge(defaults.eval, cfg.eval)
+    cfg.hardware = OmegaConf.merge(defaults.hardware, cfg.hardware)
+    return cfg
+
+
+def load_trained_session(run_dir: Path, device: str | None = None):
+    """The run's session with the weights of its last checkpoint (CPU unless a device is given)."""
+    cfg = load_run_config(run_dir)
+    if device is not None:
+        cfg.hardware.device, cfg.hardware.distributed = device, False
+    cfg.hardware.compile = False   # a compiled run's networks are the eager ones; compiling would only delay
+    checkpoint = RunFiles(run_dir).checkpoint
+    if not checkpoint.exists():
+        raise UserError(f"{run_dir} has no checkpoints/last.pt yet: train it first (or wait for its first checkpoint).")
+    session = build_session(cfg, ProcessInfo(0, 1, 0))
+    state = load_checkpoint(checkpoint, session.device)
+    session.recipe.load_state_dict(state["model"])
+    if state.get("ema"):   # trainer.ema: the run was evaluated with its weight average, and so is it here
+        load_averaged_weights(session.recipe, state["ema"])
+    return session, int(state["step"])

@@ -8,6 +8,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
+from msgan_cli.config import method_label
+from msgan_cli.core.run_files import RunFiles
+
 
 def flatten_config(cfg: DictConfig) -> dict[str, float | int | str | bool]:
     """`{"model.width": 32, "reg.ms.weight": 1.0, ...}` with lists and None as strings (TensorBoard's types)."""
@@ -29,7 +32,7 @@ class RunWriter:
         # On resume from a checkpoint at step s, events an interrupted run logged after it (steps > s)
         # are dropped, so the curves continue from the checkpoint instead of doubling back; those of
         # step s itself were logged before the checkpoint was written, and stay.
-        self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step + 1 if resume_step else None)
+        self.writer = SummaryWriter(str(RunFiles(run_dir).tensorboard), purge_step=resume_step + 1 if resume_step else None)
         self.cfg, self.run_dir = cfg, run_dir
         self.writer.add_text("config", "```\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```", 0)
 
@@ -53,11 +56,10 @@ class RunWriter:
         from every run's session, with the union of their hyper-parameters, marks those that differ,
         and takes the metrics from the scalars of `tb/hparams` only (the final `Metrics/...`, not every
         loss curve)."""
-        from msgan_cli.report import method_label   # the report's name for the method, e.g. "ms(w=1)"
         values = {"method": method_label(self.cfg)} | flatten_config(self.cfg) | (extra or {})
         _, start, end = hparams(values,
                                 {f"Metrics/{name}": value for name, value in metrics.items()})
-        with SummaryWriter(str(self.run_dir / "tb" / "hparams")) as writer:
+        with SummaryWriter(str(RunFiles(self.run_dir).tensorboard / "hparams")) as writer:
             writer.file_writer.add_summary(start)
             for name, value in metrics.items():
                 writer.add_scalar(f"Metrics/{name}", value, step)

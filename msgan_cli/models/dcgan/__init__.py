@@ -1,7 +1,7 @@
 """`model=dcgan`: the (conditional) DCGAN of the MSGAN CIFAR-10 experiment (METHODS.md section 1)."""
+from msgan_cli.core.registry import register_model
 from msgan_cli.data import Data
 from msgan_cli.errors import UserError
-from msgan_cli.models import register_model
 from msgan_cli.models.adversarial import AdversarialRecipe
 from msgan_cli.models.base import resolve_num_classes
 from msgan_cli.models.dcgan.networks import DCGANDiscriminator, DCGANGenerator, init_dcgan_weights

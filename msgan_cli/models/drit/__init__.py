@@ -33,22 +33,25 @@ and uses sample 1 only as disA2's real image): a batch of n here is n translatio
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
+from msgan_cli.core.context import StepContext
+from msgan_cli.core.phase import Phase
+from msgan_cli.core.registry import register_model
 from msgan_cli.data import Data
 from msgan_cli.errors import UserError
-from msgan_cli.models import register_model
-from msgan_cli.models.base import Direction, Phase, Recipe, adam
-from msgan_cli.models.drit.networks import (AttributeEncoder, ContentDiscriminator, ContentEncoder, Generators,
-                                            MultiScaleDiscriminator, init_gaussian)
-
-if TYPE_CHECKING:
-    from msgan_cli.train.context import StepContext
+from msgan_cli.models.base import Direction, Recipe, adam
+from msgan_cli.models.drit.networks import (
+    AttributeEncoder,
+    ContentDiscriminator,
+    ContentEncoder,
+    Generators,
+    MultiScaleDiscriminator,
+    init_gaussian,
+)
 
 IMAGE_DISCRIMINATORS = ("discriminator_a", "discriminator_b", "discriminator_a2", "discriminator_b2")
 
@@ -65,6 +68,7 @@ def bce(logits: torch.Tensor, target: float) -> torch.Tensor:
 @register_model("drit")
 class DRIT(Recipe):
     condition_kind = "two_domains"
+    generated_batch_terms = {"D": ("adv_random",), "G": ("adv_random",)}   # the random-attribute outputs
     output_names = ("AtoB", "BtoA")
     primary_outputs = ("AtoB", "BtoA")
     discriminator_names = (*IMAGE_DISCRIMINATORS, "content_discriminator")
@@ -156,12 +160,12 @@ class DRIT(Recipe):
         content = self.content_encoder.encode(condition[source], source)
         return self.generators.generate(content, encode_attribute(reference)[0], target)
 
-    def phase_losses(self, phase: str, ctx: "StepContext") -> dict[str, torch.Tensor]:
+    def phase_losses(self, phase: str, ctx: StepContext) -> dict[str, torch.Tensor]:
         return {"D_content": self.content_discriminator_terms, "D": self.discriminator_terms,
                 "EG": self.encoder_generator_terms, "G": self.random_attribute_terms}[phase](ctx)
 
     # --- the terms of each phase -----------------------------------------------------------------------
-    def encoded(self, ctx: "StepContext") -> dict[str, torch.Tensor]:
+    def encoded(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         """The encoded-attribute path of the step (the reference's `forward`), computed once: contents,
         attributes, the cross translations, the self reconstructions and the cross-cycle ones."""
         if "drit_encoded" not in ctx.cache:
@@ -188,7 +192,7 @@ class DRIT(Recipe):
         penalty = self.gan_loss.penalty(discriminator, real[:rows], fake[:rows])
         return loss if penalty is None else loss + penalty
 
-    def contents(self, ctx: "StepContext") -> tuple[torch.Tensor, torch.Tensor]:
+    def contents(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
         """The step's content codes of A and B, computed once: with their graph in a step whose encoders
         train (the full update, which reuses them), without one in a step that trains the content D only."""
         if "drit_contents" not in ctx.cache:
@@ -198,21 +202,20 @@ class DRIT(Recipe):
                                               self.content_encoder.encode(ctx.condition["B"], "B"))
         return ctx.cache["drit_contents"]
 
-    def content_discriminator_terms(self, ctx: "StepContext") -> dict[str, torch.Tensor]:
+    def content_discriminator_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         """The content D tells A's contents (label 0) from B's (label 1)."""
         c_a, c_b = (c.detach() for c in self.contents(ctx))
         return {"adv": bce(self.content_discriminator(c_a), 0.0) + bce(self.content_discriminator(c_b), 1.0)}
 
-    def discriminator_terms(self, ctx: "StepContext") -> dict[str, torch.Tensor]:
+    def discriminator_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         encoded, random = self.encoded(ctx), ctx.generated()
         real_a, real_b = ctx.condition["A"], ctx.condition["B"]
         return {"adv_encoded": self.adversarial_d("discriminator_a", real_a, encoded["fake_a"].detach())
                 + self.adversarial_d("discriminator_b", real_b, encoded["fake_b"].detach()),
-                "adv_random": ctx.loss_scale * (
-                    self.adversarial_d("discriminator_a2", real_a, random.outputs["BtoA"].detach())
-                    + self.adversarial_d("discriminator_b2", real_b, random.outputs["AtoB"].detach()))}
+                "adv_random": self.adversarial_d("discriminator_a2", real_a, random.outputs["BtoA"].detach())
+                + self.adversarial_d("discriminator_b2", real_b, random.outputs["AtoB"].detach())}
 
-    def encoder_generator_terms(self, ctx: "StepContext") -> dict[str, torch.Tensor]:
+    def encoder_generator_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         e, cfg = self.encoded(ctx), self.cfg
         a, b = ctx.condition["A"], ctx.condition["B"]
         if self.concat:   # KL(N(mu, var) || N(0, I)), summed over the attribute, averaged over the batch
@@ -229,14 +232,14 @@ class DRIT(Recipe):
                 "cross_cycle": cfg.lambda_rec * (l1(e["cycle_a"], a) + l1(e["cycle_b"], b)),
                 "self_rec": cfg.lambda_rec * (l1(e["self_a"], a) + l1(e["self_b"], b))}
 
-    def random_attribute_terms(self, ctx: "StepContext") -> dict[str, torch.Tensor]:
+    def random_attribute_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         random = ctx.generated()
         to_a, z = random.group(0, "BtoA")
         to_b, _ = random.group(0, "AtoB")
         regressed_a = self.frozen(self.attribute_encoder_a, to_a)[0]   # the mean, as the reference
         regressed_b = self.frozen(self.attribute_encoder_b, to_b)[0]
-        return {"adv_random": ctx.loss_scale * (self.gan_loss.generator(self.discriminator_a2(random.outputs["BtoA"]))
-                                                + self.gan_loss.generator(self.discriminator_b2(random.outputs["AtoB"]))),
+        return {"adv_random": self.gan_loss.generator(self.discriminator_a2(random.outputs["BtoA"]))
+                + self.gan_loss.generator(self.discriminator_b2(random.outputs["AtoB"])),
                 "latent_regression": self.cfg.lambda_latent * ((regressed_a - z).abs().mean() + (regressed_b - z).abs().mean())}
 
     @staticmethod

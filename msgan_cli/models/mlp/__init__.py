@@ -1,8 +1,8 @@
 """`model=mlp` (PacGAN setup) and `model=mlp_unrolled` (Unrolled GAN setup): the 2D GAN of
 METHODS.md 6.1. Unconditional by default: the mixtures' labels are modes for evaluation."""
+from msgan_cli.core.registry import register_model
 from msgan_cli.data import Data
 from msgan_cli.errors import UserError
-from msgan_cli.models import register_model
 from msgan_cli.models.adversarial import AdversarialRecipe
 from msgan_cli.models.base import resolve_num_classes
 from msgan_cli.models.mlp.networks import ACTIVATIONS, MLPDiscriminator, MLPGenerator

@@ -9,19 +9,15 @@ of the same forward pass. `model.nz=0` is plain Pix2Pix without a latent (reg=ms
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 
+from msgan_cli.core.context import StepContext
+from msgan_cli.core.phase import Phase
+from msgan_cli.core.registry import register_model
 from msgan_cli.data import Data
 from msgan_cli.errors import UserError
-from msgan_cli.models import register_model
 from msgan_cli.models.adversarial import AdversarialRecipe
-from msgan_cli.models.base import Phase
 from msgan_cli.models.pix2pix.networks import PatchDiscriminator, UNetGenerator, downsample, init_xavier, patch_layers
-
-if TYPE_CHECKING:
-    from msgan_cli.train.context import StepContext
 
 
 @register_model("pix2pix")
@@ -46,7 +42,8 @@ class Pix2Pix(AdversarialRecipe):
         if cfg.nz < 0:
             raise UserError(f"model.nz must be >= 0 (0: plain Pix2Pix without a latent); got {cfg.nz}.")
         if cfg.discriminator.scales not in (1, 2):
-            raise UserError(f"model.discriminator.scales must be 1 or 2 (the reference's num_Ds); got {cfg.discriminator.scales}.")
+            raise UserError(f"model.discriminator.scales must be 1 or 2 (the reference's num_Ds); "
+                            f"got {cfg.discriminator.scales}.")
         self.latent_dim = cfg.nz
         self.generator = UNetGenerator(in_channels, out_channels, cfg.nz, cfg.width, height, bool(cfg.dropout))
         pair_channels = in_channels + out_channels
@@ -77,9 +74,8 @@ class Pix2Pix(AdversarialRecipe):
             logits.append(self.discriminator_low(downsample(pair)))
         return logits
 
-    def model_terms(self, ctx: "StepContext") -> dict[str, torch.Tensor]:
+    def model_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         """L1 to the ground truth on the first output of each input only (the reference's loss_G_L1)."""
-        fake = ctx.generated()
-        first, _ = fake.group(0)
-        target = ctx.real[:fake.per_group]
+        first, _ = ctx.generated().group(0)
+        target = ctx.real[:ctx.aligned_rows]
         return {"l1": self.cfg.lambda_l1 * (first.float() - target.float()).abs().mean()}

@@ -22,8 +22,9 @@ Per step, as the reference: every stage's D, then G.
   0 for CUB in the reference.
 Losses use `model.gan_loss` (bce, the reference's BCE on sigmoid outputs, here on logits). With a
 mode-seeking pair (`trainer.pair_batch=doubled`, the code's layout) every condition appears twice
-among the fakes and each adversarial term is counted for both (`ctx.loss_scale`), as in the
-other recipes. Adam (0.5, 0.999), 2e-4 for G and D, no weight decay, constant learning rate.
+among the fakes and each adversarial term is counted for both (`generated_batch_terms`), as in
+the other recipes; the real and wrong terms with them, as the reference weighs them against the fakes.
+Adam (0.5, 0.999), 2e-4 for G and D, no weight decay, constant learning rate.
 
 Evaluation views: every stage, its real images resized to the stage's size; in MSGAN's two settings
 (`eval.text_code`): conditioned on descriptions (`sampled`: c drawn by CA, as in training; views
@@ -34,20 +35,17 @@ As the reference, evaluation and sample grids use an exponential average of G's 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch.nn import functional as F
 
+from msgan_cli.core.context import StepContext
+from msgan_cli.core.phase import Phase
+from msgan_cli.core.registry import register_model
 from msgan_cli.data import Data
 from msgan_cli.data.base import resize_floats
 from msgan_cli.errors import UserError
-from msgan_cli.models import register_model
-from msgan_cli.models.base import Direction, Phase, Recipe, adam
+from msgan_cli.models.base import Direction, Recipe, adam
 from msgan_cli.models.stackganpp.networks import StageDiscriminator, TreeGenerator, init_weights
-
-if TYPE_CHECKING:
-    from msgan_cli.train.context import StepContext
 
 TEXT_CODES = ("sampled", "mean", "both")
 
@@ -68,12 +66,14 @@ def colour_moments(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 @register_model("stackganpp")
 class StackGANpp(Recipe):
     condition_kind = "text"
+    generated_batch_terms = {"D": ("real_*", "wrong_*", "fake_*"), "G": ("adv_*",)}
 
     def __init__(self, cfg, data: Data):
         super().__init__(cfg, data)
         if data.inputs != "text":
             raise UserError(f"model=stackganpp generates images from sentence embeddings, but dataset '{data.name}' has "
-                            f"none: use dataset=shape_captions (the benchmark, its default) or dataset=cub dataset.root=<birds/>.")
+                            f"none: use dataset=shape_captions (the benchmark, its default) or dataset=cub "
+                            f"dataset.root=<birds/>.")
         if cfg.stages not in (1, 2, 3):
             raise UserError(f"model.stages must be 1, 2 or 3 (StackGAN++'s branches: 64, 128, 256 px in the reference); "
                             f"got {cfg.stages}.")
@@ -157,7 +157,7 @@ class StackGANpp(Recipe):
         mu, _ = self.generator.ca.encode(condition["text"])
         return list(getattr(self, self.discriminator_names[stage])(x, mu))
 
-    def phase_losses(self, phase: str, ctx: "StepContext") -> dict[str, torch.Tensor]:
+    def phase_losses(self, phase: str, ctx: StepContext) -> dict[str, torch.Tensor]:
         if phase == "D":
             return self.discriminator_terms(ctx)
         if phase == "G":
@@ -165,8 +165,8 @@ class StackGANpp(Recipe):
         raise ValueError(f"unknown phase {phase}")
 
     # --- the terms of each phase -----------------------------------------------------------------------
-    def discriminator_terms(self, ctx: "StepContext") -> dict[str, torch.Tensor]:
-        fake, loss, uncond, scale = ctx.generated(), self.gan_loss, float(self.cfg.lambda_uncond), ctx.loss_scale
+    def discriminator_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        fake, loss, uncond = ctx.generated(), self.gan_loss, float(self.cfg.lambda_uncond)
         with torch.no_grad():
             mu_real = self.generator.ca.encode(ctx.condition["text"])[0]
             mu_fake = self.generator.ca.encode(fake.condition["text"])[0]
@@ -180,22 +180,20 @@ class StackGANpp(Recipe):
             wrong_term = loss.as_fake(wrong_c) + uncond * loss.as_real(wrong_u)
             fake_term = loss.as_fake(fake_c) + uncond * loss.as_fake(fake_u)
             half = 1.0 if uncond > 0 else 0.5   # the reference's real + (wrong + fake) / 2 without the uncond terms
-            terms |= {f"real_{output}": scale * real_term, f"wrong_{output}": scale * half * wrong_term,
-                      f"fake_{output}": scale * half * fake_term}
-            rows = fake.per_group
+            terms |= {f"real_{output}": real_term, f"wrong_{output}": half * wrong_term, f"fake_{output}": half * fake_term}
+            rows = ctx.aligned_rows
             penalty = loss.penalty(lambda x: discriminator(x, mu_real[:rows]), real[:rows], fake.outputs[output][:rows])
             if penalty is not None:
                 terms[f"penalty_{output}"] = penalty
         return terms
 
-    def generator_terms(self, ctx: "StepContext") -> dict[str, torch.Tensor]:
+    def generator_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         fake, cfg, uncond = ctx.generated(), self.cfg, float(self.cfg.lambda_uncond)
         mu, logvar = self.generator.ca.encode(fake.condition["text"])
         terms = {}
         for name, output in zip(self.discriminator_names, self.output_names):
             conditional, unconditional = getattr(self, name)(fake.outputs[output], mu)
-            terms[f"adv_{output}"] = ctx.loss_scale * (self.gan_loss.generator(conditional)
-                                                       + uncond * self.gan_loss.generator(unconditional))
+            terms[f"adv_{output}"] = self.gan_loss.generator(conditional) + uncond * self.gan_loss.generator(unconditional)
         terms["kl"] = cfg.lambda_kl * kl_to_prior(mu, logvar)
         if cfg.lambda_color > 0:
             for lower, higher in zip(self.output_names, self.output_names[1:]):

@@ -23,8 +23,8 @@ Phases, as the reference's train loop:
 The G phase trains on the same fakes as the step's D phase (made before D's update), which is the
 reference's fresh forward pass of an unchanged G. With a mode-seeking pair (`trainer.pair_batch=
 doubled`) each (image, target) appears twice among the fakes and the adversarial terms count both
-(`ctx.loss_scale`), the gradient penalty with them (one penalty per half, as `models/adversarial.py`
-and DRIT count it). Adam (0.5, 0.999); the reference's learning rate is 1e-4 for both, the
+(`generated_batch_terms`), the gradient penalty with them (one penalty per half, as
+`models/adversarial.py` and DRIT count it). Adam (0.5, 0.999); the reference's learning rate is 1e-4 for both, the
 benchmark's default 5e-4 (conf/model/stargan.yaml says why).
 
 Learning rate: the paper decays it linearly to 0 over the second half of training (`lr_decay_from:
@@ -36,20 +36,17 @@ turn; views are named by the edit (`fid/to_fill0/...`, `fid/to_not_Male/...`, me
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch.nn import functional as F
 
+from msgan_cli.core.context import StepContext
+from msgan_cli.core.phase import Phase
+from msgan_cli.core.registry import register_model
 from msgan_cli.data import Data
 from msgan_cli.data.attributes import Attributes, edited_view
 from msgan_cli.errors import UserError
-from msgan_cli.models import register_model
-from msgan_cli.models.base import Direction, Phase, Recipe, adam
+from msgan_cli.models.base import Direction, Recipe, adam
 from msgan_cli.models.stargan.networks import Discriminator, Generator, layers_for
-
-if TYPE_CHECKING:
-    from msgan_cli.train.context import StepContext
 
 
 def attribute_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -61,6 +58,7 @@ def attribute_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 @register_model("stargan")
 class StarGAN(Recipe):
     condition_kind = "domain"
+    generated_batch_terms = {"D": ("adv", "penalty"), "G": ("adv",)}
     views_side_by_side = True   # StarGAN's figure: a row per input, a column (block) per target domain
 
     def __init__(self, cfg, data: Data):
@@ -126,28 +124,28 @@ class StarGAN(Recipe):
         """D's patch logits (the attribute head is the recipe's own business); D sees no condition."""
         return (discriminator or self.discriminator)(x)[0]
 
-    def phase_losses(self, phase: str, ctx: "StepContext") -> dict[str, torch.Tensor]:
+    def phase_losses(self, phase: str, ctx: StepContext) -> dict[str, torch.Tensor]:
         return {"D": self.discriminator_terms, "G": self.generator_terms}[phase](ctx)
 
     # --- the terms of each phase -----------------------------------------------------------------------
-    def discriminator_terms(self, ctx: "StepContext") -> dict[str, torch.Tensor]:
+    def discriminator_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         fake, loss = ctx.generated(), self.gan_loss
         real_src, real_cls = self.discriminator(ctx.discriminator_real)
         fake_src, _ = self.discriminator(fake.images.detach())
-        terms = {"adv": ctx.loss_scale * (loss.as_real(real_src) + loss.as_fake(fake_src)),
+        terms = {"adv": loss.as_real(real_src) + loss.as_fake(fake_src),
                  "cls": self.cfg.lambda_cls * attribute_loss(real_cls, ctx.condition["source"])}
-        rows = fake.per_group   # the first rows of the real batch and of the fakes share their images
+        rows = ctx.aligned_rows   # the first rows of the real batch and of the fakes share their images
         penalty = loss.penalty(self.discriminate, ctx.discriminator_real[:rows], fake.images[:rows])
         if penalty is not None:
-            terms["penalty"] = ctx.loss_scale * penalty
+            terms["penalty"] = penalty
         return terms
 
-    def generator_terms(self, ctx: "StepContext") -> dict[str, torch.Tensor]:
+    def generator_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         fake, cfg = ctx.generated(), self.cfg
         condition = fake.condition
         src, cls = self.discriminator(fake.images)
         back_z = fake.z if cfg.rec_latent == "same" else self.sample_latent(len(fake.z), fake.z.device)
         reconstruction = self.generator(fake.images, condition["source"], back_z)
-        return {"adv": ctx.loss_scale * self.gan_loss.generator(src),
+        return {"adv": self.gan_loss.generator(src),
                 "cls": cfg.lambda_cls * attribute_loss(cls, condition["target"]),
                 "rec": cfg.lambda_rec * (reconstruction.float() - condition["image"].float()).abs().mean()}

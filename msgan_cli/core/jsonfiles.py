@@ -8,6 +8,8 @@ import os
 import uuid
 from pathlib import Path
 
+from msgan_cli.core.run_files import RunFiles
+
 log = logging.getLogger(__name__)
 
 
@@ -68,4 +70,4 @@ def read_json(path: Path) -> dict:
 def last_attempt(run_dir: Path) -> dict:
     """The latest attempt's record in the run's run_info.json (train/placement.py writes it: where it
     ran, and why it stopped or diverged); {} when there is none."""
-    return (read_json(run_dir / "run_info.json").get("attempts") or [{}])[-1]
+    return (read_json(RunFiles(run_dir).run_info).get("attempts") or [{}])[-1]

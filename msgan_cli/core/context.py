@@ -12,18 +12,39 @@ Two layouts, `trainer.pair_batch`:
   and the adversarial losses count every group in full (`loss_scale = k`).
 - `split`: G keeps the batch size of a run without pairs (batch/k conditions, k latents each), so a
   pair-based regulariser adds no forward pass at all (`loss_scale = 1`).
+
+A model never scales its terms for the layout: it returns each term as the mean over the batches it
+sees, and declares which of them average over the generated batch (`Recipe.generated_batch_terms`);
+`count_generated_terms` multiplies those by `loss_scale`.
 """
 from __future__ import annotations
 
+import fnmatch
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import Iterable, Protocol
 
 import torch
 
-from msgan_cli.data.batch import Batch, Tree, repeat_rows, take
-from msgan_cli.models.base import Recipe
+from msgan_cli.core.batch import Batch, Tree, repeat_rows, take
 
 PAIR_BATCH_LAYOUTS = ("doubled", "split")
+
+
+class StepRecipe(Protocol):
+    """What the step context itself asks of the model's recipe (models/base.py: Recipe, which the
+    recipe, the regularisers and the loop reach through `StepContext.recipe`)."""
+
+    primary_outputs: tuple[str, ...]
+    generated_batch_terms: dict[str, tuple[str, ...]]
+
+    def condition(self, batch: Batch) -> Tree: ...
+
+    def phase_losses(self, phase: str, ctx: StepContext) -> dict[str, torch.Tensor]: ...
+
+    def sample_latent(self, n: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor: ...
+
+    def generate_outputs(self, z: torch.Tensor, condition: Tree) -> dict[str, torch.Tensor]: ...
 
 
 @dataclass
@@ -56,7 +77,7 @@ class Generated:
 
 @dataclass
 class StepContext:
-    recipe: Recipe
+    recipe: StepRecipe
     batch: Batch
     step: int
     samples_per_condition: int = 1
@@ -83,7 +104,30 @@ class StepContext:
 
     @property
     def loss_scale(self) -> int:
+        """How many times a term averaged over the generated batch counts: once per latent group in the
+        doubled layout (D's loss(real, fake1) + loss(real, fake2) in the MSGAN code), once in the split one."""
         return self.samples_per_condition if self.pair_batch == "doubled" else 1
+
+    def model_terms(self, phase: str) -> dict[str, torch.Tensor]:
+        """The model's own terms of `phase`'s objective as this step counts them (`count_generated_terms`)."""
+        return self.count_generated_terms(self.recipe.phase_losses(phase, self),
+                                          self.recipe.generated_batch_terms.get(phase, ()))
+
+    def count_generated_terms(self, terms: dict[str, torch.Tensor], generated: Iterable[str]) -> dict[str, torch.Tensor]:
+        """`terms` with those named by a pattern in `generated` (fnmatch: `adv`, `adv_*`) multiplied by
+        `loss_scale`; the others (a reconstruction, a classification, a KL) as they are."""
+        patterns = tuple(generated)
+        if self.loss_scale == 1 or not patterns:
+            return terms
+        return {name: self.loss_scale * value if any(fnmatch.fnmatchcase(name, p) for p in patterns) else value
+                for name, value in terms.items()}
+
+    @property
+    def aligned_rows(self) -> int:
+        """How many leading rows of the data batch and of the generated batch share their conditions: the
+        generated batch's first latent group (all of it without pairs). WGAN-GP interpolates such rows;
+        Pix2Pix's L1 compares them with their ground truth."""
+        return self.generated().per_group
 
     def generated(self) -> Generated:
         """The step's fake batch, made by one G call the first time any phase asks for it."""

@@ -1,0 +1,82 @@
+"""The names of what a run directory holds, spelled in one place. Every command that writes or reads a
+run (train, eval, sample, report, the sweep's summary) finds its files here (docs/running.md).
+
+    <run>/.hydra/config.yaml      the resolved config (Hydra)      .hydra/overrides.yaml  the command's overrides
+    <run>/checkpoints/last.pt     what a resume needs              checkpoints/best.pt    trainer.best_metric's best
+    <run>/metrics.json            the final evaluation             eval_protocol.json     how it was measured
+    <run>/run_info.json           one record per attempt           distributed.json       DDP replicas' agreement
+    <run>/tb/                     TensorBoard events               samples/final*.png     the final grids
+    <run>/train.log               the log (Hydra's job log)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SWEEP_RECORD = "multirun.yaml"   # in a sweep's folder: what Hydra's sweeper was asked for
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    root: Path
+    RUN_INFO = "run_info.json"   # also searched for by name: a run's record exists before its config may
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def config(self) -> Path:
+        return self.root / ".hydra" / "config.yaml"
+
+    @property
+    def overrides(self) -> Path:
+        return self.root / ".hydra" / "overrides.yaml"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.checkpoints / "last.pt"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoints / "best.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def protocol(self) -> Path:
+        return self.root / "eval_protocol.json"
+
+    @property
+    def run_info(self) -> Path:
+        return self.root / self.RUN_INFO
+
+    @property
+    def distributed(self) -> Path:
+        return self.root / "distributed.json"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tb"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples"
+
+    @property
+    def train_log(self) -> Path:
+        return self.root / "train.log"
+
+    def final_grid(self, view: str = "grid") -> Path:
+        """samples/final.png, or final-<view>.png for a model with one grid per view (final-AtoB.png)."""
+        return self.samples / ("final.png" if view == "grid" else f"final-{view}.png")
+
+
+def run_folders(sweep: Path) -> list[Path]:
+    """The run directories under `sweep` (itself, or the runs of a sweep, at any depth), in name order."""
+    return [config.parent.parent for config in sorted(Path(sweep).rglob(".hydra/config.yaml"))]
