@@ -140,13 +140,15 @@ def option_schema(cfg: DictConfig) -> dict[str, dict[str, object]]:
     """The keys a run may have under trainer, eval, hardware, dataset and model, with their default
     values (whose types are the types the keys take): trainer and eval as train.yaml defines them,
     hardware as hardware/auto.yaml, dataset and model as the group's files of the run's dataset and
-    model name do (all files of that name: model=mlp_unrolled extends mlp, both named mlp)."""
+    model name do (all files of that name: model=mlp_unrolled extends mlp, both named mlp), a model
+    with what train.yaml gives every model besides."""
     root = resources.files(CONFIG_MODULE)
     with (root / "train.yaml").open() as f:
         train = OmegaConf.load(f)
     schema = {"trainer": flat(OmegaConf.to_container(train.trainer, resolve=False)),
               "eval": flat(OmegaConf.to_container(train.eval, resolve=False)),
               "hardware": group_file_options("hardware", "auto")}
+    shared = {"dataset": {}, "model": flat(OmegaConf.to_container(train.model, resolve=False))}
     for group in ("dataset", "model"):
         if group in cfg and "name" in cfg[group]:
             options = {}
@@ -155,7 +157,7 @@ def option_schema(cfg: DictConfig) -> dict[str, dict[str, object]]:
                 if keys.get("name") == cfg[group].name:
                     options |= keys
             if options:   # a name no file declares (a test's own recipe): its keys are not checked
-                schema[group] = options
+                schema[group] = shared[group] | options
     return schema
 
 
@@ -208,11 +210,41 @@ def check_options(cfg: DictConfig) -> None:
                 raise UserError(f"{name} must be {wanted}; got {value!r}.")
 
 
-def selected_regularizers(cfg) -> list[tuple[str, float]]:
-    return [(name, float(node.weight)) for name, node in sorted((cfg.get("reg") or {}).items())
-            if node.get("enabled", False)]
+def selected_regularizers(cfg) -> list[tuple[str, float | None]]:
+    """(name, weight) of every selected regulariser; the weight None for one that adds no term (sn, sr,
+    pacgan, unrolled: their options have no weight)."""
+    return [(name, None if node.get("weight") is None else float(node.weight))
+            for name, node in sorted((cfg.get("reg") or {}).items()) if node.get("enabled", False)]
 
 
 def method_label(cfg) -> str:
-    """`none`, or the selected regularisers with their weights, e.g. `ms(w=1)+sr(w=0.5)`."""
-    return "+".join(f"{name}(w={weight:g})" for name, weight in selected_regularizers(cfg)) or "none"
+    """`none`, or the selected regularisers with their weights, e.g. `ms(w=1)+sr`."""
+    return "+".join(name if weight is None else f"{name}(w={weight:g})"
+                    for name, weight in selected_regularizers(cfg)) or "none"
+
+
+def retired(key: str, saved: dict[str, object]) -> bool:
+    """Whether a key of a run's saved config (flat) is one that earlier versions wrote and no code read:
+    the weight of a regulariser that adds no term, and the 2D GAN's activation of a maxout D. Such a
+    run still resumes, evaluates and is reported beside new ones, which lack the key."""
+    if re.fullmatch(r"reg\.(sn|sr|pacgan|unrolled)\.weight", key):
+        return True
+    return key == "model.discriminator.activation" and (saved.get("model.discriminator.maxout_pieces") or 1) > 1
+
+
+def without_retired(saved: dict) -> dict:
+    """A run's saved config (a nested dict) without its `retired` keys."""
+    flat_saved = flat(saved)
+
+    def prune(node, prefix: str):
+        if not isinstance(node, dict):
+            return node
+        return {key: prune(value, f"{prefix}{key}.") for key, value in node.items()
+                if not retired(f"{prefix}{key}", flat_saved)}
+    return prune(saved, "")
+
+
+def load_saved_config(path) -> DictConfig:
+    """The config a run saved (`.hydra/config.yaml`), without the keys earlier versions wrote that no code
+    reads (`retired`); its interpolations are kept as written."""
+    return OmegaConf.create(without_retired(OmegaConf.to_container(OmegaConf.load(path), resolve=False)))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from msgan_cli.config import flat, method_label, selected_regularizers
+from msgan_cli.config import flat, load_saved_config, method_label, selected_regularizers
 from msgan_cli.core.jsonfiles import last_attempt, read_json
 from msgan_cli.core.run_files import SWEEP_RECORD, RunFiles, run_folders
 from msgan_cli.errors import UserError
@@ -148,7 +148,7 @@ def collect_runs(sweep_dir: Path) -> tuple[list[Run], list[Path]]:
     runs, unfinished = [], []
     for run_dir in run_folders(sweep_dir):
         config_path = RunFiles(run_dir).config
-        cfg = OmegaConf.load(config_path)
+        cfg = load_saved_config(config_path)
         metrics = read_json(RunFiles(run_dir).metrics)
         if not metrics:   # absent (diverged, failed or unfinished) or damaged
             unfinished.append(run_dir)

@@ -199,6 +199,40 @@ def test_resuming_with_another_configuration_is_refused_naming_the_keys(tmp_path
     assert state_of(tmp_path)["step"] == 4   # asked for explicitly
 
 
+def test_a_run_saved_with_keys_since_retired_resumes_evaluates_and_reports(tmp_path):
+    """Earlier versions wrote a weight for the regularisers that add no term and an activation for the 2D
+    GAN's maxout D, which no code read. Runs that hold them still resume (no 'another configuration'),
+    evaluate (no 'reg.sn has no option weight') and sit in the same report row as today's runs."""
+    from omegaconf import OmegaConf
+
+    from conftest import compose
+    from msgan_cli.report import build_report
+    from msgan_cli.train.session import load_trained_session
+    overrides = ["model=mlp", "dataset=ring8", "dataset.num_train=500", "reg=sn", "trainer.max_steps=2",
+                 "eval.metrics=[modes_2d]"]
+    old, new = tmp_path / "sweep" / "0", tmp_path / "sweep" / "1"
+    train_run(old, *overrides)
+    train_run(new, *overrides, "seed=1")
+    state = state_of(old)
+    state["config"]["reg"]["sn"]["weight"] = 1.0
+    state["config"]["model"]["discriminator"]["activation"] = "relu"
+    save_checkpoint({key: value for key, value in state.items() if key != "format"}, old / "checkpoints" / "last.pt")
+    for run, retired in ((old, True), (new, False)):
+        cfg = OmegaConf.to_container(compose(*overrides, *(["seed=1"] if run == new else [])), resolve=True)
+        if retired:
+            cfg["reg"]["sn"]["weight"] = 1.0
+            cfg["model"]["discriminator"]["activation"] = "relu"
+        (run / ".hydra").mkdir()
+        OmegaConf.save(OmegaConf.create(cfg), run / ".hydra" / "config.yaml")
+    train_run(old, *[o.replace("max_steps=2", "max_steps=3") for o in overrides])   # resumed, not refused
+    assert state_of(old)["step"] == 3
+    load_trained_session(old, "cpu")
+    _, text = build_report(tmp_path / "sweep")
+    assert "| sn | 2 |" in text and "Warning" not in text   # one row of two seeds, no 'configs differ'
+    with pytest.raises(UserError, match="reg.sn has no option weight"):   # today's sn has none to set
+        train_run(tmp_path / "weighted", *overrides, "+reg.sn.weight=2")
+
+
 # A kill -9 while torch.save is writing the temporary file of checkpoint number `KILL_AT` (counting from
 # 1 in this process): half the bytes are on disk, the process dies without any handler running.
 KILL_DURING_WRITE = """

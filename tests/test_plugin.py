@@ -6,14 +6,13 @@ import torch
 from hydra.core.config_store import ConfigStore
 
 from conftest import compose, tensorboard_tags, train_run
-from msgan_cli.core.registry import register_regularizer
 from msgan_cli.core.stats import report
-from msgan_cli.regularizers import Regularizer, RegularizerOptions
+from msgan_cli.regularizers import Regularizer, RegularizerOptions, WeightedOptions, register_regularizer
 from msgan_cli.train.session import build_session
 
 
 @dataclass
-class PullOptions(RegularizerOptions):
+class PullOptions(WeightedOptions):
     target: float = 0.0
 
 
@@ -60,3 +59,20 @@ def test_regulariser_defined_in_a_test_module_trains_and_acts(tmp_path):
     pulled = mean_generated_pixel(tmp_path / "plugin", *plugin)
     baseline = mean_generated_pixel(tmp_path / "baseline", "reg=ms", *common)
     assert pulled < baseline - 0.1
+
+
+def test_a_term_whose_options_have_no_weight_is_refused_where_it_is_defined():
+    """terms() adds weight * loss(): a loss() with options without a weight would never be added, and the
+    regulariser would train as if absent. The class definition says so instead."""
+    import pytest
+
+    @dataclass
+    class Unweighted(RegularizerOptions):
+        target: float = 0.0
+
+    with pytest.raises(TypeError, match="implements loss\\(\\) but its Options \\(Unweighted\\) have no weight"):
+        class Forgotten(Regularizer):
+            Options = Unweighted
+
+            def loss(self, ctx):
+                return ctx.generated().images.mean()

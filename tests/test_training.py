@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import compose, load_metrics, state_of, tensorboard_tags, train_run
+from conftest import compose, load_metrics, state_of, tensorboard_tags, tiny, train_run
 from datafiles import write_cifar, write_fashion, write_image_folder, write_paired_folder
 from msgan_cli.core.context import StepContext
 from msgan_cli.errors import UserError
+from msgan_cli.regularizers import REGULARIZERS
 from msgan_cli.train.session import build_session
 
 
@@ -87,6 +88,8 @@ def test_tensorboard_has_hyperparameters_and_config(tmp_path):
     (["trainer.batch_size=4096"], "lower trainer.batch_size"),
     (["model.resolution=64"], "set dataset.resolution=64"),
     (["model.conditional=maybe"], "model.conditional must be"),
+    (["model=mlp", "dataset=ring8", "model.discriminator.maxout_pieces=1"],   # a D without maxout needs an activation
+     "model.discriminator.activation must be one of relu, tanh, leaky_relu"),
 ])
 def test_incompatible_choices_stop_before_training(tmp_path, overrides, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace("[", r"\[")):
@@ -120,24 +123,42 @@ def test_pairs_share_conditions_in_one_generator_call(layout, fake_batch):
     assert ctx.loss_scale == (2 if layout == "doubled" else 1)
 
 
-TERM_FREE = {"sn", "sr", "pacgan", "unrolled"}   # act on D's weights or inputs, or on what G's loss is taken against
+# Regularisers that add no term act on D's weights or inputs, or on what G's loss is taken against.
+TERM_FREE = {name for name, regularizer in REGULARIZERS.items() if not regularizer.adds_term()}
 SHIPPED_REGULARISERS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "reg").glob("*.yaml") if p.stem != "none")
+
+
+def regulariser_acted(name: str, run: Path) -> bool:
+    """What shows in a finished run that regulariser `name` acted: its term in an objective
+    (`Loss/<phase>/<name>...`) or its diagnostics (`Diag/<name>/...`) in TensorBoard, or, for the two
+    that report nothing, what they did to D: spectrally normalised layers (sn) or a D that takes packs
+    (pacgan)."""
+    scalars = tensorboard_tags(run)["scalars"]
+    if any(tag.startswith(f"Diag/{name}/") or tag.split("/")[2:3] == [name] for tag in scalars):   # sr: its projections
+        return True
+    keys = state_of(run)["model"]
+    return {"sn": any(".parametrizations.weight.original" in key for key in keys),
+            "pacgan": any(key.startswith("discriminator.network.") for key in keys)}.get(name, False)
 
 
 @pytest.mark.parametrize("model,dataset", [("dcgan", "digits"), ("mlp", "ring8"), ("mlp_unrolled", "grid25")])
 @pytest.mark.parametrize("reg", SHIPPED_REGULARISERS)
 def test_every_regulariser_on_every_model(tmp_path, model, dataset, reg):
-    metrics = train_run(tmp_path, f"model={model}", f"reg={reg}", *dataset_overrides(dataset, tmp_path))
+    often = ["reg.sr.every=2"] if reg == "sr" else []   # sr projects every 5th D step: none in 4 steps
+    metrics = train_run(tmp_path, f"model={model}", f"reg={reg}", *often, *dataset_overrides(dataset, tmp_path))
     assert all(math.isfinite(v) for v in metrics.values())
     scalars = tensorboard_tags(tmp_path)["scalars"]
     assert any(tag.startswith(f"Loss/G/{reg}") for tag in scalars) == (reg not in TERM_FREE)
+    assert regulariser_acted(reg, tmp_path)
 
 
 @pytest.mark.parametrize("regs", ["[ms,sr]", "[dpm,ms]", "[dsgan,sn,dpm]", "[dpm,pacgan]", "[mdgan,ms]",
                                   "[unrolled,pacgan,sn]"])
 def test_regularisers_compose(tmp_path, regs):
-    metrics = train_run(tmp_path, f"reg={regs}")
-    assert all(math.isfinite(v) for v in metrics.values())
+    """Every regulariser of a composition acts in the run, not only the first or the last."""
+    train_run(tmp_path, f"reg={regs}", *(["reg.sr.every=2"] if "sr" in regs else []), "eval.metrics=[]")
+    for name in regs.strip("[]").split(","):
+        assert regulariser_acted(name, tmp_path), name
 
 
 def test_metrics_during_training_and_the_best_checkpoint(tmp_path):
@@ -166,13 +187,25 @@ PRESETS = sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "experime
 
 @pytest.mark.parametrize("experiment", PRESETS)
 def test_every_preset_trains_and_evaluates(tmp_path, experiment):
+    """Each preset trains (shrunk) and evaluates, and every setting it states is the one the run used,
+    except those this test shrinks."""
+    from omegaconf import OmegaConf
+
+    from msgan_cli.config import flat
     dataset = compose(f"experiment={experiment}").dataset.name
-    metrics = train_run(tmp_path, f"experiment={experiment}", *dataset_overrides(dataset, tmp_path),
-                        "trainer.eval_every=0", "trainer.best_metric=null")
+    shrunk = [*dataset_overrides(dataset, tmp_path), "trainer.eval_every=0", "trainer.best_metric=null"]
+    metrics = train_run(tmp_path, f"experiment={experiment}", *shrunk)
     expected = {"ring8": "modes_2d/modes", "grid25": "modes_2d/modes", "stacked_fashion_mnist": "stacked_modes/modes",
                 "digits": "ndb_jsd/per_class_mean_jsd", "fashion_mnist": "fid/classifier",
                 "outline_fill": "modes_per_input/modes", "paired_folder": "pairwise_div/pixel_l1"}[dataset]
     assert expected in metrics and all(math.isfinite(v) for v in metrics.values())
+    preset = OmegaConf.load(Path(__file__).parents[1] / "conf" / "experiment" / f"{experiment}.yaml")
+    stated = flat(OmegaConf.to_container(preset, resolve=False))
+    used = flat(state_of(tmp_path)["config"])
+    overridden = {o.split("=")[0].lstrip("+") for o in (*tiny(), *shrunk)}
+    for key, value in stated.items():
+        if key != "defaults" and key not in overridden and not str(value).startswith("${"):
+            assert used[key] == value, (key, value, used[key])
 
 
 def test_a_run_shorter_than_its_image_ticks_still_logs_its_final_grid_and_spectrum(tmp_path):

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from msgan_cli.core.registry import REGULARIZERS, import_submodules, register_regularizer
 from msgan_cli.errors import UserError
 from msgan_cli.models.base import Recipe
-from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
+from msgan_cli.regularizers.base import Regularizer, RegularizerOptions, WeightedOptions
 from msgan_cli.regularizers.dpm import diversity_penalty
 from msgan_cli.regularizers.dsgan import dsgan_loss, dsgan_ratio
 from msgan_cli.regularizers.mdgan import mode_regularizers
@@ -68,7 +68,7 @@ def build_regularizers(reg_cfg: DictConfig | None, recipe: Recipe) -> list[Regul
 
 import_submodules(__name__, __path__)   # every regulariser module, those not named above included
 
-__all__ = ["REGULARIZERS", "Regularizer", "RegularizerOptions", "adam_update", "build_regularizers",
+__all__ = ["REGULARIZERS", "Regularizer", "RegularizerOptions", "WeightedOptions", "adam_update", "build_regularizers",
            "diversity_penalty", "dsgan_loss", "dsgan_ratio", "mode_regularizers", "mode_seeking_loss",
            "mode_seeking_ratio", "pack", "parse_options", "register_regularizer", "spectral_compensate",
            "unroll_discriminator"]

@@ -46,9 +46,16 @@ def option_error(name: str, field: dataclasses.Field, value) -> str | None:
 
 @dataclass
 class RegularizerOptions:
-    """Options every regulariser has. Subclass it (a dataclass) to add the regulariser's own."""
+    """Options every regulariser has. Subclass it (a dataclass) to add the regulariser's own; subclass
+    `WeightedOptions` for one that adds a term to an objective."""
 
     enabled: bool = False   # set to true by selecting it (reg=<name>); see conf/reg/*.yaml
+
+
+@dataclass
+class WeightedOptions(RegularizerOptions):
+    """Options of a regulariser that adds a term: its weight."""
+
     weight: float = 1.0     # the paper's lambda: the term enters the objective as weight * loss
 
 
@@ -68,11 +75,25 @@ class Regularizer:
     # Why its step makes the host wait for the GPU (say it in the docstring too), or None: it does not
     # (tests/test_host_sync.py checks every regulariser's step under CUDA's sync debug mode, except these).
     host_sync: ClassVar[str | None] = None
-    Options: ClassVar[type[RegularizerOptions]] = RegularizerOptions
+    # WeightedOptions (or a subclass) for a regulariser that adds a term; RegularizerOptions (or a subclass)
+    # for one that acts on the networks or on what a loss is taken against (sn, sr, pacgan, unrolled).
+    Options: ClassVar[type[RegularizerOptions]] = WeightedOptions
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A term without a weight would never be added (terms() adds weight * loss): say so when the
+        # plug-in is defined rather than train without it.
+        if cls.loss is not Regularizer.loss and not cls.adds_term():
+            raise TypeError(f"{cls.__name__} implements loss() but its Options ({cls.Options.__name__}) have no "
+                            f"weight: derive them from WeightedOptions.")
 
     def __init__(self, options: RegularizerOptions, recipe: Recipe):
         self.options = options
-        self.weight = options.weight
+
+    @classmethod
+    def adds_term(cls) -> bool:
+        """Whether it adds a weighted term to an objective (`Loss/<phase>/<name>`): its options have a weight."""
+        return issubclass(cls.Options, WeightedOptions)
 
     @property
     def batch_multiple(self) -> int:
@@ -130,14 +151,15 @@ class Regularizer:
         """The weighted terms this regulariser adds to `phase`'s objective, logged as
         `Loss/<phase>/<key>`. Default: `{name: weight * loss(ctx)}` in `self.phase`. Override it only
         to act in several phases or with several terms (MDGAN)."""
-        if phase != self.phase or self.weight == 0:
+        if phase != self.phase or not self.adds_term() or self.options.weight == 0:
             return {}
         term = self.loss(ctx)
-        return {} if term is None else {self.name: self.weight * term}
+        return {} if term is None else {self.name: self.options.weight * term}
 
     def loss(self, ctx: StepContext) -> torch.Tensor | None:
-        """The unweighted term for this step, or None for a regulariser that adds no term (it acts
-        through `setup` or `after_phase`). Report diagnostics with `stats.report("Diag/<name>/...")`."""
+        """The unweighted term for this step, or None: nothing this step. A regulariser that adds no term
+        at all (it acts through `setup`, `after_phase` or `model_terms_context`) has options without a
+        weight. Report diagnostics with `core.stats.report("Diag/<name>/...")`."""
         return None
 
     def after_phase(self, phase: str, recipe: Recipe, step: int) -> None:
@@ -155,7 +177,7 @@ OUTPUT_CHOICES = ("primary", "all")
 
 
 @dataclass
-class PairOptions(RegularizerOptions):
+class PairOptions(WeightedOptions):
     """Options of a regulariser on pairs of outputs."""
 
     # Which of G's outputs it acts on: the recipe's primary ones (e.g. StackGAN++'s last stage, as the

@@ -18,7 +18,7 @@ from torch.nn.functional import normalize
 from msgan_cli.core.registry import register_regularizer
 from msgan_cli.core.stats import report
 from msgan_cli.errors import UserError
-from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
+from msgan_cli.regularizers.base import Regularizer, WeightedOptions
 
 
 def normalized_gram(x: torch.Tensor, s: float = 5.0) -> torch.Tensor:
@@ -38,7 +38,7 @@ def diversity_penalty(features: torch.Tensor, z: torch.Tensor, s: float = 5.0, e
 
 
 @dataclass
-class DPMOptions(RegularizerOptions):
+class DPMOptions(WeightedOptions):
     weight: float = 10.0       # lambda_dp of the third-party reading
     s: float = 5.0             # slope of the sigmoid in the normalised Gram matrix
     eps: float = 1.0e-8

@@ -26,7 +26,7 @@ from msgan_cli.core.phase import Phase
 from msgan_cli.core.registry import register_regularizer
 from msgan_cli.core.stats import report
 from msgan_cli.models.gan_loss import GANLoss
-from msgan_cli.regularizers.base import Regularizer, RegularizerOptions
+from msgan_cli.regularizers.base import Regularizer, WeightedOptions
 
 MANIFOLD_PHASE = "D_manifold"
 
@@ -46,7 +46,7 @@ def mode_regularizers(real: torch.Tensor, reconstruction: torch.Tensor, logits: 
 
 
 @dataclass
-class MDGANOptions(RegularizerOptions):
+class MDGANOptions(WeightedOptions):
     lambda_geometric: float = 0.2   # lambda1, on d(x, G(E(x)))
     lambda_mode: float = 0.4        # lambda2, on -log D(G(E(x)))
     two_step: bool = False          # MDGAN's manifold + diffusion steps with two discriminators
@@ -90,7 +90,7 @@ class ModeRegularization(Regularizer):
 
     def begin_step(self, ctx) -> None:
         """G(E(x)) once per step: D1 and D see it detached, G and E with gradients."""
-        if self.weight == 0 and not self.options.two_step:
+        if self.options.weight == 0 and not self.options.two_step:
             return
         reconstruction = ctx.recipe.generate(ctx.recipe.encoder(ctx.real), ctx.condition)
         ctx.cache["mdgan/reconstruction"] = reconstruction
@@ -103,11 +103,11 @@ class ModeRegularization(Regularizer):
         if phase == MANIFOLD_PHASE:   # D1: x is real, G(E(x)) is fake
             return {"mdgan/manifold_adv": recipe.discriminator_loss(
                 ctx.real, ctx.condition, ctx.cache["mdgan/reconstruction"].detach(), ctx.condition, manifold_d)}
-        if phase != self.phase or self.weight == 0:
+        if phase != self.phase or self.options.weight == 0:
             return {}
         reconstruction = ctx.cache["mdgan/reconstruction"]
         logits = recipe.discriminate(reconstruction, ctx.condition, manifold_d)
         geometric, mode = mode_regularizers(ctx.real, reconstruction, logits, recipe.gan_loss.generator)
         report("Diag/mdgan/reconstruction", geometric.detach())
-        return {"mdgan/geometric": self.weight * self.options.lambda_geometric * geometric,
-                "mdgan/mode": self.weight * self.options.lambda_mode * mode}
+        return {"mdgan/geometric": self.options.weight * self.options.lambda_geometric * geometric,
+                "mdgan/mode": self.options.weight * self.options.lambda_mode * mode}

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from msgan_cli.config import flat
+from msgan_cli.config import flat, without_retired
 from msgan_cli.core import distributed
 from msgan_cli.data.base import BatchSource
 from msgan_cli.errors import UserError
@@ -29,7 +29,7 @@ RESUMABLE_CHANGES = re.compile(r"^(trainer\.(max_steps|log_every|sample_every|ch
 def config_changes(saved: dict, current: dict) -> list[str]:
     """The keys whose value differs between a checkpoint's resolved config and this run's, except those
     a resume may change (RESUMABLE_CHANGES), as 'key: old -> new'."""
-    before, after = flat(saved), flat(current)
+    before, after = flat(without_retired(saved)), flat(current)
     changed = sorted(key for key in before.keys() | after.keys()
                      if before.get(key, "<absent>") != after.get(key, "<absent>") and not RESUMABLE_CHANGES.match(key))
     return [f"{key}: {before.get(key, '<absent>')} -> {after.get(key, '<absent>')}" for key in changed]

@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.utils.parametrize import is_parametrized
 
-from msgan_cli.config import compose_config
+from msgan_cli.config import compose_config, load_saved_config
 from msgan_cli.core.checkpoints import load_checkpoint
 from msgan_cli.core.distributed import ProcessInfo, process_info
 from msgan_cli.core.run_files import RunFiles
@@ -100,7 +100,7 @@ def load_run_config(run_dir: Path) -> DictConfig:
     path = RunFiles(run_dir).config
     if not path.exists():
         raise UserError(f"{run_dir} is not a msgan run directory (no .hydra/config.yaml).")
-    cfg = OmegaConf.load(path)
+    cfg = load_saved_config(path)
     defaults = compose_config("train", [])
     cfg.eval = OmegaConf.merge(defaults.eval, cfg.eval)
     cfg.hardware = OmegaConf.merge(defaults.hardware, cfg.hardware)

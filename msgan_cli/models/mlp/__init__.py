@@ -14,9 +14,11 @@ class MLPGAN(AdversarialRecipe):
         super().__init__(cfg, data)
         if data.kind != "points":
             raise UserError(f"model=mlp is the 2D GAN; dataset '{data.name}' holds images: use model=dcgan.")
-        for net in (cfg.generator, cfg.discriminator):
-            if net.activation not in ACTIVATIONS:
-                raise UserError(f"Unknown activation '{net.activation}'; available: {', '.join(ACTIVATIONS)}.")
+        maxout = cfg.discriminator.maxout_pieces > 1   # a maxout D has no other activation
+        for name, net in (("generator", cfg.generator), ("discriminator", cfg.discriminator)):
+            if not (name == "discriminator" and maxout) and net.get("activation") not in ACTIVATIONS:
+                raise UserError(f"model.{name}.activation must be one of {', '.join(ACTIVATIONS)} (a D without maxout, "
+                                f"maxout_pieces: 1, needs one); got {net.get('activation')!r}.")
         if cfg.nz < 1:
             raise UserError("model.nz must be at least 1 for the 2D GAN (it has no other input).")
         self.num_classes = resolve_num_classes(cfg.conditional, data, "mlp")
@@ -30,10 +32,10 @@ class MLPGAN(AdversarialRecipe):
     def build_discriminator(self, pack: int = 1) -> MLPDiscriminator:
         d = self.cfg.discriminator
         return MLPDiscriminator(self.sample_shape[0] * pack, self.num_classes * pack, d.hidden, d.layers,
-                                d.activation, d.maxout_pieces)
+                                d.get("activation"), d.maxout_pieces)
 
     def build_encoder(self) -> MLPDiscriminator:
         """E has D's architecture (PacGAN: maxout) with nz outputs and no condition."""
         d = self.cfg.discriminator
-        return MLPDiscriminator(self.sample_shape[0], 0, d.hidden, d.layers, d.activation, d.maxout_pieces,
+        return MLPDiscriminator(self.sample_shape[0], 0, d.hidden, d.layers, d.get("activation"), d.maxout_pieces,
                                 outputs=self.latent_dim)

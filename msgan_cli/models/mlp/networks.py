@@ -21,8 +21,10 @@ class Maxout(nn.Module):
         return self.linear(x).view(-1, self.units, self.pieces).amax(-1)
 
 
-def hidden_stack(in_features: int, hidden: int, layers: int, activation: str,
+def hidden_stack(in_features: int, hidden: int, layers: int, activation: str | None,
                  batchnorm: bool = False, maxout_pieces: int = 1) -> nn.Sequential:
+    """`layers` hidden layers of `hidden` units: linear (+ BatchNorm) + `activation`, or maxout units
+    (`maxout_pieces` > 1), which are their own non-linearity (`activation` unused)."""
     modules: list[nn.Module] = []
     for i in range(layers):
         width_in = in_features if i == 0 else hidden
@@ -51,7 +53,7 @@ class MLPGenerator(nn.Module):
 class MLPDiscriminator(nn.Module):
     """D, or with `outputs = nz` and no condition MDGAN's encoder."""
 
-    def __init__(self, in_features: int, num_classes: int, hidden: int, layers: int, activation: str,
+    def __init__(self, in_features: int, num_classes: int, hidden: int, layers: int, activation: str | None,
                  maxout_pieces: int, outputs: int = 1):
         super().__init__()
         self.features = hidden_stack(in_features + num_classes, hidden, layers, activation,
