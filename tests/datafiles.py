@@ -1,4 +1,4 @@
-"""Tiny files in the real formats users bring (METHODS.md section 7): what the loaders read, written
+"""Tiny files in the real formats users bring (docs/methods.md#data-formats): what the loaders read, written
 by the tests, and by `scripts/bench.py --data` at the real image sizes with photo-like content
 (`textured`), for the decoders to chew on."""
 from __future__ import annotations

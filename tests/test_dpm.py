@@ -1,4 +1,4 @@
-"""The diversity penalty against hand-computed values (METHODS.md section 2)."""
+"""The diversity penalty against hand-computed values (docs/methods.md#dpm)."""
 import math
 
 import pytest

@@ -1,4 +1,4 @@
-"""DSGAN's diversity term against hand-computed values (METHODS.md 1.1)."""
+"""DSGAN's diversity term against hand-computed values (docs/methods.md#dsgan)."""
 import pytest
 import torch
 

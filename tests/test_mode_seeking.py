@@ -1,4 +1,4 @@
-"""Mode seeking's formula against hand-computed values (METHODS.md section 1)."""
+"""Mode seeking's formula against hand-computed values (docs/methods.md#mode-seeking)."""
 import pytest
 import torch
 

@@ -1,4 +1,4 @@
-"""Spectral normalisation and SR-GAN's spectral compensation (METHODS.md section 4)."""
+"""Spectral normalisation and SR-GAN's spectral compensation (docs/methods.md#sr-gan)."""
 import pytest
 import torch
 

@@ -1,4 +1,4 @@
-"""Datasets: a registry of loaders, each reading a real on-disk format (METHODS.md section 7).
+"""Datasets: a registry of loaders, each reading a real on-disk format (docs/methods.md#data-formats).
 
 A loader is a function `cfg -> Data` registered under the name `dataset.name` takes. Adding a dataset
 (a new format) means one module in this package with a `@register_dataset("name")` function

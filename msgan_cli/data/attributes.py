@@ -1,4 +1,4 @@
-"""Attribute-labelled images (StarGAN's domains; METHODS.md 8.4): every image has a vector of binary
+"""Attribute-labelled images (StarGAN's domains; docs/methods.md#stargan): every image has a vector of binary
 attributes (CelebA's selected attributes; the benchmark's fill colour and stroke), and a translation
 model changes an image's attributes into target ones.
 

@@ -1,6 +1,6 @@
 """What every dataset hands the training engine: splits, batches, and a sharded, resumable sampler.
 
-Two kinds of split (METHODS.md section 7 lists the formats):
+Two kinds of split (docs/methods.md#data-formats lists the formats):
 - held in memory (`TensorSplit`, and every dataset that fits: the digits, Fashion-MNIST, the 2D
   mixtures, the translation benchmark): on the training device, a batch is one gather, no workers,
   no host-to-device copy per step (DESIGN.md section 6);

@@ -1,5 +1,5 @@
 """`dataset=celeba`: CelebA's aligned faces with their attributes, as StarGAN reads them (yunjey/stargan
-`data_loader.py` `CelebA`; METHODS.md 7 and 8.4).
+`data_loader.py` `CelebA`; docs/methods.md#data-formats and #stargan).
 
 `dataset.root` holds `img_align_celeba/*.jpg` and `list_attr_celeba.txt`: the image count on the first
 line, the 40 attribute names on the second, then per image its file name and 40 values of 1 or -1.

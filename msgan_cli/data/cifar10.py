@@ -1,5 +1,5 @@
 """CIFAR-10, python version: `cifar-10-batches-py/data_batch_1..5` and `test_batch`, pickled dicts
-with `data` (N x 3072 uint8, channel-major) and `labels` (METHODS.md section 7)."""
+with `data` (N x 3072 uint8, channel-major) and `labels` (docs/methods.md#data-formats)."""
 from __future__ import annotations
 
 import pickle

@@ -1,5 +1,5 @@
 """`dataset=cub`: CUB-200-2011 with char-CNN-RNN caption embeddings, as StackGAN++ reads it
-(hanzhanggit/StackGAN-v2 `code/datasets.py` `TextDataset`; METHODS.md 7 and 8.3).
+(hanzhanggit/StackGAN-v2 `code/datasets.py` `TextDataset`; docs/methods.md#data-formats and #stackganpp).
 
 `dataset.root` is StackGAN's `data/birds` folder:
     train/filenames.pickle                 the image keys, e.g. '002.Laysan_Albatross/Laysan_Albatross_0002_1027'

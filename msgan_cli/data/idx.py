@@ -1,4 +1,4 @@
-"""Fashion-MNIST (and MNIST: the identical IDX format) and Stacked Fashion-MNIST (METHODS.md 6.2).
+"""Fashion-MNIST (and MNIST: the identical IDX format) and Stacked Fashion-MNIST (docs/methods.md#stacked-mnist).
 
 Reads the IDX files as distributed, gzipped or not:
 `{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`. Debian's `dataset-fashion-mnist` puts them in

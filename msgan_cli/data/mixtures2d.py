@@ -1,4 +1,4 @@
-"""The 2D Gaussian mixtures of VEEGAN / PacGAN / Unrolled GAN (METHODS.md 6.1).
+"""The 2D Gaussian mixtures of VEEGAN / PacGAN / Unrolled GAN (docs/methods.md#mixtures-2d).
 
 ring8: 8 Gaussians on a circle of radius 1, per-axis std 0.01.
 grid25: 25 Gaussians at {-4, -2, 0, 2, 4}^2, per-axis std 0.05. Uniform mixture weights.

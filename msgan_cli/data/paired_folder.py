@@ -1,5 +1,5 @@
 """`dataset=paired_folder`: the pix2pix / BicycleGAN paired format (facades, maps, edges2shoes;
-METHODS.md 7): `train/`, `val/`, `test/` folders of images that hold the input A and the target B side
+docs/methods.md#data-formats): `train/`, `val/`, `test/` folders of images that hold the input A and the target B side
 by side (width twice the height). `dataset.direction: AtoB | BtoA` says which half is the input.
 
 Preprocessing as the reference's `resize_and_crop`: each half resized to `load_size` (bicubic), a

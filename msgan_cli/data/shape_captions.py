@@ -1,5 +1,5 @@
 """`dataset=shape_captions`: a text-to-image benchmark whose modes are known by construction (msgan's
-own; the default dataset of `model=stackganpp`, METHODS.md 8.3 in spirit).
+own; the default dataset of `model=stackganpp`, docs/methods.md#stackganpp in spirit).
 
 A caption names two attributes of an image: its shape (one of the 10 digits, drawn from one fixed
 scikit-learn digit each, upsampled) and the colour the shape is filled with (`colours` hues). It leaves

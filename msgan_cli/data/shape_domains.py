@@ -1,5 +1,5 @@
 """`dataset=shape_domains`: a multi-domain translation benchmark whose modes are known by construction
-(msgan's own; the default dataset of `model=stargan`, METHODS.md 8.4 in spirit).
+(msgan's own; the default dataset of `model=stargan`, docs/methods.md#stargan in spirit).
 
 An image is a shape (a scikit-learn digit, upsampled) with three properties. Two are attributes, as
 CelebA's hair colour and sex are: the colour the shape is filled with (one of `colours` hues, mutually

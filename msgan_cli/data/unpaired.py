@@ -1,4 +1,4 @@
-"""Unpaired two-domain data (DRIT's setting; METHODS.md 8.2): a batch holds images of domain A as
+"""Unpaired two-domain data (DRIT's setting; docs/methods.md#drit): a batch holds images of domain A as
 `inputs` and images of domain B as `samples`, drawn independently: row i of one says nothing about
 row i of the other. `Data.paired` is False for them, so a model that needs aligned pairs (Pix2Pix's
 L1 to the ground truth) refuses them.

@@ -1,5 +1,5 @@
 """`dataset=unpaired_folder`: DRIT's and CycleGAN's unpaired format (Yosemite summer <-> winter,
-cat2dog; METHODS.md 7): `trainA/ trainB/ testA/ testB/` folders of images, any number in each.
+cat2dog; docs/methods.md#data-formats): `trainA/ trainB/ testA/ testB/` folders of images, any number in each.
 
 Preprocessing as DRIT's `dataset_unpair`: each image resized to `load_size` (256, bicubic), a random
 `resolution` x `resolution` crop (216) and a random horizontal flip in training, the centre crop in

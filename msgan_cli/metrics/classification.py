@@ -1,9 +1,9 @@
 """Metrics judged by the project's classifier, each reported with the classifier's own test accuracy
 (their ceiling):
 - `class_acc`: the share of class-conditional samples labelled as the class they were asked for.
-- `mode_score`: the MODE score of Che et al. (METHODS.md 3) against the data's label distribution.
+- `mode_score`: the MODE score of Che et al. (docs/methods.md#mode-score) against the data's label distribution.
 - `stacked_modes`: modes out of 1,000 on Stacked (Fashion-)MNIST and the KL against uniform
-  (METHODS.md 6.2); a classifier trained on the single channels labels each channel.
+  (docs/methods.md#stacked-mnist); a classifier trained on the single channels labels each channel.
 """
 import torch
 

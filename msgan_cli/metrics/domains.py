@@ -1,5 +1,5 @@
 """`domain_acc`: whether translations have the attributes they were asked for (StarGAN's classification
-check, METHODS.md 8.4), in a view of one attribute edit (`data/attributes.py`).
+check, docs/methods.md#stargan), in a view of one attribute edit (`data/attributes.py`).
 
 The project's classifier, trained on the real images of every domain (`Data.whole`), labels each
 output; its class stands for an attribute combination (`Attributes.by_class`). Reported per view:

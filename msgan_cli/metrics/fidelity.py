@@ -1,5 +1,5 @@
 """`fid`, `kid`, `is`: torchmetrics' implementations on features from a configurable extractor
-(METHODS.md 6.4), so they work offline.
+(docs/methods.md#fid-kid-is), so they work offline.
 
 `eval.extractor.name`:
 - `inception`: torchmetrics' Inception-v3 (torch-fidelity's FID weights), from `eval.extractor.weights`

@@ -1,6 +1,6 @@
 """Modes counted exactly, where the true modes are known by construction:
 - `modes_2d`: modes captured, share of high-quality samples, and KL of the mode histogram against
-  uniform, for the 2D mixtures (METHODS.md 6.1; the VEEGAN / PacGAN protocol, 2,500 samples).
+  uniform, for the 2D mixtures (docs/methods.md#mixtures-2d; the VEEGAN / PacGAN protocol, 2,500 samples).
 - `modes_per_input`: the same per input, for translation benchmarks whose K correct outputs per
   input are known (`dataset=outline_fill`): how many of an input's modes its outputs find.
 No learned classifier in either."""

@@ -1,6 +1,6 @@
 """`ndb_jsd`: the number of statistically different bins and the Jensen-Shannon divergence
 (Richardson & Weiss, NeurIPS 2018), the protocol of gans-n-gmms `utils/ndb.py`, which MSGAN used
-(METHODS.md 6.3).
+(docs/methods.md#ndb-jsd).
 
 1. Bins: K-means with K clusters on the real samples, optionally whitened `(x - mean) / (std + 1e-6)`
    (per dimension, population std). Above 1,000 dimensions only a random d // 6 of them are used for

@@ -1,8 +1,8 @@
-"""`reg=dpm`: the diversity penalty module (DPM; Pei, Xu, Xiang, Meng, arXiv 2108.02353). METHODS.md section 2.
+"""`reg=dpm`: the diversity penalty module (DPM; Pei, Xu, Xiang, Meng, arXiv 2108.02353). docs/methods.md#dpm.
 
 Penalises the generator when two dissimilar latents give images whose discriminator features are
 similar, comparing normalised Gram matrices of features and of latents. The paper's exact formula
-could not be verified; the default is a public third-party reading of it (METHODS.md 2), labelled
+could not be verified; the default is a public third-party reading of it (docs/methods.md#dpm), labelled
 as such, with the feature layer, `s` and the weight as options.
 Cost: one extra D forward and backward on the fake batch (to read the chosen layer's features). With
 several discriminators the features are those of the one that judges the primary output

@@ -1,5 +1,5 @@
 """`reg=dsgan`: the diversity-sensitive term of DSGAN (Yang et al., ICLR 2019), the concurrent
-method MSGAN compares with. METHODS.md section 1.1.
+method MSGAN compares with. docs/methods.md#dsgan.
 
 Like mode seeking it uses two outputs for the same condition; unlike it, the ratio is per sample,
 the second output is detached (as in the official code), the ratio can be clipped at `tau`, and the

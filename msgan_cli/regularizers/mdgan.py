@@ -1,5 +1,5 @@
 """`reg=mdgan`: the mode-regularised GAN and MDGAN (Che, Li, Jacob, Bengio, Li; ICLR 2017,
-arXiv 1612.02136). METHODS.md section 3.
+arXiv 1612.02136). docs/methods.md#mdgan.
 
 An encoder E maps data to the latent space, and G must reconstruct the data from it, so every real
 mode has latents that reach it.

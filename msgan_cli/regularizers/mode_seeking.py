@@ -1,4 +1,4 @@
-"""`reg=ms`: mode seeking (MSGAN; Mao et al., CVPR 2019, arXiv 1903.05628). METHODS.md section 1.
+"""`reg=ms`: mode seeking (MSGAN; Mao et al., CVPR 2019, arXiv 1903.05628). docs/methods.md#mode-seeking.
 
 Maximise how far two outputs for the same condition move apart relative to how far their latents
 are apart. Cost: no extra network pass of its own; it needs two outputs per condition, which come

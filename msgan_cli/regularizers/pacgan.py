@@ -1,4 +1,4 @@
-"""`reg=pacgan`: packing (PacGAN; Lin, Khetan, Fanti, Oh, NeurIPS 2018). METHODS.md section 5.
+"""`reg=pacgan`: packing (PacGAN; Lin, Khetan, Fanti, Oh, NeurIPS 2018). docs/methods.md#pacgan.
 
 D judges `m` samples at once, all real or all fake, concatenated along the channel (feature) axis:
 a collapsed generator is easy to spot when D sees several of its outputs side by side. As in the

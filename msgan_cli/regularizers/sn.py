@@ -1,5 +1,5 @@
 """`reg=sn`: spectral normalisation of every discriminator layer (SN-GAN; Miyato et al., ICLR 2018),
-the baseline of SR-GAN (METHODS.md sections 4 and 5).
+the baseline of SR-GAN (docs/methods.md#sn-gan).
 
 Each conv / linear weight of D is divided by an estimate of its largest singular value (one power
 iteration per forward pass, PyTorch's parametrisation). Adds no loss term. Cost: one matrix-vector

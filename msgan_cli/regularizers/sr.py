@@ -1,4 +1,4 @@
-"""`reg=sr`: spectral regularisation (SR-GAN; Liu et al., ICCV 2019, arXiv 1908.10999). METHODS.md section 4.
+"""`reg=sr`: spectral regularisation (SR-GAN; Liu et al., ICCV 2019, arXiv 1908.10999). docs/methods.md#sr-gan.
 
 When an SN-GAN collapses, most normalised singular values of D's weights drop at once ("spectral
 collapse"). SR compensates: the top `i` normalised singular values of each weight are set to 1

@@ -1,4 +1,4 @@
-"""`reg=unrolled`: the unrolled GAN (Metz, Poole, Pfau, Sohl-Dickstein; ICLR 2017). METHODS.md section 5.
+"""`reg=unrolled`: the unrolled GAN (Metz, Poole, Pfau, Sohl-Dickstein; ICLR 2017). docs/methods.md#unrolled-gan.
 
 G's adversarial loss is computed against D advanced `steps` optimiser steps beyond its current
 weights, and G's gradient flows through those steps (how D would react to G's move), which stops G

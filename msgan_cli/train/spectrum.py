@@ -1,4 +1,4 @@
-"""Spectral monitoring, for every run: SR-GAN's early-warning signal of mode collapse (METHODS.md 4).
+"""Spectral monitoring, for every run: SR-GAN's early-warning signal of mode collapse (docs/methods.md#spectral-monitoring).
 
 Every `trainer.spectrum.every` steps, the normalised singular values (`s / s_1`) of each D layer are
 logged as a histogram, as a figure of value against index with one curve per check (older blue,

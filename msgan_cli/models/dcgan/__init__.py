@@ -1,4 +1,4 @@
-"""`model=dcgan`: the (conditional) DCGAN of the MSGAN CIFAR-10 experiment (METHODS.md section 1)."""
+"""`model=dcgan`: the (conditional) DCGAN of the MSGAN CIFAR-10 experiment (docs/methods.md#dcgan)."""
 from msgan_cli.core.registry import register_model
 from msgan_cli.data import Data
 from msgan_cli.errors import UserError

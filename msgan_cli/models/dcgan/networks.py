@@ -1,4 +1,4 @@
-"""Conditional DCGAN networks as in the MSGAN CIFAR-10 experiment (METHODS.md section 1).
+"""Conditional DCGAN networks as in the MSGAN CIFAR-10 experiment (docs/methods.md#dcgan).
 
 Generator: z (nz) and the one-hot label concatenated as a 1x1 map, a 4x4 transposed conv to
 width * 2^(L-1) channels, then stride-2 transposed convs halving the channels up to the output

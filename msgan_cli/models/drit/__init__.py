@@ -1,5 +1,5 @@
 """`model=drit`: DRIT as MSGAN's DRIT-Mode-Seeking trains it (HsinYingLee/DRIT `src/model.py`,
-identical in HelenMao/MSGAN with mode seeking on; METHODS.md 8.2): unpaired translation between
+identical in HelenMao/MSGAN with mode seeking on; docs/methods.md#drit): unpaired translation between
 domains A and B through a content code shared by both and an attribute code of each domain.
 
 A batch holds images of A (the data's inputs) and of B (its samples), unpaired; the condition is both.

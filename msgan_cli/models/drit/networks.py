@@ -1,5 +1,5 @@
 """The networks of DRIT as MSGAN's DRIT-Mode-Seeking uses them (HsinYingLee/DRIT `src/networks.py`,
-identical in HelenMao/MSGAN; METHODS.md 8.2), at a base width `w` (the reference's 64) and any
+identical in HelenMao/MSGAN; docs/methods.md#drit), at a base width `w` (the reference's 64) and any
 resolution divisible by 4.
 
 - `ContentEncoder`: per domain a 7x7 conv (w, LeakyReLU 0.01, no norm), two 3x3 stride-2 convs (2w, 4w;

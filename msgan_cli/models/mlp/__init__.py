@@ -1,5 +1,5 @@
 """`model=mlp` (PacGAN setup) and `model=mlp_unrolled` (Unrolled GAN setup): the 2D GAN of
-METHODS.md 6.1. Unconditional by default: the mixtures' labels are modes for evaluation."""
+docs/methods.md#mlp-gan. Unconditional by default: the mixtures' labels are modes for evaluation."""
 from msgan_cli.core.registry import register_model
 from msgan_cli.data import Data
 from msgan_cli.errors import UserError

@@ -1,4 +1,4 @@
-"""Fully connected G and D for the 2D mixtures (METHODS.md 6.1), in both published setups.
+"""Fully connected G and D for the 2D mixtures (docs/methods.md#mlp-gan), in both published setups.
 
 PacGAN setup: G 4 x 400 ReLU + BatchNorm, D 3 maxout layers (200 units, 5 pieces).
 Unrolled GAN setup: G and D 2 x 128 tanh.

@@ -1,4 +1,4 @@
-"""`model=pix2pix`: Pix2Pix as MSGAN used it (HelenMao/MSGAN Pix2Pix-Mode-Seeking; METHODS.md 8.1):
+"""`model=pix2pix`: Pix2Pix as MSGAN used it (HelenMao/MSGAN Pix2Pix-Mode-Seeking; docs/methods.md#pix2pix):
 "BicycleGAN architecture + Pix2Pix training".
 
 G(A, z) is the U-Net with z at every level; D sees the input and an output side by side, (A, B), at

@@ -1,6 +1,6 @@
 """The networks of MSGAN's Pix2Pix-Mode-Seeking: BicycleGAN's U-Net with the latent added at every
 level (`G_Unet_add_all`, `unet_256`) and the two-scale PatchGAN (`D_NLayersMulti`, `basic_256_multi`).
-METHODS.md 8.1; the reference's layer-by-layer layout was read from HelenMao/MSGAN and BicycleGAN.
+docs/methods.md#pix2pix; the reference's layer-by-layer layout was read from HelenMao/MSGAN and BicycleGAN.
 
 Generator, `levels` = log2(resolution) stride-2 levels (8 at 256 px, as `unet_256`):
 - level i (0 = outermost) has min(width * 2^i, 8 * width) channels: 64, 128, 256, 512, 512, ... at

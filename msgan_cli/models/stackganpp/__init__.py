@@ -1,5 +1,5 @@
 """`model=stackganpp`: StackGAN++ as MSGAN's StackGAN++-Mode-Seeking trains it (hanzhanggit/StackGAN-v2
-`code/trainer.py` `condGANTrainer`, `birds_3stages`; METHODS.md 8.3): text-to-image generation in
+`code/trainer.py` `condGANTrainer`, `birds_3stages`; docs/methods.md#stackganpp): text-to-image generation in
 `model.stages` stages (1 to 3), each doubling the size of the one before.
 
 The condition is a sentence embedding (`{"text": (n, D)}`); conditioning augmentation turns it into

@@ -1,5 +1,5 @@
 """The networks of StackGAN++ as MSGAN's StackGAN++-Mode-Seeking uses them (hanzhanggit/StackGAN-v2
-`code/model.py`, `birds_3stages`; METHODS.md 8.3), at base widths `ngf` (GF_DIM) and `ndf` (DF_DIM),
+`code/model.py`, `birds_3stages`; docs/methods.md#stackganpp), at base widths `ngf` (GF_DIM) and `ndf` (DF_DIM),
 with `stages` branches from a first image of `base_size` (64 in the reference) doubling per stage.
 
 - `ConditioningAugmentation` (CA_NET): fc from the text embedding to 4 x `ca_dim`, GLU, split into

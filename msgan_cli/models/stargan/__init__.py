@@ -1,12 +1,12 @@
 """`model=stargan`: StarGAN (Choi et al., CVPR 2018) as yunjey/stargan trains it on CelebA (`solver.py`;
-METHODS.md 8.4): one generator translates an image into any target combination of attributes, one
+docs/methods.md#stargan): one generator translates an image into any target combination of attributes, one
 discriminator tells real from fake patches and classifies the attributes of real images.
 
 The data's images carry attribute vectors (`data/attributes.py`). Each step, as the reference, the
 target attributes are the batch's own attribute vectors in a random order (`randperm`), so every
 target is a combination that occurs in the data; the condition is {"image", "target", "source"} (the
 source attributes for the reconstruction). With `model.nz` > 0 a latent z is tiled beside the
-target (METHODS.md 8.4: the setting in which the diversity regularisers apply): `reg=ms`, `dpm`,
+target (docs/methods.md#stargan: the setting in which the diversity regularisers apply): `reg=ms`, `dpm`,
 `dsgan` then act on two outputs for the same (image, target). `model.nz=0` is StarGAN as published.
 
 Phases, as the reference's train loop:

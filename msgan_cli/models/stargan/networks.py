@@ -1,4 +1,4 @@
-"""The networks of StarGAN (Choi et al., CVPR 2018; yunjey/stargan `model.py`; METHODS.md 8.4), at base
+"""The networks of StarGAN (Choi et al., CVPR 2018; yunjey/stargan `model.py`; docs/methods.md#stargan), at base
 width `width` (the reference's conv_dim 64), with an optional latent for the diversity regularisers.
 
 - `Generator`: the input image with the target attributes (and, when `nz` > 0, the latent z) tiled
