@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     except (HydraException, OmegaConfBaseException) as error:
         print(f"msgan {command}: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:   # a second Ctrl-C during training, or one before or after it: no traceback
+        print(f"msgan {command}: interrupted" + ("; the run's last checkpoint stays: run the same command again "
+                                                 "to resume." if command == "train" else "."), file=sys.stderr)
+        return 130
     except BrokenPipeError:   # the output was piped into a reader that stopped early (`| head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # so the exit flush does not fail again
         return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -118,21 +119,46 @@ def print_run_summary(run_dir: Path, metrics: dict[str, float]) -> None:
           f"  TensorBoard: tensorboard --logdir {run_dir / 'tb'}", flush=True)
 
 
+def check_writable(folder: Path, fix: str) -> None:
+    """Stop before any work when `folder` (or, where it does not exist yet, the nearest folder above it)
+    cannot be written to, rather than compute everything and fail on the write."""
+    existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as error:
+        raise UserError(f"{existing} cannot be written to ({error.strerror or error}): {fix}.") from None
+
+
 def required_run_dir(cfg: DictConfig, command: str) -> Path:
     if OmegaConf.is_missing(cfg, "run"):
         raise UserError(f"msgan {command} needs run=DIR, the directory of a training run (it holds .hydra/ and checkpoints/).")
-    return Path(cfg.run)
+    run_dir = Path(cfg.run)
+    if not RunFiles(run_dir).config.exists():
+        raise UserError(f"{run_dir} is not a msgan run directory (no .hydra/config.yaml).")
+    return run_dir
 
 
 def eval_command(overrides: list[str]) -> dict[str, float]:
     """`msgan eval run=DIR [metrics=[...]] [num_samples=N] [seed=S] [text_code=mean] [device=cpu]`: writes the run's
     metrics.json and, beside it, eval_protocol.json (what was measured and how)."""
+
+    from msgan_cli.train.runlock import run_directory_lock
+
+    cfg = compose_config("eval", overrides)
+    run_dir = required_run_dir(cfg, "eval")
+    check_writable(run_dir, "msgan eval writes metrics.json and eval_protocol.json there; copy the run to a "
+                            "writable place and evaluate the copy")
+    # The run's lock: a training process in the folder would otherwise have its intermediate checkpoint
+    # evaluated into metrics.json, which then reads as the finished run's.
+    with run_directory_lock(run_dir, "msgan eval"):
+        return evaluate_saved_run(run_dir, cfg)
+
+
+def evaluate_saved_run(run_dir: Path, cfg: DictConfig) -> dict[str, float]:
     from msgan_cli.core.jsonfiles import read_json, write_json
     from msgan_cli.evaluate import evaluate_run, merge_evaluation, resolve_metric_names
     from msgan_cli.train.session import load_trained_session
 
-    cfg = compose_config("eval", overrides)
-    run_dir = required_run_dir(cfg, "eval")
     session, step = load_trained_session(run_dir, cfg.device)
     options = session.cfg.eval
     for key in ("num_samples", "seed", "text_code"):
@@ -182,9 +208,10 @@ def sample_command(overrides: list[str]) -> list[Path]:
         raise UserError(f"format must be grid (PNG grids), npz (arrays for other tools) or images (one PNG per "
                         f"sample); got {cfg.format!r}.")
     run_dir = required_run_dir(cfg, "sample")
+    out_dir = Path(cfg.out) if cfg.out else RunFiles(run_dir).samples
+    check_writable(out_dir, "give out=DIR, a folder msgan sample may write to")
     session, step = load_trained_session(run_dir, cfg.device)
     recipe, data, device = session.recipe, session.data, session.device
-    out_dir = Path(cfg.out) if cfg.out else RunFiles(run_dir).samples
     generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
     if recipe.conditions_come_from_data:
         directions = recipe.evaluation_directions(data)

@@ -248,3 +248,20 @@ def load_saved_config(path) -> DictConfig:
     """The config a run saved (`.hydra/config.yaml`), without the keys earlier versions wrote that no code
     reads (`retired`); its interpolations are kept as written."""
     return OmegaConf.create(without_retired(OmegaConf.to_container(OmegaConf.load(path), resolve=False)))
+
+
+# What may differ between a checkpoint's config and the run that resumes it: how long to train, what
+# to log and evaluate, where it runs, and where the data lives. Anything else would mix two runs under
+# one name, so it is refused (trainer.allow_config_change=true accepts it, and the run says so).
+RESUMABLE_CHANGES = re.compile(r"^(trainer\.(max_steps|log_every|sample_every|checkpoint_every|eval_every|progress_bar|"
+                               r"best_metric|best_mode|spectrum\..*|allow_config_change)|eval\..*|hardware\..*|"
+                               r"dataset\.(root|in_memory|memory_limit_mb|workers))$")
+
+
+def config_changes(saved: dict, current: dict) -> list[str]:
+    """The keys whose value differs between a checkpoint's resolved config and this run's, except those
+    a resume may change (RESUMABLE_CHANGES), as 'key: old -> new'."""
+    before, after = flat(without_retired(saved)), flat(current)
+    changed = sorted(key for key in before.keys() | after.keys()
+                     if before.get(key, "<absent>") != after.get(key, "<absent>") and not RESUMABLE_CHANGES.match(key))
+    return [f"{key}: {before.get(key, '<absent>')} -> {after.get(key, '<absent>')}" for key in changed]

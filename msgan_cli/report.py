@@ -3,8 +3,9 @@
 (read from each run's `.hydra/overrides.yaml`, one column per key), the baseline (`none`) first; a
 column per metric as mean ± std over seeds, its better direction in the header and the best row in
 bold. No finished run is dropped: runs of the same configuration and seed are averaged per seed and
-listed; runs without metrics.json (diverged, stopped, failed or unfinished) are listed with what
-run_info.json says of them, and the runs multirun.yaml asks for that never started are listed too.
+listed; runs left out of the tables are listed with the reason: no metrics.json (diverged, stopped,
+failed or unfinished, as run_info.json says), metrics of a step before the run's budget, a config that
+cannot be read; and the runs multirun.yaml asks for that never started are listed too.
 Written as Markdown (report.md), CSV (report.csv: numbers, a mean and a std column per metric, n =
 seeds) and a plot (report.png: each headline metric against the regulariser weight where the sweep
 varied it, else one bar per row, every seed's value as a dot), and printed. A last column says
@@ -113,15 +114,13 @@ def changes_no_number(key: str, enabled: set[str]) -> bool:
     return key.startswith("reg.") and key[len("reg."):].partition(".")[0] not in enabled
 
 
-def run_settings(run_dir: Path, cfg) -> dict[str, str]:
+def run_settings(overrides: list, cfg) -> dict[str, str]:
     """The command-line overrides Hydra recorded for the run (`.hydra/overrides.yaml`), except what the
     report shows elsewhere: the seed (the statistic's axis), the regulariser choice and weights (the
     method), the table's dataset and model, Hydra's own keys, options of regularisers the run does
     not use (a swept `reg.ms.weight` does not make `reg=none` runs differ) and options that change no
     number (DISPLAY_ONLY). A value is the run's resolved one where its config has the key, so
     `trainer.ema=1e-3` and `=0.001`, or `=False` (a multirun) and `=false` (a resumed job), are one."""
-    path = RunFiles(run_dir).overrides
-    overrides = OmegaConf.load(path) if path.exists() else []
     enabled = {name for name, _ in selected_regularizers(cfg)}
     settings = {}
     for override in overrides:
@@ -143,22 +142,44 @@ def comparable_config(cfg) -> dict[str, str]:
     return {key: str(value) for key, value in flat_config.items() if key != "seed" and not changes_no_number(key, enabled)}
 
 
-def collect_runs(sweep_dir: Path) -> tuple[list[Run], list[Path]]:
-    """Every finished run under `sweep_dir`, and the runs that have no metrics (see `run_status`)."""
-    runs, unfinished = [], []
+def collect_runs(sweep_dir: Path) -> tuple[list[Run], list[tuple[Path, str]]]:
+    """Every finished run under `sweep_dir`, and the runs left out of the tables with the reason: no metrics
+    (see `run_status`), metrics of a step before the run's budget, or a config that cannot be read."""
+    runs, left_out = [], []
     for run_dir in run_folders(sweep_dir):
-        config_path = RunFiles(run_dir).config
-        cfg = load_saved_config(config_path)
-        metrics = read_json(RunFiles(run_dir).metrics)
+        files = RunFiles(run_dir)
+        try:
+            cfg = load_saved_config(files.config)
+            budget = OmegaConf.select(cfg, "trainer.max_steps")   # None in a config written by hand
+            overrides = list(OmegaConf.load(files.overrides)) if files.overrides.exists() else []
+        except Exception as error:   # a damaged file (cut short, binary): one run left out, not the whole report
+            reason = str(error).strip().splitlines()[0][:120]
+            left_out.append((run_dir, f"its .hydra/ files cannot be read ({type(error).__name__}: {reason})"))
+            continue
+        metrics = read_json(files.metrics)
         if not metrics:   # absent (diverged, failed or unfinished) or damaged
-            unfinished.append(run_dir)
+            left_out.append((run_dir, run_status(run_dir)))
+            continue
+        step = evaluated_step(files)
+        if step is not None and budget is not None and step < int(budget):
+            left_out.append((run_dir, f"unfinished: its metrics are of step {step} of its {budget} (evaluated while "
+                                      f"it trained, or stopped early); train it to the end, then report it"))
             continue
         regs = selected_regularizers(cfg)
         runs.append(Run(run_dir, (str(cfg.dataset.name), str(cfg.model.name)), method_label(cfg),
                         "+".join(n for n, _ in regs) or "none", regs[0][1] if len(regs) == 1 else None,
-                        int(cfg.seed), run_settings(run_dir, cfg), {k: float(v) for k, v in metrics.items()},
+                        int(cfg.seed), run_settings(overrides, cfg), {k: float(v) for k, v in metrics.items()},
                         last_placement(run_dir), comparable_config(cfg)))
-    return runs, unfinished
+    return runs, left_out
+
+
+def evaluated_step(files: RunFiles) -> int | None:
+    """The step of the checkpoint the run's metrics were computed from (eval_protocol.json), or the step
+    its last attempt finished at; None when neither says."""
+    step = read_json(files.protocol).get("checkpoint_step")
+    if step is None:
+        step = last_attempt(files.root).get("finished_step")
+    return None if step is None else int(step)
 
 
 def varying_keys(runs: list[Run]) -> list[str]:
@@ -179,14 +200,18 @@ def group_runs(runs: list[Run], keys: list[str]) -> list[Group]:
 
 def run_status(run_dir: Path) -> str:
     """Why a run has no metrics: diverged (the loop stopped it, run_info.json says where), stopped
-    (a UserError: a refused option, missing data, ...; run_info.json has its message), finished with
-    none asked for, metrics.json damaged, or failed or unfinished (still running, killed, or crashed)."""
+    (a UserError: a refused option, missing data, ...; run_info.json has its message), interrupted (a
+    signal: SLURM's, Ctrl-C), finished with none asked for, metrics.json damaged, or failed or
+    unfinished (still running, killed, or crashed)."""
     attempt = last_attempt(run_dir)
-    diverged, stopped = attempt.get("diverged"), attempt.get("stopped")
+    diverged, stopped, interrupted = attempt.get("diverged"), attempt.get("stopped"), attempt.get("interrupted")
     if diverged:
         return f"diverged: {diverged.get('what', 'a loss')} became NaN or inf at step {diverged.get('step', '?')}"
     if stopped:
         return f"stopped: {stopped}"
+    if interrupted:
+        return (f"interrupted by {interrupted.get('signal')} at step {interrupted.get('step')} (its checkpoint: step "
+                f"{interrupted.get('checkpoint_step', interrupted.get('step'))}); the same command resumes it")
     metrics_file = RunFiles(run_dir).metrics
     if metrics_file.is_file():
         try:
@@ -353,9 +378,9 @@ def csv_rows(table: tuple[str, str], groups: list[Group], keys: list[str], all_k
 def build_report(sweep_dir: Path) -> tuple[Path, str]:
     if not sweep_dir.is_dir():
         raise UserError(f"{sweep_dir} is not a directory: give the folder of a multirun (or of one run).")
-    runs, unfinished = collect_runs(sweep_dir)
+    runs, left_out = collect_runs(sweep_dir)
     never_started = runs_never_started(sweep_dir)
-    if not runs and not unfinished:
+    if not runs and not left_out:
         raise UserError(f"No msgan runs (.hydra/config.yaml) found under {sweep_dir}.")
     by_table = defaultdict(list)
     for run in runs:
@@ -371,9 +396,9 @@ def build_report(sweep_dir: Path) -> tuple[Path, str]:
     for table, (keys, groups) in tables.items():
         lines += markdown_table(table, groups, keys)
         rows += csv_rows(table, groups, keys, all_keys, all_metrics)
-    if unfinished:
-        lines += [f"Runs without metrics.json: {len(unfinished)}"]
-        lines += [f"- {path}: {run_status(path)}" for path in unfinished]
+    if left_out:
+        lines += [f"Runs not in the tables: {len(left_out)}"]
+        lines += [f"- {path}: {reason}" for path, reason in left_out]
     if never_started:
         lines += [f"Runs of the sweep (multirun.yaml) that never started, no folder: {len(never_started)}"]
         lines += [f"- {run}" for run in never_started]

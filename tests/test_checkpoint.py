@@ -1,10 +1,12 @@
 """Checkpoints: atomic, loadable with weights_only=True, and a resumed run ends exactly where an
 uninterrupted one does."""
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,11 +44,10 @@ def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
     save_checkpoint({"step": 1, "weights": torch.ones(3)}, path)
 
-    def dies_half_way(obj, f):
-        f.write(b"partial garbage")
-        raise KeyboardInterrupt   # e.g. the process is killed during the write
+    def dies_half_way(descriptor):
+        raise KeyboardInterrupt   # e.g. the process is stopped while the new file is flushed to disk
 
-    monkeypatch.setattr(checkpoint_module.torch, "save", dies_half_way)
+    monkeypatch.setattr(checkpoint_module.os, "fsync", dies_half_way)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint({"step": 2, "weights": torch.zeros(3)}, path)
     state = torch.load(path, weights_only=True)
@@ -131,19 +132,41 @@ def test_every_start_and_resume_records_where_it_ran(tmp_path, monkeypatch):
     assert attempts[1]["world_size"] == 1 and attempts[1]["device"] == "cpu" and attempts[1]["host"]
 
 
-def test_a_full_disk_is_one_sentence_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    import errno
+@contextmanager
+def file_size_limit(limit: int):
+    """Writes past `limit` bytes fail with the OS's EFBIG, as writes to a full disk fail with ENOSPC: a real
+    write error from the kernel, to this process only (RLIMIT_FSIZE; SIGXFSZ ignored so that the write
+    fails instead of the process dying)."""
+    import resource
+    previous_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    previous_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, previous_limit[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, previous_limit)
+        signal.signal(signal.SIGXFSZ, previous_handler)
+
+
+def test_a_full_disk_is_one_sentence_and_keeps_the_previous_checkpoint(tmp_path):
+    """torch's own writer, on a full disk, failed mid-archive with `RuntimeError: unexpected pos` chained to
+    the OSError, a 60-line traceback printed twice, and run_info.json did not say why the run stopped."""
     path = tmp_path / "last.pt"
     save_checkpoint({"step": 1}, path)
-
-    def disk_full(obj, f):
-        f.write(b"some bytes")
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(checkpoint_module.torch, "save", disk_full)
-    with pytest.raises(UserError, match=r"could not be written \(No space left on device\); the previous one is intact"):
-        save_checkpoint({"step": 2}, path)
+    with file_size_limit(50_000), pytest.raises(UserError, match=r"could not be written \(File too large\); the "
+                                                                 r"previous one is intact"):
+        save_checkpoint({"step": 2, "weights": torch.zeros(100_000)}, path)
     assert torch.load(path, weights_only=True)["step"] == 1 and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+    run = tmp_path / "run"
+    options = [*TINY, "trainer.max_steps=8", "trainer.sample_every=1000", "eval.metrics=[]", f"hydra.run.dir={run}"]
+    assert run_msgan("train", *options[:-2], "trainer.max_steps=2", options[-1]).returncode == 0
+    with file_size_limit(400_000):   # the run's logs fit; a checkpoint (about 0.7 MB) does not
+        full = run_msgan("train", *options)
+    assert full.returncode == 2 and "could not be written (File too large)" in full.stderr, full.stderr[-2000:]
+    assert "Traceback" not in full.stdout + full.stderr and full.stderr.count("could not be written") == 1
+    assert state_of(run)["step"] == 2
+    assert "could not be written" in json.loads((run / "run_info.json").read_text())["attempts"][-1]["stopped"]
 
 
 def test_a_failed_json_write_leaves_no_temporary(tmp_path, monkeypatch):
@@ -197,6 +220,34 @@ def test_resuming_with_another_configuration_is_refused_naming_the_keys(tmp_path
     assert state_of(tmp_path)["step"] == 3
     train_run(tmp_path, "reg=none", "trainer.max_steps=4", "eval.metrics=[]", "trainer.allow_config_change=true")
     assert state_of(tmp_path)["step"] == 4   # asked for explicitly
+
+
+def test_a_changed_learning_rate_accepted_on_resume_is_the_one_applied(tmp_path):
+    """trainer.allow_config_change=true with new learning rates and betas: the optimisers restored from the
+    checkpoint used to keep the old ones (lr 0 asked for, every weight still moved), while the saved
+    config said 0. The divergence message advises exactly this change. With a schedule too: its base
+    rates become the new ones, and the rate at the resumed step is the new base times the schedule."""
+    common = ["reg=ms", "eval.metrics=[]", "trainer.checkpoint_every=2"]
+    train_run(tmp_path, *common, "trainer.max_steps=2")
+    before = state_of(tmp_path)
+    train_run(tmp_path, *common, "trainer.max_steps=4", "trainer.allow_config_change=true", "model.optim.lr_g=0",
+              "model.optim.lr_d=0", "model.optim.betas=[0.9,0.99]")
+    after = state_of(tmp_path)
+    parameters = [name for name, tensor in before["model"].items() if tensor.is_floating_point()
+                  and "running_" not in name and "num_batches" not in name]   # BatchNorm statistics move at any rate
+    assert all(torch.equal(before["model"][name], after["model"][name]) for name in parameters)
+    for optimizer in after["optimizers"].values():
+        assert all(group["lr"] == 0 and tuple(group["betas"]) == (0.9, 0.99) for group in optimizer["param_groups"])
+    assert after["config"]["model"]["optim"]["lr_g"] == 0
+
+    scheduled = tmp_path / "scheduled"
+    decay = ["trainer.lr_decay_from=0.5", "trainer.max_steps=8"]
+    train_run(scheduled, *common, *decay, "trainer.max_steps=4")
+    train_run(scheduled, *common, *decay, "trainer.allow_config_change=true", "model.optim.lr_g=1e-3")
+    groups = state_of(scheduled)["optimizers"]["generator"]["param_groups"]
+    assert groups[0]["initial_lr"] == 1e-3 and groups[0]["lr"] == pytest.approx(0.0)   # 1e-3 x (8 - 8) / 4
+    schedule = state_of(scheduled)["schedules"]["generator"]
+    assert schedule["base_lrs"] == [1e-3]
 
 
 def test_a_run_saved_with_keys_since_retired_resumes_evaluates_and_reports(tmp_path):

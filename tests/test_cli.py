@@ -213,7 +213,7 @@ def test_report_lists_a_run_with_damaged_files_instead_of_failing(finished_run, 
     (damaged / "metrics.json").write_text('{"class_acc": 0.')   # a write cut short by hand, say
     (damaged / "run_info.json").write_text("not json")
     _, text = build_report(tmp_path / "sweep")
-    assert "Runs without metrics.json: 1" in text and f"{damaged}: its metrics.json is damaged" in text
+    assert "Runs not in the tables: 1" in text and f"{damaged}: its metrics.json is damaged" in text
 
 
 def test_train_log_and_run_info_tell_the_story_of_a_run(finished_run):

@@ -1,8 +1,10 @@
-"""Faults lose nothing: a diverged run stops with one sentence, keeps its last good checkpoint, writes no
-metrics, and is reported as diverged."""
+"""Faults lose nothing and say what happened: a diverged run stops with one sentence, keeps its last good
+checkpoint, writes no metrics and is reported as diverged; a refused command leaves a run folder as it
+found it; damaged or unwritable folders are one sentence; only finished runs are tabled."""
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -95,7 +97,7 @@ def test_a_second_process_on_a_run_directory_stops_and_a_killed_one_leaves_no_lo
 
     from msgan_cli.train.runlock import run_directory_lock
     run = tmp_path / "run"
-    with run_directory_lock(run):   # a training process holds it
+    with run_directory_lock(run, "msgan train"):   # a training process holds it
         second = msgan("train", *TINY, f"hydra.run.dir={run}")
     assert second.returncode == 2 and f"{run} is in use: pid {os.getpid()} on" in second.stderr, second.stderr
     assert "Traceback" not in second.stderr and not (run / "checkpoints").exists()
@@ -103,16 +105,156 @@ def test_a_second_process_on_a_run_directory_stops_and_a_killed_one_leaves_no_lo
     # A sweep whose run finds its folder in use stops there, as a single run does (the run's stop
     # cannot be recorded in a folder another process holds, so the sweep could not report it).
     sweep = tmp_path / "sweep"
-    with run_directory_lock(sweep / "0"):
+    with run_directory_lock(sweep / "0", "msgan train"):
         stopped = msgan("train", "-m", *TINY, "seed=0,1", f"hydra.sweep.dir={sweep}")
     assert stopped.returncode == 2 and f"{sweep / '0'} is in use" in stopped.stderr, stopped.stderr
     assert not (sweep / "0" / "run_info.json").exists() and not (sweep / "1").exists()
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
                                "from msgan_cli.train.runlock import run_directory_lock as lock; "
-                               f"ctx = lock(Path({str(run)!r})); ctx.__enter__(); print('held', flush=True); time.sleep(600)"],
+                               f"ctx = lock(Path({str(run)!r}), 'msgan train'); ctx.__enter__(); "
+                               "print('held', flush=True); time.sleep(600)"],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     holder.send_signal(signal.SIGKILL)
     holder.wait()
     after = msgan("train", *TINY, "trainer.max_steps=2", "eval.metrics=[]", f"hydra.run.dir={run}")
     assert after.returncode == 0, after.stderr[-2000:]
+
+
+# --- a run folder other commands touch --------------------------------------------------------------------
+
+
+def hydra_files(run) -> dict[str, str]:
+    return {path.name: path.read_text() for path in sorted((run / ".hydra").glob("*.yaml"))}
+
+
+def test_a_refused_resume_leaves_the_run_folder_as_it_found_it(tmp_path):
+    """Hydra rewrites .hydra/ for every command run in a folder, before any check: after a refused
+    `reg=ms` -> `reg=none`, msgan report listed the ms run as `none` with the refused budget, and after a
+    refused width change msgan eval and sample crashed on a size mismatch."""
+    run = tmp_path / "run"
+    assert run_msgan("train", *TINY, "trainer.max_steps=2", f"hydra.run.dir={run}").returncode == 0
+    accepted = hydra_files(run)
+    for change in (["reg=none", "trainer.max_steps=4"], ["model.width=16"]):
+        refused = run_msgan("train", *TINY, *change, f"hydra.run.dir={run}")
+        assert refused.returncode == 2 and "belongs to a run with another configuration" in refused.stderr
+        assert hydra_files(run) == accepted
+    _, text = build_report(run)
+    assert "| ms(w=1) | 1 |" in text and "Runs not in the tables" not in text
+    evaluated = run_msgan("eval", f"run={run}", "metrics=[class_acc]", "num_samples=40")
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    attempts = json.loads((run / "run_info.json").read_text())["attempts"]
+    assert attempts[0]["finished_step"] == 2 and "stopped" not in attempts[0]   # the run's own record intact
+    assert [("refused" in a, "another configuration" in a.get("stopped", "")) for a in attempts[1:]] == [(True, True)] * 2
+
+
+def test_eval_and_sample_go_by_the_checkpoint_when_hydra_says_otherwise(tmp_path):
+    """A folder whose .hydra/ a command rewrote before it was kept (earlier versions did): the checkpoint's
+    own config builds the model, and the log names the keys that differ, instead of a size-mismatch
+    traceback."""
+    run = tmp_path / "run"
+    assert run_msgan("train", *TINY, "trainer.max_steps=2", "eval.metrics=[]", f"hydra.run.dir={run}").returncode == 0
+    config = (run / ".hydra" / "config.yaml").read_text()
+    (run / ".hydra" / "config.yaml").write_text(config.replace("width: 8", "width: 16"))
+    evaluated = run_msgan("eval", f"run={run}", "metrics=[class_acc]", "num_samples=40")
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert "model.width: 8 -> 16" in evaluated.stdout + evaluated.stderr
+    assert run_msgan("sample", f"run={run}", "n=2", f"out={tmp_path / 'grids'}").returncode == 0
+
+
+def test_eval_beside_a_live_training_run_is_refused_and_a_report_tables_only_finished_runs(tmp_path):
+    """msgan eval wrote metrics.json from a training run's intermediate checkpoint, without its lock, and
+    msgan report then tabled a run killed at step 80 of 400 as finished."""
+    from msgan_cli.train.runlock import run_directory_lock
+    run = tmp_path / "sweep" / "0"
+    assert run_msgan("train", *TINY, "trainer.max_steps=2", f"hydra.run.dir={run}").returncode == 0
+    metrics = (run / "metrics.json").read_text()
+    with run_directory_lock(run, "msgan train"):
+        refused = run_msgan("eval", f"run={run}", "metrics=[class_acc]")
+    assert refused.returncode == 2 and "is in use" in refused.stderr and "(msgan train)" in refused.stderr
+    assert (run / "metrics.json").read_text() == metrics
+    protocol = json.loads((run / "eval_protocol.json").read_text())
+    write_json(run / "eval_protocol.json", {**protocol, "checkpoint_step": 1})   # metrics of step 1 of its 2
+    _, text = build_report(tmp_path / "sweep")
+    assert "### " not in text and f"{run}: unfinished: its metrics are of step 1 of its 2" in text
+
+
+def test_damaged_run_files_are_one_sentence_and_one_line_of_the_report(tmp_path):
+    """A .hydra/config.yaml cut short or holding binary bytes: eval and sample tracebacks (18 to 32 lines),
+    and msgan report died without a report."""
+    import shutil
+    good = tmp_path / "sweep" / "0"
+    assert run_msgan("train", *TINY, "trainer.max_steps=2", f"hydra.run.dir={good}").returncode == 0
+    for name, damage in (("1", b"\x00\x9f\x92\x96 binary"), ("2", b"seed: 0\nmodel: {name: dcg")):
+        damaged = tmp_path / "sweep" / name
+        shutil.copytree(good, damaged)
+        (damaged / ".hydra" / "config.yaml").write_bytes(damage)
+        for command in (["eval", f"run={damaged}"], ["sample", f"run={damaged}", "n=2"]):
+            result = run_msgan(*command)
+            assert result.returncode == 2 and "cannot be read" in result.stderr, result.stderr[-2000:]
+            assert "Traceback" not in result.stderr
+    _, text = build_report(tmp_path / "sweep")
+    assert "| ms(w=1) | 1 |" in text and "Runs not in the tables: 2" in text
+    assert f"{tmp_path / 'sweep' / '1'}: its .hydra/ files cannot be read" in text
+
+
+def test_eval_and_sample_say_first_when_they_cannot_write(tmp_path, monkeypatch):
+    """eval and sample on a read-only run folder computed everything, then crashed on the write (27 and 17
+    lines). The folder is made unwritable by the file system's answer, as a read-only mount gives it
+    (root writes into a mode-555 folder, so the test cannot use permissions)."""
+    import errno
+    import tempfile
+    run = tmp_path / "run"
+    assert run_msgan("train", *TINY, "trainer.max_steps=2", "eval.metrics=[]", f"hydra.run.dir={run}").returncode == 0
+    real = tempfile.TemporaryFile
+
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).is_relative_to(run):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr("msgan_cli.train.session.build_session", None)   # nothing may be computed first
+    for command, fix in ((["eval", f"run={run}"], "copy the run to a writable place"),
+                         (["sample", f"run={run}"], "give out=DIR")):
+        result = run_msgan(*command)
+        assert result.returncode == 2 and "cannot be written to (Read-only file system)" in result.stderr
+        assert fix in result.stderr and "Traceback" not in result.stderr
+
+
+def interrupt_after(step_index: int, monkeypatch, times: int = 1) -> None:
+    """Ctrl-C (a real SIGINT to this process), `times` times, right after the training step of this index."""
+    import signal
+    original = step.training_step
+
+    def training_step(session, phases, optimizers, parameters, source, pairs, index, guard=None):
+        original(session, phases, optimizers, parameters, source, pairs, index, guard)
+        if index == step_index:
+            for _ in range(times):
+                signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(step, "training_step", training_step)
+
+
+def test_ctrl_c_checkpoints_and_stops_like_sigterm_and_twice_stops_at_once(tmp_path, monkeypatch):
+    """Ctrl-C killed a run with a 54-line KeyboardInterrupt traceback and no checkpoint: everything since the
+    last checkpoint was lost, and train.log and run_info.json said nothing."""
+    run = tmp_path / "run"
+    never = ["trainer.max_steps=40", "trainer.checkpoint_every=1000", "trainer.sample_every=1000"]
+    interrupt_after(2, monkeypatch)
+    once = run_msgan("train", *TINY, *never, f"hydra.run.dir={run}")
+    assert once.returncode == 130 and "Traceback" not in once.stdout + once.stderr, once.stderr[-2000:]
+    assert state_of(run)["step"] == 3                          # the step it was in, then the checkpoint
+    assert "Stopped by SIGINT at step 3; checkpoint saved" in (run / "train.log").read_text()
+    attempt = json.loads((run / "run_info.json").read_text())["attempts"][-1]
+    assert attempt["interrupted"] == {"signal": "SIGINT", "step": 3}
+    _, text = build_report(run)
+    assert "interrupted by SIGINT at step 3" in text
+
+    interrupt_after(4, monkeypatch, times=2)                   # twice, before the loop could stop
+    twice = run_msgan("train", *TINY, *never, f"hydra.run.dir={run}")
+    assert twice.returncode == 130 and "Traceback" not in twice.stdout + twice.stderr, twice.stderr[-2000:]
+    assert "interrupted; the run's last checkpoint stays" in twice.stderr
+    assert state_of(run)["step"] == 3                          # stopped at once: no checkpoint written
+    attempt = json.loads((run / "run_info.json").read_text())["attempts"][-1]
+    assert attempt["interrupted"] == {"signal": "SIGINT", "step": 4, "checkpoint_step": 3}

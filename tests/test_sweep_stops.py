@@ -23,7 +23,7 @@ def check_sweep(result, sweep) -> None:
     assert json.loads((sweep / "1" / "metrics.json").read_text())["modes_2d/modes"] >= 0
     assert not (sweep / "0" / "metrics.json").exists()
     _, text = build_report(sweep)
-    assert f"{sweep / '0'}: stopped: {REFUSAL}" in text and "Runs without metrics.json: 1" in text
+    assert f"{sweep / '0'}: stopped: {REFUSAL}" in text and "Runs not in the tables: 1" in text
 
 
 @pytest.mark.slow

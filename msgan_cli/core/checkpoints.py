@@ -6,6 +6,7 @@ plain tensors, numbers, strings, lists and dicts; the metrics' cached classifier
 """
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from pathlib import Path
@@ -22,13 +23,17 @@ def save_checkpoint(state: dict, path: Path) -> None:
     """Write to a temporary file beside `path`, flush it to disk, then rename over `path`.
 
     A rename within one folder is atomic, so a kill at any moment leaves either the previous
-    checkpoint or the new one, never a half-written file under the real name.
+    checkpoint or the new one, never a half-written file under the real name. The archive is built in
+    memory first and written with one plain write: a full disk is then the OS's OSError (ENOSPC), said
+    in one sentence, rather than torch's writer failing mid-archive with a chained RuntimeError.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary_beside(path)
+    archive = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, **state}, archive)
     try:
         with open(temporary, "wb") as f:
-            torch.save({"format": CHECKPOINT_FORMAT, **state}, f)
+            f.write(archive.getbuffer())
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)

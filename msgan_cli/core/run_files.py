@@ -33,6 +33,13 @@ class RunFiles:
         return self.root / ".hydra" / "overrides.yaml"
 
     @property
+    def accepted_hydra(self) -> Path:
+        """A copy of `.hydra/` as the last attempt that started training left it: Hydra rewrites `.hydra/`
+        for every command run in the folder, a refused one too, and the refused command's copy is put
+        back from here (train/loop.py)."""
+        return self.root / ".hydra" / "accepted"
+
+    @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 

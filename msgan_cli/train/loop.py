@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import signal
 import sys
 import time
@@ -37,7 +38,7 @@ from msgan_cli.sampling import sample_grids
 from msgan_cli.train.best import BestCheckpoint
 from msgan_cli.train.divergence import Diverged
 from msgan_cli.train.ema import evaluated_weights, weight_average
-from msgan_cli.train.placement import mark_last_attempt, placement, placement_hyperparameters, record_placement
+from msgan_cli.train.placement import mark_last_attempt, placement, placement_hyperparameters, record_placement, record_refusal
 from msgan_cli.train.resume import check_same_run, restore, training_state
 from msgan_cli.train.runlock import run_directory_lock
 from msgan_cli.train.spectrum import SpectralMonitor
@@ -48,11 +49,12 @@ log = logging.getLogger(__name__)
 
 
 class StopSignal:
-    """Turns SIGTERM / SIGUSR1 (what SLURM sends before a preemption or the time limit) into a flag the
-    loop checks after each step, so the run writes a checkpoint and exits instead of dying mid-step.
+    """Turns SIGTERM / SIGUSR1 (what SLURM sends before a preemption or the time limit) and SIGINT (Ctrl-C)
+    into a flag the loop checks after each step, so the run writes a checkpoint and exits instead of
+    dying mid-step. A second Ctrl-C stops at once, without the checkpoint (KeyboardInterrupt).
     `restore()` puts the process's previous handlers back when the run ends."""
 
-    SIGNALS = tuple(sig for sig in (signal.SIGTERM, getattr(signal, "SIGUSR1", None)) if sig is not None)
+    SIGNALS = tuple(sig for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGUSR1", None)) if sig is not None)
 
     def __init__(self):
         self.received: int | None = None
@@ -64,6 +66,11 @@ class StopSignal:
                 pass
 
     def _handle(self, signum, frame) -> None:
+        if signum == signal.SIGINT and self.received is not None:
+            raise KeyboardInterrupt   # asked twice: the user wants out now
+        if signum == signal.SIGINT:
+            log.warning("Ctrl-C: stopping after this step with a checkpoint (press it again to stop at once, "
+                        "losing the steps since the last checkpoint).")
         self.received = signum
 
     def any_rank(self) -> bool:
@@ -84,13 +91,36 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
     the lock, so never in the record of another process's run."""
     run_dir = Path(run_dir)
     info = distributed.init_process_group()
-    with run_directory_lock(run_dir) if info.is_main else nullcontext():
+    run = None
+    with run_directory_lock(run_dir, "msgan train") if info.is_main else nullcontext():
         try:
-            return TrainingRun(cfg, run_dir, info).run()
+            run = TrainingRun(cfg, run_dir, info)
+            return run.run()
         except UserError as error:
-            if info.is_main:
+            if not info.is_main:
+                raise
+            if run is not None and run.started:
                 mark_last_attempt(run_dir, stopped=str(error))
+            else:   # refused before training: the folder stays as this command found it
+                restore_accepted_hydra(RunFiles(run_dir))
+                record_refusal(run_dir, str(error))
             raise
+
+
+def accept_hydra(files: RunFiles) -> None:
+    """Keep a copy of `.hydra/` as the attempt that starts training wrote it (see RunFiles.accepted_hydra)."""
+    if files.config.is_file():
+        files.accepted_hydra.mkdir(exist_ok=True)
+        for written in files.config.parent.glob("*.yaml"):
+            shutil.copy2(written, files.accepted_hydra / written.name)
+
+
+def restore_accepted_hydra(files: RunFiles) -> None:
+    """Put back `.hydra/` as the last attempt that started training left it (Hydra has rewritten it for the
+    refused command before any check could run); nothing when no attempt ever started."""
+    if files.accepted_hydra.is_dir():
+        for kept in files.accepted_hydra.glob("*.yaml"):
+            shutil.copy2(kept, files.config.parent / kept.name)
 
 
 class TrainingRun:
@@ -118,6 +148,8 @@ class TrainingRun:
         if self.average is not None:
             self.trackers["ema"] = self.average
         self.step = 0
+        self.checkpointed_step: int | None = None   # the step of the last checkpoint this attempt wrote or resumed
+        self.started = False   # whether training began: before, a refusal leaves the folder as it was
         self.writer: RunWriter | None = None
         self.where: dict = {}
 
@@ -142,11 +174,22 @@ class TrainingRun:
                 mark_last_attempt(self.files.root, diverged={"step": error.step, "what": error.what})
                 self.writer.close()
             raise
+        except KeyboardInterrupt:   # Ctrl-C twice: out at once; the last checkpoint written stays
+            progress.close()
+            log.warning("Stopped at once by a second Ctrl-C at step %d; the checkpoint of step %s stays.", self.step,
+                        self.checkpointed_step)
+            if self.info.is_main:
+                mark_last_attempt(self.files.root, interrupted={"signal": "SIGINT", "step": self.step,
+                                                                "checkpoint_step": self.checkpointed_step})
+                self.writer.close()
+            raise
         finally:
             stop.restore()
         if stop.any_rank():
-            log.warning("Stopped by a signal at step %d; checkpoint saved. Run the same command again to resume.", self.step)
-            if self.writer is not None:
+            name = signal.Signals(stop.received or signal.SIGTERM).name   # SIGTERM if another rank received it
+            log.warning("Stopped by %s at step %d; checkpoint saved. Run the same command again to resume.", name, self.step)
+            if self.info.is_main:
+                mark_last_attempt(self.files.root, interrupted={"signal": name, "step": self.step})
                 self.writer.close()
             raise SystemExit(128 + (stop.received or signal.SIGTERM))
         return self.finish()
@@ -164,6 +207,7 @@ class TrainingRun:
             check_same_run(state, self.cfg, checkpoint)
             self.step = restore(state, checkpoint, self.session, self.training.optimizers, self.schedules,
                                 self.training.source, self.trackers)
+            self.checkpointed_step = self.step
             log.info("Resuming %s from step %d", self.files.root, self.step)
         if self.step >= self.cfg.trainer.max_steps and (finished := read_json(self.files.metrics)):
             log.info("%s already finished at step %d: nothing to do. A larger trainer.max_steps trains it on; "
@@ -175,9 +219,10 @@ class TrainingRun:
     def start(self) -> None:
         """Record where this attempt runs (run_info.json), open TensorBoard, log the start line."""
         self.where = placement(self.info.world_size, self.session.device, self.step)
-        self.started = time.monotonic()
+        self.started, self.start_time = True, time.monotonic()
         if not self.info.is_main:
             return
+        accept_hydra(self.files)
         self.writer = RunWriter(self.files.root, self.cfg, resume_step=self.step)
         record_placement(self.files.root, self.where)
         log.info("Start: msgan train %s | config %s | from step %d of %d | %s, %s, %d process(es) | code %s",
@@ -242,6 +287,7 @@ class TrainingRun:
                                self.training.source, self.trackers)   # every rank: it gathers RNG states
         if self.info.is_main:
             save_checkpoint(state, self.files.checkpoint)
+        self.checkpointed_step = self.step
         distributed.barrier()
 
     # --- the end --------------------------------------------------------------------------------------
@@ -272,7 +318,7 @@ class TrainingRun:
             if self.info.is_main:
                 write_json(self.files.distributed, {"world_size": self.info.world_size, "replica_max_abs_diff": gap})
         if self.info.is_main:
-            duration = time.monotonic() - self.started
+            duration = time.monotonic() - self.start_time
             mark_last_attempt(self.files.root, finished_step=step, duration_s=round(duration, 1))
             log.info("End: step %d, %s of training and evaluation in this attempt", step,
                      timedelta(seconds=round(duration)))

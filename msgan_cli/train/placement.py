@@ -58,6 +58,14 @@ def record_placement(run_dir: Path, record: dict) -> None:
     write_json(path, {"attempts": attempts + [record]})
 
 
+def record_refusal(run_dir: Path, message: str) -> None:
+    """An attempt refused before it started (an option, a resume with another config): its own record,
+    after the attempts that ran, so theirs stay as they were."""
+    attempts = read_json(RunFiles(run_dir).run_info).get("attempts", [])
+    refused = {"refused": datetime.now(timezone.utc).isoformat(timespec="seconds"), "stopped": message}
+    write_json(RunFiles(run_dir).run_info, {"attempts": attempts + [refused]})
+
+
 def mark_last_attempt(run_dir: Path, **facts) -> None:
     """Add facts to this attempt's record in run_info.json (e.g. `diverged={"step": 37, ...}`)."""
     path = RunFiles(run_dir).run_info

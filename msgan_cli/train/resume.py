@@ -4,36 +4,18 @@ the check that a resume continues the same run, and the restore."""
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from msgan_cli.config import flat, without_retired
+from msgan_cli.config import config_changes
 from msgan_cli.core import distributed
 from msgan_cli.data.base import BatchSource
 from msgan_cli.errors import UserError
 from msgan_cli.train.session import Session
 
 log = logging.getLogger(__name__)
-
-# What may differ between a checkpoint's config and the run that resumes it: how long to train, what
-# to log and evaluate, where it runs, and where the data lives. Anything else would mix two runs under
-# one name, so it is refused (trainer.allow_config_change=true accepts it, and the run says so).
-RESUMABLE_CHANGES = re.compile(r"^(trainer\.(max_steps|log_every|sample_every|checkpoint_every|eval_every|progress_bar|"
-                               r"best_metric|best_mode|spectrum\..*|allow_config_change)|eval\..*|hardware\..*|"
-                               r"dataset\.(root|in_memory|memory_limit_mb|workers))$")
-
-
-def config_changes(saved: dict, current: dict) -> list[str]:
-    """The keys whose value differs between a checkpoint's resolved config and this run's, except those
-    a resume may change (RESUMABLE_CHANGES), as 'key: old -> new'."""
-    before, after = flat(without_retired(saved)), flat(current)
-    changed = sorted(key for key in before.keys() | after.keys()
-                     if before.get(key, "<absent>") != after.get(key, "<absent>") and not RESUMABLE_CHANGES.match(key))
-    return [f"{key}: {before.get(key, '<absent>')} -> {after.get(key, '<absent>')}" for key in changed]
-
 
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state()}
@@ -83,6 +65,7 @@ def check_same_run(state: dict, cfg: DictConfig, path: Path) -> None:
 def restore(state: dict, path: Path, session: Session, optimizers, schedules, source: BatchSource, trackers: dict) -> int:
     """Puts a checkpoint's state back into the run's objects (check_same_run has passed); returns its step.
     A state that does not fit them is one sentence, not a traceback."""
+    configured = {name: hyperparameters(optimizer) for name, optimizer in optimizers.items()}   # this run's config
     try:
         session.recipe.load_state_dict(state["model"])
         for name, optimizer in optimizers.items():
@@ -95,6 +78,8 @@ def restore(state: dict, path: Path, session: Session, optimizers, schedules, so
     except (KeyError, RuntimeError, ValueError) as error:
         raise UserError(f"Checkpoint {path} does not fit this run's model/optimisers ({str(error).splitlines()[0][:160]}). "
                         f"Resume with the config it was made with, or use a new run directory.") from None
+    for name, optimizer in optimizers.items():
+        apply_hyperparameters(optimizer, configured[name], schedules.get(name))
     source.load_state_dict(state["sampler"])
     for regularizer in session.regularizers:
         regularizer.load_state_dict(state["regularizers"].get(regularizer.name, {}))
@@ -104,3 +89,34 @@ def restore(state: dict, path: Path, session: Session, optimizers, schedules, so
                         f"{len(rank_states)} (this run has {session.info.world_size}).")
     set_rng_state(rank_states[session.info.rank])
     return int(state["step"])
+
+
+# The options of an optimiser's parameter groups that the config sets (the rest is its state).
+HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay")
+
+
+def hyperparameters(optimizer: torch.optim.Optimizer) -> list[dict]:
+    return [{key: group[key] for key in HYPERPARAMETERS if key in group} for group in optimizer.param_groups]
+
+
+def apply_hyperparameters(optimizer: torch.optim.Optimizer, configured: list[dict], schedule=None) -> None:
+    """After an optimiser's state is restored, its groups carry the checkpoint's hyper-parameters: put back
+    this run's where they differ (a resume with trainer.allow_config_change=true and new learning rates
+    or betas; unchanged values are left as restored, bit for bit). A learning rate under a schedule is
+    its base rate: the schedule's base becomes the new rate, and the rate now the new base times the
+    schedule's factor at the restored step."""
+    for index, (group, wanted) in enumerate(zip(optimizer.param_groups, configured)):
+        for key, value in wanted.items():
+            if key == "lr":
+                base = schedule.base_lrs[index] if schedule is not None else group["lr"]
+                if value == base:
+                    continue
+                log.warning("Resuming with a new learning rate %g (was %g)", value, base)
+                if schedule is None:
+                    group["lr"] = value
+                else:
+                    schedule.base_lrs[index] = group["initial_lr"] = value
+                    group["lr"] = value * schedule.lr_lambdas[index](schedule.last_epoch)
+            elif group[key] != value:
+                log.warning("Resuming with a new %s %s (was %s)", key, value, group[key])
+                group[key] = value

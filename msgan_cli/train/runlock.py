@@ -17,7 +17,9 @@ from msgan_cli.errors import UserError
 
 
 @contextmanager
-def run_directory_lock(run_dir: Path) -> Iterator[None]:
+def run_directory_lock(run_dir: Path, holder: str) -> Iterator[None]:
+    """Hold `<run_dir>/.lock` for the block; another process holding it is one sentence. `holder` says what
+    this process does there (`msgan train`, `msgan eval`), for that sentence."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / ".lock"
     handle = open(path, "a+")
@@ -26,12 +28,12 @@ def run_directory_lock(run_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise UserError(f"{run_dir} is in use: {holder} is training in it. Wait for it to finish (then run the "
-                            f"same command again to resume or re-evaluate), or use another hydra.run.dir.") from None
+            using = handle.read().strip() or "another process"
+            raise UserError(f"{run_dir} is in use: {using}. Wait for it to finish (then run the same command "
+                            f"again to resume or re-evaluate), or use another hydra.run.dir.") from None
         handle.seek(0)
         handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} ({holder})\n")
         handle.flush()
         yield
     finally:

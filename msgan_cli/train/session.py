@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.utils.parametrize import is_parametrized
 
-from msgan_cli.config import compose_config, load_saved_config
+from msgan_cli.config import compose_config, config_changes, load_saved_config, without_retired
 from msgan_cli.core.checkpoints import load_checkpoint
 from msgan_cli.core.distributed import ProcessInfo, process_info
 from msgan_cli.core.run_files import RunFiles
@@ -100,7 +100,11 @@ def load_run_config(run_dir: Path) -> DictConfig:
     path = RunFiles(run_dir).config
     if not path.exists():
         raise UserError(f"{run_dir} is not a msgan run directory (no .hydra/config.yaml).")
-    cfg = load_saved_config(path)
+    try:
+        cfg = load_saved_config(path)
+    except Exception as error:   # cut short, binary, not YAML: the file's fault, said in a sentence
+        raise UserError(f"{path} cannot be read ({type(error).__name__}: {str(error).strip().splitlines()[0][:120]}); "
+                        f"the run's checkpoint still holds its config: restore the file from a copy.") from None
     defaults = compose_config("train", [])
     cfg.eval = OmegaConf.merge(defaults.eval, cfg.eval)
     cfg.hardware = OmegaConf.merge(defaults.hardware, cfg.hardware)
@@ -108,16 +112,24 @@ def load_run_config(run_dir: Path) -> DictConfig:
 
 
 def load_trained_session(run_dir: Path, device: str | None = None):
-    """The run's session with the weights of its last checkpoint (CPU unless a device is given)."""
+    """The run's session with the weights of its last checkpoint (CPU unless a device is given). The
+    session is built from the config the checkpoint was trained with: where `.hydra/config.yaml` says
+    otherwise (a folder whose `.hydra/` a later command rewrote), the log says which keys differ."""
     cfg = load_run_config(run_dir)
-    if device is not None:
-        cfg.hardware.device, cfg.hardware.distributed = device, False
-    cfg.hardware.compile = False   # a compiled run's networks are the eager ones; compiling would only delay
     checkpoint = RunFiles(run_dir).checkpoint
     if not checkpoint.exists():
         raise UserError(f"{run_dir} has no checkpoints/last.pt yet: train it first (or wait for its first checkpoint).")
+    state = load_checkpoint(checkpoint, "cpu")
+    if "config" in state and (changes := config_changes(state["config"], OmegaConf.to_container(cfg, resolve=True))):
+        log.warning("%s differs from the config its checkpoint was trained with (%s): the checkpoint's is used.",
+                    RunFiles(run_dir).config, "; ".join(changes[:6]))
+        trained = OmegaConf.create(without_retired(state["config"]))
+        trained.eval, trained.hardware = cfg.eval, cfg.hardware   # what evaluates it, and where: as asked now
+        cfg = trained
+    if device is not None:
+        cfg.hardware.device, cfg.hardware.distributed = device, False
+    cfg.hardware.compile = False   # a compiled run's networks are the eager ones; compiling would only delay
     session = build_session(cfg, ProcessInfo(0, 1, 0))
-    state = load_checkpoint(checkpoint, session.device)
     session.recipe.load_state_dict(state["model"])
     if state.get("ema"):   # trainer.ema: the run was evaluated with its weight average, and so is it here
         load_averaged_weights(session.recipe, state["ema"])
