@@ -13,26 +13,50 @@ from msgan_cli.data import Data
 from msgan_cli.errors import UserError
 from msgan_cli.metric_names import split_direction, with_direction
 from msgan_cli.metrics import METRICS
-from msgan_cli.metrics.context import EvalContext
+from msgan_cli.metrics.context import EvalContext, sample_counts
 from msgan_cli.models import Recipe
 
 log = logging.getLogger(__name__)
 
 
+# The evaluation options that count something: each a whole number of at least this much.
+COUNTS = {"num_samples": 1, "per_input.inputs": 1, "per_input.samples": 1, "modes_per_input.samples_per_input": 1,
+          "kid.subsets": 1, "kid.subset_size": 2, "is_splits": 1, "precision_recall.k": 1, "ndb.bins": 2,
+          "ndb.per_class_bins": 2, "classifier.steps": 1, "classifier.batch_size": 1}
+
+
+def check_evaluation_options(options: DictConfig) -> None:
+    """Every count among the evaluation options is a whole number in range: `num_samples=0` used to train
+    a whole run and then crash in its evaluation, `msgan eval num_samples=abc` end in a traceback."""
+    for key, least in COUNTS.items():
+        value = OmegaConf.select(options, key, default=None)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise UserError(f"eval.{key} must be a whole number of at least {least}; got {value!r}.")
+
+
 def resolve_metric_names(requested, recipe: Recipe, data: Data, options: DictConfig) -> list[str]:
-    """`auto` means every metric that applies and whose needs (weights, labels) are at hand, in every
-    direction the model is evaluated in; a named metric must exist, apply and be available, or UserError."""
+    """`auto` means every metric that applies and whose needs (weights, labels, enough samples) are met, in
+    every direction the model is evaluated in; a named metric must exist, apply and be computable, or
+    UserError. Checked before a run trains, so that its evaluation cannot fail at the end."""
+    check_evaluation_options(options)
     views = [direction.data for direction in recipe.evaluation_directions(data, options)]
 
     def first(check) -> str | None:
         return next((reason for view in views if (reason := check(view)) is not None), None)
+
+    def too_few(metric, view) -> str | None:
+        (real, generated), (least_real, least_generated) = sample_counts(recipe, view, options), metric.min_samples(options)
+        if real >= least_real and generated >= least_generated:
+            return None
+        return (f"it needs at least {least_real} real and {least_generated} generated samples, and {view.name} gives "
+                f"{real} and {generated} (eval.num_samples, eval.per_input.*, the data's size)")
 
     if requested in (None, "auto") or (isinstance(requested, (list, ListConfig)) and list(requested) == ["auto"]):
         names = []
         for name, metric in sorted(METRICS.items()):
             if first(lambda view: metric.unsupported(recipe, view)) is not None:
                 continue
-            if (missing := first(lambda view: metric.unavailable(options, view))) is not None:
+            if (missing := first(lambda view: metric.unavailable(options, view) or too_few(metric, view))) is not None:
                 log.info("eval.metrics=auto skips %s: %s", name, missing)
                 continue
             names.append(name)
@@ -42,7 +66,7 @@ def resolve_metric_names(requested, recipe: Recipe, data: Data, options: DictCon
         metric = METRICS.lookup(name)
         if reason := first(lambda view: metric.unsupported(recipe, view)):
             raise UserError(f"Metric {name} does not apply to model {recipe.name} on {data.name}: {reason}.")
-        if (missing := first(lambda view: metric.unavailable(options, view))) is not None:
+        if (missing := first(lambda view: metric.unavailable(options, view) or too_few(metric, view))) is not None:
             raise UserError(f"Metric {name} cannot run here: {missing}")
     return names
 

@@ -326,3 +326,45 @@ def test_a_cached_classifier_belongs_to_the_images_it_learnt_from_not_only_to_th
     assert cache_path(redrawn, cfg.dataset, cfg.eval.classifier, cpu) != path
     relabelled = replace(data, test=TensorSplit(data.test.values, data.test.labels.roll(1)))
     assert cache_path(relabelled, cfg.dataset, cfg.eval.classifier, cpu) != path
+
+
+# --- what evaluation needs, checked before a run trains --------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "abc"])
+def test_a_sample_count_that_cannot_be_is_refused_before_training_and_by_eval(tmp_path, value):
+    """eval.num_samples=0 trained the whole run, then crashed in its evaluation (71 lines); msgan eval
+    num_samples=0, -5, abc gave 19- to 28-line tracebacks."""
+    from conftest import TINY, run_msgan
+    run = tmp_path / "run"
+    refused = run_msgan("train", *TINY, f"eval.num_samples={value}", f"hydra.run.dir={run}")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert ("eval.num_samples must be a whole number" in refused.stderr) and not (run / "checkpoints").exists()
+    assert run_msgan("train", *TINY, "trainer.max_steps=2", "eval.metrics=[class_acc]",
+                     f"hydra.run.dir={run}").returncode == 0
+    evaluated = run_msgan("eval", f"run={run}", f"num_samples={value}")
+    assert evaluated.returncode == 2 and "eval.num_samples must be a whole number of at least 1; got " in evaluated.stderr
+    assert "Traceback" not in evaluated.stderr
+
+
+def test_a_metric_that_needs_more_samples_than_the_run_gives_is_left_out_or_refused_before_training(tmp_path):
+    """StarGAN on a CelebA folder with 4 test images: eval.metrics=auto ran precision/recall on fewer samples
+    than it needs (more than k of each) and the run crashed at its end, without metrics. Now auto leaves out what cannot run,
+    saying why, and a metric named that cannot run is refused before training."""
+    from test_stargan import LATENT
+
+    from conftest import load_metrics, run_msgan, tiny
+    from datafiles import write_celeba
+    write_celeba(tmp_path / "celeba")
+    few = [*LATENT, "reg=ms", "dataset=celeba", f"dataset.root={tmp_path / 'celeba'}", "dataset.test_images=4",
+           "dataset.workers=0", "trainer.batch_size=4", "eval.per_input.samples=1", "eval.precision_recall.k=5"]
+    run = tmp_path / "auto"
+    done = run_msgan("train", *tiny(*few, "eval.metrics=auto"), f"hydra.run.dir={run}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "eval.metrics=auto skips precision_recall: it needs at least 6 real and 6 generated samples" in \
+        (run / "train.log").read_text()
+    metrics = load_metrics(run)
+    assert "domain_acc/to_Male/all" in metrics and not any(key.startswith("precision_recall") for key in metrics)
+    named = run_msgan("train", *tiny(*few, "eval.metrics=[precision_recall]"), f"hydra.run.dir={tmp_path / 'named'}")
+    assert named.returncode == 2 and "Metric precision_recall cannot run here: it needs at least 6 real" in named.stderr
+    assert not (tmp_path / "named" / "checkpoints").exists()

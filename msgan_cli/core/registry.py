@@ -68,13 +68,18 @@ def always_available(options, data) -> str | None:
     return None
 
 
+def one_sample_each(options) -> tuple[int, int]:
+    return 1, 1
+
+
 @dataclass(frozen=True)
 class Metric:
     """A registered metric. `compute(ctx) -> {key: number}` with keys `<name>` or `<name>/<part>`
     (metrics/context.py: EvalContext). `unsupported(recipe, data)`: why it does not apply, or None.
     `unavailable(eval_options, data)`: what is missing to compute it here (pretrained weights, labels
     to train the project's classifier on), or None; `eval.metrics=auto` then skips it, naming it is an
-    error. `better`: for each part of its keys (`""` for the bare `<name>`; a glob such as `*_mean`),
+    error. `min_samples(eval_options) -> (real, fake)`: the fewest real and generated samples it can be
+    computed from (checked before a run starts, per view). `better`: for each part of its keys (`""` for the bare `<name>`; a glob such as `*_mean`),
     whether `higher` or `lower` is better; a key it does not match (a count of modes in the data, a
     classifier's own accuracy, a per-class value) has no better direction. `headline`: the parts that
     `msgan report` shows first and plots, in this order; `rank` places them among other metrics'
@@ -85,6 +90,7 @@ class Metric:
     compute: Callable[[Any], dict[str, float]]
     unsupported: Callable[[Any, Any], str | None]
     unavailable: Callable[[Any, Any], str | None] = always_available
+    min_samples: Callable[[Any], tuple[int, int]] = one_sample_each
     better: tuple[tuple[str, str], ...] = ()
     headline: tuple[str, ...] = ()
     rank: int = 100
@@ -104,6 +110,7 @@ METRICS: Registry[Metric] = Registry("metric", "eval.metrics")
 
 def register_metric(name: str, unsupported: Callable[[Any, Any], str | None],
                     unavailable: Callable[[Any, Any], str | None] = always_available,
+                    min_samples: Callable[[Any], tuple[int, int]] = one_sample_each,
                     better: dict[str, str] | None = None, headline: tuple[str, ...] = (), rank: int = 100):
     """Decorator for a metric function `EvalContext -> {key: number}` (see `Metric` for the arguments)."""
     for pattern, way in (better or {}).items():
@@ -111,7 +118,7 @@ def register_metric(name: str, unsupported: Callable[[Any, Any], str | None],
             raise ValueError(f"metric {name}: better[{pattern!r}] must be one of {BETTER}, got {way!r}")
 
     def decorate(compute: Callable[[Any], dict[str, float]]):
-        METRICS.register(name)(Metric(name, compute, unsupported, unavailable, tuple((better or {}).items()),
-                                      tuple(headline), rank))
+        METRICS.register(name)(Metric(name, compute, unsupported, unavailable, min_samples,
+                                      tuple((better or {}).items()), tuple(headline), rank))
         return compute
     return decorate

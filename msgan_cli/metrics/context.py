@@ -14,6 +14,17 @@ from msgan_cli.models import Direction, Recipe
 from msgan_cli.sampling import evaluation_mode
 
 
+def sample_counts(recipe: Recipe, data: Data, options: DictConfig) -> tuple[int, int]:
+    """(real, generated) samples a metric sees in one view: `eval.num_samples` generated (for conditions
+    from data, MSGAN's protocol: the first `per_input.inputs` held-out inputs x `per_input.samples`), and
+    as many real ones, at most the training split (`EvalContext.real`)."""
+    if recipe.conditions_come_from_data:
+        generated = min(int(options.per_input.inputs), len(data.evaluation_split)) * int(options.per_input.samples)
+    else:
+        generated = int(options.num_samples)
+    return min(generated, len(data.train)), generated
+
+
 @dataclass
 class EvalContext:
     """What a metric may use: the model, the direction it evaluates with that direction's view of the
@@ -44,10 +55,7 @@ class EvalContext:
 
     @property
     def num_samples(self) -> int:
-        if self.recipe.conditions_come_from_data:
-            inputs, per_input = self.evaluation_inputs()
-            return len(inputs) * per_input
-        return int(self.options.num_samples)
+        return sample_counts(self.recipe, self.data, self.options)[1]
 
     def evaluation_inputs(self) -> tuple[Batch, int]:
         """The held-out samples whose inputs condition the outputs (the first `eval.per_input.inputs`

@@ -59,6 +59,7 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tupl
 
 
 @register_metric("precision_recall", unsupported=needs_images, unavailable=extractor_unavailable,
+                 min_samples=lambda options: (int(options.precision_recall.k) + 1,) * 2,   # a k-th neighbour
                  better={"*_precision": "higher", "*_recall": "higher"})
 def precision_recall_metric(ctx: EvalContext) -> dict[str, float]:
     real, fake = extracted(ctx)["features"]

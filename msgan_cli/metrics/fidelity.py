@@ -205,6 +205,7 @@ def needs_images(recipe, data) -> str | None:
 
 
 @register_metric("fid", unsupported=needs_images, unavailable=extractor_unavailable, better={"*": "lower"},
+                 min_samples=lambda options: (2, 2),   # a covariance of each set
                  headline=("inception", "classifier"), rank=30)
 def fid(ctx: EvalContext) -> dict[str, float]:
     real, fake = extracted(ctx)["features"]
@@ -212,7 +213,8 @@ def fid(ctx: EvalContext) -> dict[str, float]:
     return {f"fid/{resolve_extractor(ctx.options.extractor)}": frechet_distance(real, fake)}
 
 
-@register_metric("kid", unsupported=needs_images, unavailable=extractor_unavailable, better={"*_mean": "lower"})
+@register_metric("kid", unsupported=needs_images, unavailable=extractor_unavailable, better={"*_mean": "lower"},
+                 min_samples=lambda options: (4, 4))   # subsets of at least 2 (kid_subset_size) that can differ
 def kid(ctx: EvalContext) -> dict[str, float]:
     real, fake = extracted(ctx)["features"]
     mean, std = kernel_inception_distance(real, fake, int(ctx.options.kid.subset_size), int(ctx.options.kid.subsets),
@@ -223,7 +225,8 @@ def kid(ctx: EvalContext) -> dict[str, float]:
     return {f"kid/{name}_mean": mean, f"kid/{name}_std": std}
 
 
-@register_metric("is", unsupported=needs_images, unavailable=extractor_unavailable, better={"*_mean": "higher"})
+@register_metric("is", unsupported=needs_images, unavailable=extractor_unavailable, better={"*_mean": "higher"},
+                 min_samples=lambda options: (0, int(options.is_splits)))   # a sample in every split
 def inception_score_metric(ctx: EvalContext) -> dict[str, float]:
     _, fake_logits = extracted(ctx)["logits"]
     mean, std = inception_score(fake_logits, int(ctx.options.is_splits))
