@@ -72,6 +72,16 @@ OPTIONAL_LAUNCHERS = {"parallel": ("hydra_plugins.hydra_joblib_launcher", "paral
                       "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm")}
 
 
+def module_installed(name: str) -> bool:
+    """Whether `name` can be imported. importlib's find_spec raises, rather than returning None, for a
+    submodule of a namespace package nothing has created: `hydra_plugins` exists only once some Hydra
+    plugin is installed, so on a plain install it raised ModuleNotFoundError."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def check_launcher_installed(overrides: list[str]) -> None:
     """A launcher of an optional extra that is not installed is one sentence naming the install, not
     Hydra's 'Could not load hydra/launcher/joblib'."""
@@ -79,7 +89,7 @@ def check_launcher_installed(overrides: list[str]) -> None:
         key, _, choice = text.partition("=")
         if key.lstrip("+") == "hydra/launcher" and choice in OPTIONAL_LAUNCHERS:
             module, extra = OPTIONAL_LAUNCHERS[choice]
-            if importlib.util.find_spec(module) is None:
+            if not module_installed(module):
                 raise UserError(f"hydra/launcher={choice} needs its Hydra plugin ({module}), which is not installed: "
                                 f"pip install -e '.[{extra}]'.")
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import msgan, tiny
+from conftest import msgan, run_msgan, tiny
 from msgan_cli import config
 from msgan_cli.errors import UserError
 from msgan_cli.train import threads
@@ -69,3 +69,26 @@ def test_a_launcher_not_installed_names_its_extra(monkeypatch, choice, extra):
     with pytest.raises(UserError, match=rf"hydra/launcher={choice} needs its Hydra plugin .*pip install -e '\.\[{extra}\]'"):
         config.check_launcher_installed(["-m", f"hydra/launcher={choice}", "seed=0,1"])
     config.check_launcher_installed(["-m", "hydra/launcher=basic", "seed=0,1"])   # Hydra's own: nothing to check
+
+
+@pytest.mark.parametrize("choice,extra", [("parallel", "parallel"), ("slurm", "slurm")])
+def test_a_plain_install_is_told_which_launcher_is_missing(monkeypatch, choice, extra):
+    """With only `pip install -e .`, no Hydra plugin has created the `hydra_plugins` namespace, and
+    importlib's find_spec raised ModuleNotFoundError for its submodule, a traceback instead of the
+    sentence. Here the namespace is absent as on such an install (the import system refuses it)."""
+    import importlib.abc
+    import sys
+
+    class NoHydraPlugins(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "hydra_plugins" or name.startswith("hydra_plugins."):
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return None
+
+    for name in [n for n in sys.modules if n == "hydra_plugins" or n.startswith("hydra_plugins.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [NoHydraPlugins(), *sys.meta_path])
+    result = run_msgan("train", "-m", f"hydra/launcher={choice}", "seed=0,1")
+    assert result.returncode == 2 and f"pip install -e '.[{extra}]'" in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
