@@ -105,12 +105,14 @@ def run_train(options: list[str]) -> int:
     from msgan_cli.config import (
         check_launcher_installed,
         check_output_location,
+        check_override_grammar,
         check_reg_choices,
         first_run_of_sweep,
         normalize_overrides,
     )
 
     options = normalize_overrides(options)
+    check_override_grammar(options)
     check_reg_choices(options)
     check_launcher_installed(options)
     multirun = any(o in ("-m", "--multirun") for o in options)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import sys
 import tempfile
 import time
@@ -116,7 +117,7 @@ def print_run_summary(run_dir: Path, metrics: dict[str, float]) -> None:
           f"  metrics:     {run_dir / 'metrics.json'}  ({shown})\n"
           f"  samples:     {', '.join(map(str, grids)) or run_dir / 'samples'}\n"
           f"  checkpoint:  {run_dir / 'checkpoints' / 'last.pt'}\n"
-          f"  TensorBoard: tensorboard --logdir {run_dir / 'tb'}", flush=True)
+          f"  TensorBoard: tensorboard --logdir {shlex.quote(str(RunFiles(run_dir).tensorboard))}", flush=True)
 
 
 def check_writable(folder: Path, fix: str) -> None:

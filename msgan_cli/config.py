@@ -29,6 +29,23 @@ def normalize_overrides(overrides: list[str]) -> list[str]:
     return ["++" + o if _REG_OPTION.match(o) else o for o in overrides]
 
 
+def check_override_grammar(overrides: list[str]) -> None:
+    """Each `key=value` in Hydra's override grammar, or one sentence naming it with the parser's reason and
+    how to quote (Hydra's own message named neither the command's option nor the fix)."""
+    from hydra.errors import HydraException
+    parser = OverridesParser.create()
+    for override in overrides:
+        if "=" not in override or override.startswith("-"):
+            continue
+        try:
+            parser.parse_override(override)
+        except HydraException as error:
+            reason = str(error).strip().splitlines()[0]
+            raise UserError(f"cannot read the option {override!r} ({reason}). A value that holds spaces or any of "
+                            f"()[]{{}}',=: needs quotes, as in \"key='a value'\" (the outer quotes for the shell)."
+                            ) from None
+
+
 def available_options(group: str) -> list[str]:
     """Names of the YAML files of a config group, plus configs registered in Hydra's ConfigStore."""
     names = {p.name[:-5] for p in resources.files(CONFIG_MODULE).joinpath(group).iterdir() if p.name.endswith(".yaml")}
@@ -118,6 +135,10 @@ def check_output_location(overrides: list[str], multirun: bool) -> None:
             hydra_defaults = OmegaConf.to_container(OmegaConf.load(f).hydra, resolve=False)   # ${now:} unresolved
         directory = hydra_defaults["sweep" if multirun else "run"]["dir"]
     place = Path(directory.split("${")[0] or ".").absolute()   # the part fixed before any ${now:...}
+    too_long = [part for part in place.parts if len(part.encode()) > 255]   # NAME_MAX of every common file system
+    if too_long:
+        raise UserError(f"Cannot create the run directory {directory[:80]}...: a folder name of {len(too_long[0])} "
+                        f"characters is longer than file systems allow (255 bytes). Choose a shorter {key}=DIR.")
     while not place.exists():
         place = place.parent
     if not place.is_dir():

@@ -195,7 +195,16 @@ def group_runs(runs: list[Run], keys: list[str]) -> list[Group]:
         settings = tuple((key, run.settings.get(key, "-")) for key in keys)
         group = groups.setdefault((run.method, settings), Group(run.family, run.weight, settings))
         group.runs[run.seed].append(run)
-    return sorted(groups.values(), key=lambda g: (g.family != "none", g.family, g.weight or 0.0, g.settings))
+    return sorted(groups.values(), key=lambda g: (g.family != "none", g.family, g.weight or 0.0,
+                                                  tuple(value_order(value) for _, value in g.settings)))
+
+
+def value_order(value: str) -> tuple:
+    """Numbers before text and in numeric order (a sweep's 8 before 16), text in alphabetical order."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
 
 
 def run_status(run_dir: Path) -> str:

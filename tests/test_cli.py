@@ -311,3 +311,19 @@ def test_bash_completion_offers_commands_groups_options_and_keys(tmp_path):
         assert expected <= set(answer.split()), (line, answer)
     assert "complete -o nospace -o default -F hydra_bash_completion msgan\n" in subprocess.run(
         ["msgan", "train", "-sc", "install=bash"], capture_output=True, text=True, env=env).stdout
+
+
+def test_the_edges_of_the_command_line_are_one_sentence_each(tmp_path):
+    """A folder name longer than file systems allow (a 29-line traceback); Hydra's grammar errors, which
+    named neither the command nor the fix; a TensorBoard line that breaks when pasted into a shell."""
+    too_long = run_msgan("train", *TINY, f"hydra.run.dir={tmp_path / ('a' * 300)}")
+    assert too_long.returncode == 2 and "longer than file systems allow (255 bytes)" in too_long.stderr
+    assert "Traceback" not in too_long.stderr and "hydra.run.dir=DIR" in too_long.stderr
+    for bad in ("trainer.max_steps=(", "model.name=a'b"):
+        unreadable = run_msgan("train", *TINY, bad, f"hydra.run.dir={tmp_path / 'run'}")
+        assert unreadable.returncode == 2 and unreadable.stderr.startswith(f"msgan train: cannot read the option {bad!r}")
+        assert "\"key='a value'\"" in unreadable.stderr and "HYDRA_FULL_ERROR" not in unreadable.stderr
+    spaced = tmp_path / "my runs" / "run"
+    done = run_msgan("train", *TINY, "trainer.max_steps=1", "eval.metrics=[]", f"hydra.run.dir={spaced}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"tensorboard --logdir '{spaced / 'tb'}'" in done.stdout

@@ -258,3 +258,13 @@ def test_ctrl_c_checkpoints_and_stops_like_sigterm_and_twice_stops_at_once(tmp_p
     assert state_of(run)["step"] == 3                          # stopped at once: no checkpoint written
     attempt = json.loads((run / "run_info.json").read_text())["attempts"][-1]
     assert attempt["interrupted"] == {"signal": "SIGINT", "step": 4, "checkpoint_step": 3}
+
+
+def test_a_divergence_before_the_first_checkpoint_does_not_promise_one(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    cfg = compose("trainer.max_steps=12", "trainer.checkpoint_every=100", "trainer.log_every=2")
+    poison_after(0, monkeypatch)
+    with pytest.raises(Diverged) as stopped:
+        loop.train(cfg, run)
+    assert "it had written no checkpoint yet, so nothing of it is kept" in str(stopped.value)
+    assert "last good checkpoint" not in str(stopped.value) and not (run / "checkpoints" / "last.pt").exists()

@@ -134,3 +134,11 @@ def test_runs_a_sweep_asked_for_that_never_started_are_listed(tmp_path):
     hydra["sweep"]["subdir"] = "${hydra.job.override_dirname}"   # folders not by number: cannot be told
     OmegaConf.save(OmegaConf.create({"hydra": hydra}), tmp_path / "multirun.yaml")
     assert "never started" not in build_report(tmp_path)[1]
+
+
+def test_rows_of_a_numeric_sweep_are_in_numeric_order(tmp_path):
+    """`model.width=8,16,32` gave the rows 16, 32, 8."""
+    for i, width in enumerate(["16", "32", "8"]):
+        write_run(tmp_path / str(i), ["reg=none", f"model.width={width}"], {"class_acc": 0.5})
+    _, text = build_report(tmp_path)
+    assert [row[1] for row in table_rows(text)] == ["8", "16", "32"]

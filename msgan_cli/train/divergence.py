@@ -18,14 +18,18 @@ NOT_SEEN = 2 ** 62   # "no non-finite value yet": larger than any step, so a MIN
 
 
 class Diverged(UserError):
-    """Training produced NaN or inf; `step` and `phase` say where it was first seen."""
+    """Training produced NaN or inf; `step` and `what` say where it was first seen; `checkpoint_step`, the
+    run's last good checkpoint, if it has one (the loop knows; the guard does not)."""
 
-    def __init__(self, step: int, what: str):
-        self.step, self.what = step, what
-        super().__init__(f"Training diverged: {what} became NaN or inf at step {step}. The run stopped; its last "
-                         f"good checkpoint is kept and no metrics were written (run_info.json marks it diverged). "
-                         f"Lower the learning rates (model.optim.lr_g / lr_d), or check the regulariser weights, "
-                         f"then start a new run directory (or resume this one from its last checkpoint).")
+    def __init__(self, step: int, what: str, checkpoint_step: int | None = None):
+        self.step, self.what, self.checkpoint_step = step, what, checkpoint_step
+        kept = ("its last good checkpoint (step {}) is kept".format(checkpoint_step) if checkpoint_step is not None
+                else "it had written no checkpoint yet, so nothing of it is kept")
+        resume = ("then resume this run from its checkpoint with trainer.allow_config_change=true, or start a new run "
+                  "directory" if checkpoint_step is not None else "then run the command again")
+        super().__init__(f"Training diverged: {what} became NaN or inf at step {step}. The run stopped; {kept}, and no "
+                         f"metrics were written (run_info.json marks it diverged). Lower the learning rates "
+                         f"(model.optim.lr_g / lr_d), or check the regulariser weights, {resume}.")
 
 
 class DivergenceGuard:

@@ -173,7 +173,7 @@ class TrainingRun:
             if self.info.is_main:
                 mark_last_attempt(self.files.root, diverged={"step": error.step, "what": error.what})
                 self.writer.close()
-            raise
+            raise Diverged(error.step, error.what, self.checkpointed_step) from None
         except KeyboardInterrupt:   # Ctrl-C twice: out at once; the last checkpoint written stays
             progress.close()
             log.warning("Stopped at once by a second Ctrl-C at step %d; the checkpoint of step %s stays.", self.step,
