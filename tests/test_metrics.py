@@ -277,7 +277,7 @@ def test_inception_extractor_scores_an_unlabelled_image_folder(tmp_path, monkeyp
     from datafiles import write_image_folder
     from msgan_cli.errors import UserError
     from msgan_cli.evaluate import resolve_metric_names
-    from msgan_cli.metrics.fidelity import INCEPTION_WEIGHTS, InceptionExtractor
+    from msgan_cli.metrics.fidelity import InceptionExtractor
     from msgan_cli.train.session import build_session
     (tmp_path / "images").mkdir()
     folder = ["dataset=image_folder", f"dataset.root={write_image_folder(tmp_path / 'images')}", "dataset.resolution=32"]
@@ -290,7 +290,7 @@ def test_inception_extractor_scores_an_unlabelled_image_folder(tmp_path, monkeyp
     with pytest.raises(UserError, match="eval.extractor.weights=PATH"):
         resolve_metric_names(["fid"], recipe, data, cfg.eval)
 
-    weights = random_inception_weights(tmp_path / INCEPTION_WEIGHTS, monkeypatch)
+    weights = random_inception_weights(tmp_path / "random-inception.pth", monkeypatch)   # not the standard file
     # The IS logits msgan derives from the pool features are torch-fidelity's own 'logits_unbiased'.
     from torchmetrics.image.fid import NoTrainInceptionV3
     images = torch.rand(2, 3, 32, 32) * 2 - 1
@@ -368,3 +368,28 @@ def test_a_metric_that_needs_more_samples_than_the_run_gives_is_left_out_or_refu
     named = run_msgan("train", *tiny(*few, "eval.metrics=[precision_recall]"), f"hydra.run.dir={tmp_path / 'named'}")
     assert named.returncode == 2 and "Metric precision_recall cannot run here: it needs at least 6 real" in named.stderr
     assert not (tmp_path / "named" / "checkpoints").exists()
+
+
+def test_weights_whose_unpickling_runs_code_are_refused_before_any_loader_sees_them(tmp_path):
+    """eval.extractor.weights=<file> went to torch-fidelity, which loads it with weights_only=False: a crafted
+    .pth ran code. A file whose unpickling would create a file is refused in one sentence, and the file
+    is not created; a file under the standard name that is not the standard file is refused too."""
+    import pathlib
+
+    from msgan_cli.errors import UserError
+    from msgan_cli.metrics.fidelity import INCEPTION_WEIGHTS, InceptionExtractor
+    marker = tmp_path / "the file this pickle creates"
+
+    class Payload:
+        def __reduce__(self):
+            return pathlib.Path.touch, (pathlib.Path(str(marker)),)
+
+    crafted = tmp_path / "inception.pth"
+    torch.save({"Conv2d_1a_3x3.conv.weight": torch.zeros(1), "payload": Payload()}, crafted)
+    with pytest.raises(UserError, match="cannot be read as Inception weights with weights_only=True"):
+        InceptionExtractor(crafted, antialias=True)
+    assert not marker.exists()
+    impostor = tmp_path / INCEPTION_WEIGHTS
+    torch.save({"fc.weight": torch.zeros(2)}, impostor)
+    with pytest.raises(UserError, match="its SHA-256 starts .* not 6726825d"):
+        InceptionExtractor(impostor, antialias=True)

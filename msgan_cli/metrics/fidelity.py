@@ -14,9 +14,11 @@ rank already holds all samples (see EvalContext.generate), so torchmetrics' own 
 """
 from __future__ import annotations
 
+import hashlib
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 import torch
 from torch import nn
@@ -109,7 +111,7 @@ def resolve_extractor(options) -> str:
     if name != "inception":
         raise UserError(f"eval.extractor.name must be auto, inception or classifier; got '{name}'.")
     weights = inception_weights(options)
-    if weights is None or not weights.exists():
+    if weights is None or not weights.is_file():
         raise UserError(
             f"eval.extractor.name=inception needs the FID Inception weights ({INCEPTION_WEIGHTS}), which cannot be "
             f"downloaded here: set eval.extractor.weights=PATH to a local copy (or put it in "
@@ -122,14 +124,41 @@ def resolve_extractor(options) -> str:
     return name
 
 
+def load_inception_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The Inception file's tensors, read with `weights_only=True`: a file whose unpickling would run code
+    is refused here. torch-fidelity reads the file with `weights_only=False`, so it never gets the file,
+    only these tensors (InceptionExtractor). A file under the standard name must be the standard file:
+    the name carries the first 8 hex digits of its SHA-256, as torch hub names its files."""
+    if path.name == INCEPTION_WEIGHTS:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        expected = INCEPTION_WEIGHTS.rsplit("-", 1)[1].removesuffix(".pth")
+        if not digest.startswith(expected):
+            raise UserError(f"{path} is named as torch-fidelity's FID Inception weights, but its SHA-256 starts "
+                            f"{digest[:8]}, not {expected}: a damaged or different file. Fetch the file again, or "
+                            f"give another name to weights that are not the standard ones.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:   # pickled code, or not a state dict at all
+        raise UserError(f"{path} cannot be read as Inception weights with weights_only=True ({type(error).__name__}): "
+                        f"msgan loads no file that holds anything but tensors. Use torch-fidelity's "
+                        f"{INCEPTION_WEIGHTS}.") from None
+    if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise UserError(f"{path} holds no state dict of tensors: it is not Inception weights.")
+    return state
+
+
 class InceptionExtractor(nn.Module):
     """torch-fidelity's FID Inception on images in [-1, 1]: (2048 pool features, 1008 IS logits)."""
 
     def __init__(self, weights: Path, antialias: bool):
         super().__init__()
         from torchmetrics.image.fid import NoTrainInceptionV3
-        self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
-                                      feature_extractor_weights_path=str(weights), antialias=antialias)
+        state = load_inception_weights(weights)
+        # torch-fidelity calls torch.load(path, weights_only=False) on the path it is given: it is handed the
+        # tensors already read safely instead, so no unpickling of the user's file happens in there.
+        with mock.patch.object(torch, "load", lambda *args, **kwargs: state):
+            self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                                          feature_extractor_weights_path=str(weights), antialias=antialias)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if images.shape[1] == 1:
