@@ -127,7 +127,7 @@ def test_real_fashion_mnist_files():
 def paired_cfg(root, **values):
     defaults = dict(name="paired_folder", root=str(root), direction="AtoB", resolution=20, load_size=None, flip=True,
                     input_channels=3, output_channels=3, test_split="test", in_memory="auto", memory_limit_mb=2048,
-                    workers=0)
+                    workers=0, skip_unreadable=False)
     return cfg(**(defaults | values))
 
 
@@ -223,8 +223,11 @@ def test_paired_folder_bad_input_is_one_sentence(tmp_path, caplog):
     (tmp_path / "train" / "wide.png").unlink()
     write_paired_folder(tmp_path)
     (tmp_path / "train" / "broken.png").write_bytes(b"not an image at all")
-    data = load_dataset(paired_cfg(tmp_path))
-    assert len(data.train) == 6 and "broken.png" in caplog.text   # skipped, with a warning naming it
+    with pytest.raises(UserError, match=r"broken.png cannot be read as an image .* dataset.skip_unreadable=true"):
+        load_dataset(paired_cfg(tmp_path))
+    data = load_dataset(paired_cfg(tmp_path, skip_unreadable=True))
+    assert len(data.train) == 6 and "broken.png" in caplog.text   # skipped when asked, with a warning naming it
+    assert data.skipped.unreadable == [str(tmp_path / "train" / "broken.png")]
     with pytest.raises(UserError, match="dataset.direction must be AtoB or BtoA"):
         load_dataset(paired_cfg(tmp_path, direction="sideways"))
 
@@ -324,8 +327,7 @@ def test_outline_fill_unpaired_bad_options():
 
 def unpaired_cfg(root, **values):
     defaults = dict(name="unpaired_folder", root=None if root is None else str(root), resolution=16, load_size=20, flip=True,
-                    channels=3,
-                    in_memory="auto", memory_limit_mb=2048, workers=0)
+                    channels=3, in_memory="auto", memory_limit_mb=2048, workers=0, skip_unreadable=False)
     return cfg(**(defaults | values))
 
 
@@ -362,8 +364,10 @@ def test_unpaired_folder_bad_input_is_one_sentence(tmp_path):
         load_dataset(unpaired_cfg(tmp_path))
     (tmp_path / "trainB").mkdir()
     (tmp_path / "trainB" / "notes.png").write_text("not an image")
-    with pytest.raises(UserError, match="No readable images .* in .*trainB: each domain needs at least one"):
+    with pytest.raises(UserError, match="notes.png cannot be read as an image"):
         load_dataset(unpaired_cfg(tmp_path))
+    with pytest.raises(UserError, match="No readable images .* in .*trainB: each domain needs at least one"):
+        load_dataset(unpaired_cfg(tmp_path, skip_unreadable=True))
 
 
 def test_pix2pix_refuses_unpaired_domains():
@@ -373,24 +377,28 @@ def test_pix2pix_refuses_unpaired_domains():
         build_session(compose("model=pix2pix", "dataset=outline_fill_unpaired", "reg=none"))
 
 
-def image_folder_cfg(root) -> OmegaConf:
-    return cfg(name="image_folder", root=str(root), resolution=16, channels=3, test_fraction=0.2, split_seed=0)
+def image_folder_cfg(root, skip_unreadable: bool = False) -> OmegaConf:
+    return cfg(name="image_folder", root=str(root), resolution=16, channels=3, test_fraction=0.2, split_seed=0,
+               skip_unreadable=skip_unreadable)
 
 
-def test_image_folder_skips_files_that_are_not_images_and_names_them(tmp_path, caplog):
-    """Before: PIL.UnidentifiedImageError from an unguarded open, a traceback."""
+def test_image_folder_stops_at_a_file_that_is_not_an_image_and_skips_it_only_when_asked(tmp_path, caplog):
+    """Before: PIL.UnidentifiedImageError from an unguarded open, a traceback; then a skip with a warning,
+    which silently changed the data a result is measured on."""
     from datafiles import write_image_folder
     write_image_folder(tmp_path, count=6)
     (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(UserError, match=r"notes.png cannot be read as an image"):
+        load_dataset(image_folder_cfg(tmp_path))
     with caplog.at_level("WARNING"):
-        data = load_dataset(image_folder_cfg(tmp_path))
+        data = load_dataset(image_folder_cfg(tmp_path, skip_unreadable=True))
     assert len(data.train) + len(data.test) == 6
     assert f"Skipping {tmp_path / 'notes.png'}: not a readable image" in caplog.text
     only_junk = tmp_path / "junk"
     only_junk.mkdir()
     (only_junk / "a.jpg").write_bytes(b"\x00" * 10)
-    with pytest.raises(UserError, match=r"No readable images .* \(1 unreadable files skipped\)"):
-        load_dataset(image_folder_cfg(only_junk))
+    with pytest.raises(UserError, match=r"No readable images .* \(1 unreadable images skipped\)"):
+        load_dataset(image_folder_cfg(only_junk, skip_unreadable=True))
 
 
 def test_an_idx_file_named_gz_that_is_not_gzip_is_one_sentence(tmp_path):
@@ -416,3 +424,31 @@ def test_cifar10_batches_are_unpickled_without_running_code(tmp_path):
         pickle.dump({b"data": RunsCode(), b"labels": [0]}, f)
     with pytest.raises(UserError, match="data_batch_3 is not a CIFAR-10 batch .*asks to load posix.system"):
         load_dataset(cfg(name="cifar10", root=str(tmp_path), resolution=32, class_names=list("abcdefghij")))
+
+
+def test_an_unreadable_image_stops_the_run_and_what_was_skipped_is_counted(tmp_path):
+    """dataset=unpaired_folder trained on past a file it could not open (a warning) and past `notes.txt` in
+    trainA/ (no word at all). A truncated JPEG now stops the run before training with one sentence naming
+    it, unless dataset.skip_unreadable=true; what was left out is in the run's start line and
+    run_info.json."""
+    import io
+    import json
+
+    from conftest import TINY_MODELS, run_msgan, tiny
+    from datafiles import write_unpaired_folder
+    root = write_unpaired_folder(tmp_path / "data")
+    (root / "trainA" / "notes.txt").write_text("where the images came from")
+    jpeg = io.BytesIO()
+    Image.fromarray(np.full((20, 20, 3), 128, dtype=np.uint8)).save(jpeg, format="JPEG")
+    (root / "trainB" / "cut.jpg").write_bytes(jpeg.getvalue()[:60])   # cut short: a header, no image
+    options = [*tiny(*TINY_MODELS["drit"], "dataset=unpaired_folder", f"dataset.root={root}", "dataset.workers=0",
+                     "trainer.max_steps=1", "eval.metrics=[]")]
+    stopped = run_msgan("train", *options, f"hydra.run.dir={tmp_path / 'stopped'}")
+    assert stopped.returncode == 2 and "cut.jpg cannot be read as an image" in stopped.stderr, stopped.stderr[-2000:]
+    assert not (tmp_path / "stopped" / "checkpoints").exists()
+    run = tmp_path / "skipping"
+    done = run_msgan("train", *options, "dataset.skip_unreadable=true", f"hydra.run.dir={run}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| data: 1 unreadable images skipped; 1 files that are not images (.txt) ignored" in (run / "train.log").read_text()
+    record = json.loads((run / "run_info.json").read_text())["attempts"][-1]["data_skipped"]
+    assert record["unreadable"] == 1 and record["not_images"] == 1 and record["unreadable_files"][0].endswith("cut.jpg")

@@ -18,6 +18,7 @@ from typing import Literal
 import torch
 
 from msgan_cli.core.batch import Batch
+from msgan_cli.data.files import Skipped
 
 __all__ = ["Batch", "BatchSource", "Data", "EpochSampler", "InMemorySource", "Split", "TensorSplit"]
 
@@ -105,6 +106,8 @@ class Data:
     # A view cut from other data (`attributes.edited_view`: one target attribute value's real images)
     # points to that data here: the evaluation classifier learns the whole data, not the view.
     whole: "Data | None" = None
+    # What the loader's scan left out of the dataset's folders (the run's start line and run_info.json say it).
+    skipped: Skipped = field(default_factory=Skipped)
 
     def to(self, device: torch.device) -> "Data":
         test = None if self.test is None else self.test.to(device)

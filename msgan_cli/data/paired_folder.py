@@ -20,7 +20,7 @@ from PIL import Image
 
 from msgan_cli.core.registry import register_dataset
 from msgan_cli.data.base import Batch, Data
-from msgan_cli.data.files import UNREADABLE_IMAGE, dataset_root, image_files, suffix_list
+from msgan_cli.data.files import UNREADABLE_IMAGE, Skipped, dataset_root, scan_images, suffix_list
 from msgan_cli.data.streaming import FileSplit, resolve_in_memory, resolve_workers
 from msgan_cli.data.transforms import apply_crop, crop_for, pil_to_uint8
 from msgan_cli.errors import UserError
@@ -76,25 +76,23 @@ class PairedImages(FileSplit):
                             self.in_memory, self.workers, cache, device)
 
 
-def scan(folder: Path) -> list[Path]:
-    """The folder's side-by-side images, sorted; unreadable files are skipped with a warning, and an
-    image that is not twice as wide as high stops the run (it is not this format)."""
-    paths, skipped = [], []
-    for path in image_files(folder):
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-        except UNREADABLE_IMAGE as error:
-            skipped.append(path)
-            log.warning("Skipping %s: not a readable image (%s)", path, error)
-            continue
+def scan(folder: Path, skip_unreadable: bool, skipped: Skipped) -> list[Path]:
+    """The folder's side-by-side images, sorted (`files.scan_images`: what cannot be read stops the run
+    or, asked to, is skipped); an image that is not twice as wide as high stops the run (it is not this
+    format)."""
+    def size(path: Path) -> tuple[int, int]:
+        with Image.open(path) as image:
+            return image.size
+
+    paths = []
+    for path, (width, height) in scan_images(folder, skip_unreadable, skipped, size):
         if width != 2 * height:
             raise UserError(f"{path} is {width}x{height}: dataset=paired_folder expects the input and the target side "
                             f"by side, twice as wide as high (pix2pix's format). Is dataset.root the right folder?")
         paths.append(path)
     if not paths:
         raise UserError(f"No readable images ({suffix_list()}) in {folder}"
-                        + (f" ({len(skipped)} unreadable files skipped)." if skipped else "."))
+                        + (f" ({skipped.describe()})." if skipped else "."))
     return paths
 
 
@@ -110,9 +108,10 @@ def load_paired_folder(cfg) -> Data:
     if load_size < cfg.resolution:
         raise UserError(f"dataset.load_size={load_size} is smaller than dataset.resolution={cfg.resolution}.")
     channels = (int(cfg.input_channels), int(cfg.output_channels))
-    train_paths = scan(root / "train")
+    skipped = Skipped()
+    train_paths = scan(root / "train", bool(cfg.get("skip_unreadable", False)), skipped)
     test_folder = next((root / name for name in (cfg.test_split, "test", "val") if (root / name).is_dir()), None)
-    test_paths = scan(test_folder) if test_folder is not None else []
+    test_paths = scan(test_folder, bool(cfg.get("skip_unreadable", False)), skipped) if test_folder is not None else []
     decoded_bytes = len(train_paths) * sum(channels) * load_size ** 2
     in_memory = resolve_in_memory(cfg.in_memory, decoded_bytes, cfg.memory_limit_mb)
     workers = resolve_workers(cfg.workers)
@@ -123,4 +122,4 @@ def load_paired_folder(cfg) -> Data:
     return Data(name="paired_folder", kind="image", train=split(train_paths, bool(cfg.flip)),
                 test=split(test_paths, False) if test_paths else None, num_classes=0, label_kind=None,
                 shape=(channels[1], cfg.resolution, cfg.resolution), inputs="image",
-                input_shape=(channels[0], cfg.resolution, cfg.resolution))
+                input_shape=(channels[0], cfg.resolution, cfg.resolution), skipped=skipped)

@@ -17,7 +17,7 @@ from PIL import Image
 
 from msgan_cli.core.registry import register_dataset
 from msgan_cli.data.base import Batch, Data
-from msgan_cli.data.files import UNREADABLE_IMAGE, dataset_root, image_files, suffix_list
+from msgan_cli.data.files import UNREADABLE_IMAGE, Skipped, dataset_root, scan_images, suffix_list
 from msgan_cli.data.streaming import FileSplit, resolve_in_memory, resolve_workers
 from msgan_cli.data.transforms import apply_crop, crop_for, pil_to_uint8
 from msgan_cli.data.unpaired import UnpairedSplit
@@ -60,18 +60,13 @@ class DomainImages(FileSplit):
                             self.workers, cache, device)
 
 
-def scan(folder: Path) -> list[Path]:
-    """The folder's readable images, sorted; unreadable files are skipped with a warning."""
+def scan(folder: Path, skip_unreadable: bool, skipped: Skipped) -> list[Path]:
+    """The folder's images, sorted (`files.scan_images`: what cannot be read stops the run or, asked to,
+    is skipped)."""
     if not folder.is_dir():
         raise UserError(f"{folder} is missing: dataset=unpaired_folder expects trainA/, trainB/, testA/ and testB/ "
                         f"folders of images under dataset.root (DRIT's and CycleGAN's format).")
-    paths = []
-    for path in image_files(folder):
-        try:
-            with Image.open(path):
-                paths.append(path)
-        except UNREADABLE_IMAGE as error:
-            log.warning("Skipping %s: not a readable image (%s)", path, error)
+    paths = [path for path, _ in scan_images(folder, skip_unreadable, skipped)]
     if not paths:
         raise UserError(f"No readable images ({suffix_list()}) in {folder}: each domain needs at least one.")
     return paths
@@ -84,7 +79,9 @@ def load_unpaired_folder(cfg) -> Data:
     if load_size < cfg.resolution:
         raise UserError(f"dataset.load_size={load_size} is smaller than dataset.resolution={cfg.resolution}.")
     channels = int(cfg.channels)
-    paths = {name: scan(root / name) for name in ("trainA", "trainB", "testA", "testB")}
+    skipped = Skipped()
+    skip_unreadable = bool(cfg.get("skip_unreadable", False))   # absent in the configs of runs made before it existed
+    paths = {name: scan(root / name, skip_unreadable, skipped) for name in ("trainA", "trainB", "testA", "testB")}
     decoded_bytes = (len(paths["trainA"]) + len(paths["trainB"])) * channels * load_size ** 2
     in_memory = resolve_in_memory(cfg.in_memory, decoded_bytes, cfg.memory_limit_mb)
     workers = resolve_workers(cfg.workers)
@@ -97,4 +94,4 @@ def load_unpaired_folder(cfg) -> Data:
     return Data(name="unpaired_folder", kind="image",
                 train=UnpairedSplit(domain("trainA", bool(cfg.flip)), domain("trainB", bool(cfg.flip))),
                 test=UnpairedSplit(domain("testA", False), domain("testB", False)), num_classes=0, label_kind=None,
-                shape=size, inputs="image", input_shape=size, paired=False)
+                shape=size, inputs="image", input_shape=size, paired=False, skipped=skipped)

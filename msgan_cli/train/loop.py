@@ -219,15 +219,19 @@ class TrainingRun:
     def start(self) -> None:
         """Record where this attempt runs (run_info.json), open TensorBoard, log the start line."""
         self.where = placement(self.info.world_size, self.session.device, self.step)
+        skipped = self.session.data.skipped
+        if skipped:   # what the dataset's folders held that is not in the data this run trains on
+            self.where["data_skipped"] = skipped.record()
         self.started, self.start_time = True, time.monotonic()
         if not self.info.is_main:
             return
         accept_hydra(self.files)
         self.writer = RunWriter(self.files.root, self.cfg, resume_step=self.step)
         record_placement(self.files.root, self.where)
-        log.info("Start: msgan train %s | config %s | from step %d of %d | %s, %s, %d process(es) | code %s",
+        log.info("Start: msgan train %s | config %s | from step %d of %d | %s, %s, %d process(es) | code %s%s",
                  " ".join(sys.argv[1:]), config_digest(self.cfg), self.step, self.cfg.trainer.max_steps,
-                 self.where["host"], self.where["device"], self.info.world_size, self.where["code"])
+                 self.where["host"], self.where["device"], self.info.world_size, self.where["code"],
+                 f" | data: {skipped.describe()}" if skipped else "")
 
     # --- the steps ------------------------------------------------------------------------------------
     def advance(self) -> None:

@@ -75,7 +75,11 @@ def mark_last_attempt(run_dir: Path, **facts) -> None:
 
 
 def placement_hyperparameters(record: dict) -> dict[str, str | int]:
-    """The record flattened for TensorBoard's HPARAMS tab (`run.host`, `run.slurm_job_id`, ...)."""
-    flat = {f"run.{key}": value for key, value in record.items() if key != "slurm" and value is not None}
+    """The record flattened for TensorBoard's HPARAMS tab (`run.host`, `run.slurm_job_id`, ...; of what the
+    data's scan left out, the counts: `run.data_skipped_unreadable`)."""
+    flat = {f"run.{key}": value for key, value in record.items()
+            if key not in ("slurm", "data_skipped") and value is not None}
     flat |= {f"run.slurm_{key}": value for key, value in record.get("slurm", {}).items()}
+    flat |= {f"run.data_skipped_{key}": value for key, value in record.get("data_skipped", {}).items()
+             if isinstance(value, int)}
     return flat
