@@ -92,3 +92,31 @@ def test_plug_in_modules_do_not_import_their_package_back():
     back = [f"{module} imports {imported}" for module, targets in graph().items() for imported in targets
             if module.startswith(imported + ".") and imported != "msgan_cli"]
     assert not back, "\n".join(back)
+
+
+def calls_in_package() -> list[tuple[str, int, ast.Call]]:
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                found.append((str(path.relative_to(PACKAGE)), node.lineno, node))
+    return found
+
+
+def test_the_package_never_loads_or_runs_what_a_file_or_option_could_turn_into_code():
+    """What a run reads (checkpoints, cached classifiers, Inception weights, CIFAR-10 and CUB pickles, YAML)
+    is read without running code, and nothing goes through a shell: torch.load only with
+    weights_only=True, pickles only through data/pickles.py's RestrictedUnpickler, no yaml.load, eval,
+    exec, os.system or subprocess with shell=True."""
+    unsafe = []
+    for where, line, call in calls_in_package():
+        name = ast.unparse(call.func)
+        keywords = {k.arg: ast.unparse(k.value) for k in call.keywords}
+        if name == "torch.load" and keywords.get("weights_only") != "True":
+            unsafe.append(f"{where}:{line} torch.load without weights_only=True")
+        if name in ("pickle.load", "pickle.loads", "yaml.load", "yaml.unsafe_load", "eval", "exec", "os.system",
+                    "os.popen"):
+            unsafe.append(f"{where}:{line} {name}")
+        if name.startswith("subprocess.") and keywords.get("shell") not in (None, "False"):
+            unsafe.append(f"{where}:{line} {name} with shell={keywords['shell']}")
+    assert not unsafe, "\n".join(unsafe)
