@@ -71,6 +71,17 @@ def concat(trees: list[Tree]) -> Tree:
     return type(trees[0])(concat(list(parts)) for parts in zip(*trees))
 
 
+def in_groups(judge: Callable[[torch.Tensor, Tree], Tree], x: torch.Tensor, condition: Tree, groups: int) -> Tree:
+    """`judge(x, condition)` on each of `groups` equal, consecutive parts of the rows, joined along the rows:
+    a generated batch's latent groups judged one call each, as the MSGAN code judges each fake half. With
+    BatchNorm in the judge, each call normalises by its own group's statistics; without, the result is
+    one call's, to float32 rounding."""
+    if groups == 1:
+        return judge(x, condition)
+    n = len(x) // groups
+    return concat([judge(x[j * n:(j + 1) * n], take(condition, slice(j * n, (j + 1) * n))) for j in range(groups)])
+
+
 def as_float_images(tree: Tree) -> Tree:
     """uint8 images (0..255) become floats in [-1, 1]; other tensors are left as they are. Images
     travel as uint8 (a quarter of the bytes) and are converted where they are used."""

@@ -22,11 +22,11 @@ from __future__ import annotations
 import fnmatch
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol
+from typing import Callable, Iterable, Protocol
 
 import torch
 
-from msgan_cli.core.batch import Batch, Tree, repeat_rows, take
+from msgan_cli.core.batch import Batch, Tree, in_groups, repeat_rows, take
 
 PAIR_BATCH_LAYOUTS = ("doubled", "split")
 
@@ -44,7 +44,7 @@ class StepRecipe(Protocol):
 
     def sample_latent(self, n: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor: ...
 
-    def generate_outputs(self, z: torch.Tensor, condition: Tree) -> dict[str, torch.Tensor]: ...
+    def generate_outputs(self, z: torch.Tensor, condition: Tree, groups: int = 1) -> dict[str, torch.Tensor]: ...
 
 
 @dataclass
@@ -67,6 +67,16 @@ class Generated:
     def per_group(self) -> int:
         """Conditions per group; they are the first `per_group` conditions of the data batch."""
         return len(self.z) // self.groups
+
+    def judge(self, judge: Callable[[torch.Tensor, Tree], Tree], output: str | None = None, detach: bool = False,
+              condition: Tree = None) -> Tree:
+        """`judge(outputs, conditions)` (a discriminator's call) on this batch's `output` (default the
+        primary one), one call per latent group as the MSGAN code calls D on each fake half, joined along
+        the rows (core/batch.py: in_groups). `detach`: the outputs without their graph (D's own phase).
+        `condition`: rows that go with the outputs instead of their conditions (e.g. a code made from them)."""
+        images = self.outputs[output or self.primary]
+        rows = self.condition if condition is None else condition
+        return in_groups(judge, images.detach() if detach else images, rows, self.groups)
 
     def group(self, j: int, output: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Outputs (`output`, default the primary one) and latents of group j: every condition once,
@@ -140,7 +150,7 @@ class StepContext:
             z = self.recipe.sample_latent(k * n * self.world_size, self.real.device)
             z = z.view(k, self.world_size * n, z.shape[1])[:, self.rank * n:(self.rank + 1) * n].reshape(k * n, z.shape[1])
             with self.autocast:
-                outputs = self.recipe.generate_outputs(z, condition)
+                outputs = self.recipe.generate_outputs(z, condition, k)
             self._generated = Generated(outputs, z, condition, k, self.recipe.primary_outputs[0])
         return self._generated
 
@@ -149,7 +159,7 @@ class StepContext:
         if self._generated is not None:
             generated = self._generated
             with self.autocast:
-                generated.outputs = self.recipe.generate_outputs(generated.z, generated.condition)
+                generated.outputs = self.recipe.generate_outputs(generated.z, generated.condition, generated.groups)
 
     def pair(self, output: str | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(fake1, fake2, z1, z2): two outputs (`output`, default the primary one) for the same

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from msgan_cli.core.batch import Tree, take
+from msgan_cli.core.batch import Tree, in_groups, take
 from msgan_cli.core.context import StepContext
 from msgan_cli.core.phase import Phase
 from msgan_cli.models.base import Recipe, adam, one_hot
@@ -34,9 +34,9 @@ class AdversarialRecipe(Recipe):
         return (discriminator or self.discriminator)(x, one_hot(condition, self.num_classes, x))
 
     def discriminator_loss(self, real, real_condition, fake, fake_condition, discriminator=None,
-                           aligned_rows=None) -> torch.Tensor:
-        loss = self.gan_loss.discriminator(self.discriminate(real, real_condition, discriminator),
-                                           self.discriminate(fake, fake_condition, discriminator))
+                           aligned_rows=None, groups=1) -> torch.Tensor:
+        judge = lambda x, condition: self.discriminate(x, condition, discriminator)  # noqa: E731
+        loss = self.gan_loss.discriminator(judge(real, real_condition), in_groups(judge, fake, fake_condition, groups))
         rows = slice(0, aligned_rows or min(len(real), len(fake)))
         penalty = self.gan_loss.penalty(lambda x: self.discriminate(x, take(real_condition, rows), discriminator),
                                         real[rows], fake[rows])
@@ -50,7 +50,7 @@ class AdversarialRecipe(Recipe):
         fake = ctx.generated()
         if phase == "D":
             return {"adv": self.discriminator_loss(ctx.discriminator_real, ctx.condition, fake.images.detach(),
-                                                   fake.condition, aligned_rows=ctx.aligned_rows)}
+                                                   fake.condition, aligned_rows=ctx.aligned_rows, groups=fake.groups)}
         if phase == "G":
-            return {"adv": self.gan_loss.generator(self.discriminate(fake.images, fake.condition)), **self.model_terms(ctx)}
+            return {"adv": self.gan_loss.generator(fake.judge(self.discriminate)), **self.model_terms(ctx)}
         raise ValueError(f"unknown phase {phase}")

@@ -89,6 +89,10 @@ class Recipe(nn.Module, ABC):
     # once per latent group (core/context.py: count_generated_terms); the recipe computes every term
     # once, unscaled, whatever the layout.
     generated_batch_terms: ClassVar[dict[str, tuple[str, ...]]] = {"D": ("adv",), "G": ("adv",)}
+    # Whether `generate` takes `groups=k` (its condition's rows k copies of the same conditions) to encode each
+    # condition once: a recipe whose encoding draws noise (DRIT's content codes), whose reference renders both
+    # outputs of a mode-seeking pair from one code.
+    encodes_each_condition_once: ClassVar[bool] = False
 
     def __init__(self, cfg, data: Data):
         super().__init__()
@@ -144,9 +148,12 @@ class Recipe(nn.Module, ABC):
         """G's outputs for latents z and conditions (None when unconditional): a tensor, or for a
         recipe with several outputs a dict keyed by `output_names`."""
 
-    def generate_outputs(self, z: torch.Tensor, condition: Tree) -> dict[str, torch.Tensor]:
-        """`generate` as {output name: tensor}, whether the recipe has one output or several."""
-        result = self.generate(z, condition)
+    def generate_outputs(self, z: torch.Tensor, condition: Tree, groups: int = 1) -> dict[str, torch.Tensor]:
+        """`generate` as {output name: tensor}, whether the recipe has one output or several. `groups`: the
+        condition's rows are that many copies of the same conditions, one latent each (the step's pairs); a
+        recipe that `encodes_each_condition_once` is told so."""
+        grouped = groups > 1 and self.encodes_each_condition_once
+        result = self.generate(z, condition, groups=groups) if grouped else self.generate(z, condition)
         return result if isinstance(result, dict) else {self.output_names[0]: result}
 
     def generate_primary(self, z: torch.Tensor, condition: Tree) -> torch.Tensor:
@@ -189,10 +196,12 @@ class Recipe(nn.Module, ABC):
         raise NotImplementedError
 
     def discriminator_loss(self, real: torch.Tensor, real_condition: Tree, fake: torch.Tensor, fake_condition: Tree,
-                           discriminator: nn.Module | None = None, aligned_rows: int | None = None) -> torch.Tensor:
+                           discriminator: nn.Module | None = None, aligned_rows: int | None = None,
+                           groups: int = 1) -> torch.Tensor:
         """D's objective for one real and one fake batch (what its D phase minimises, unscaled).
         `aligned_rows`: how many leading rows of real and fake share their conditions (WGAN-GP
-        interpolates those); None: all rows of the shorter one."""
+        interpolates those); None: all rows of the shorter one. `groups`: the fake batch's latent groups,
+        judged one D call each (core/batch.py: in_groups)."""
         raise NotImplementedError
 
     def build_discriminator(self, pack: int = 1) -> nn.Module:

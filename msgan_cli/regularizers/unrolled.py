@@ -94,7 +94,8 @@ def unroll_discriminator(recipe, ctx, optimizer: torch.optim.Adam, steps: int,
             # D's objective as its phase counts it: the adversarial term once per latent group in the
             # MSGAN code's pair layout (core/context.py), since the trial steps must be D's own steps.
             loss = ctx.loss_scale * recipe.discriminator_loss(ctx.discriminator_real, ctx.condition, fake_images,
-                                                             fake.condition, aligned_rows=ctx.aligned_rows)
+                                                             fake.condition, aligned_rows=ctx.aligned_rows,
+                                                             groups=fake.groups)
             grads = torch.autograd.grad(loss, current, create_graph=not first_order, allow_unused=True)
         grads = [torch.zeros_like(c) if g is None else g for c, g in zip(current, grads)]
         current, exp_avg, exp_avg_sq = adam_update(current, grads, exp_avg, exp_avg_sq, done + t, group["lr"],

@@ -18,12 +18,13 @@ Per step, as the reference: every stage's D, then G.
   reference's real + (wrong + fake) / 2.
 - "G": per stage, the conditional and unconditional logits of its fake pushed to real (mu with its
   gradient), summed over stages; the KL; and, when `model.lambda_color` > 0, the colour consistency of
-  consecutive stages (their pixels' mean and covariance alike: MSE x lambda_color and x 5 lambda_color),
-  0 for CUB in the reference.
+  consecutive stages (their pixels' mean and covariance alike: MSE x lambda_color and x 5 lambda_color;
+  the lower stage detached, as the reference), 0 for CUB in the reference.
 Losses use `model.gan_loss` (bce, the reference's BCE on sigmoid outputs, here on logits). With a
 mode-seeking pair (`trainer.pair_batch=doubled`, the code's layout) every condition appears twice
-among the fakes and each adversarial term is counted for both (`generated_batch_terms`), as in
-the other recipes; the real and wrong terms with them, as the reference weighs them against the fakes.
+among the fakes: each group of fakes is judged in its own D call, and the fakes' terms and the KL count
+once per group (`generated_batch_terms`), the real and wrong terms once, as the reference's
+real + wrong + (fake1 + fake2) (tests/test_parity_stackganpp.py compares one step with it).
 Adam (0.5, 0.999), 2e-4 for G and D, no weight decay, constant learning rate.
 
 Evaluation views: every stage, its real images resized to the stage's size; in MSGAN's two settings
@@ -66,7 +67,9 @@ def colour_moments(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 @register_model("stackganpp")
 class StackGANpp(Recipe):
     condition_kind = "text"
-    generated_batch_terms = {"D": ("real_*", "wrong_*", "fake_*"), "G": ("adv_*",)}
+    # The fakes' terms and the KL (a mean over the fakes' codes) count once per latent group; the real and
+    # wrong pairs once, as the reference adds real + wrong + (fake1 + fake2) (tests/test_parity_stackganpp.py).
+    generated_batch_terms = {"D": ("fake_*",), "G": ("adv_*", "kl")}
 
     def __init__(self, cfg, data: Data):
         super().__init__(cfg, data)
@@ -175,7 +178,7 @@ class StackGANpp(Recipe):
             discriminator = getattr(self, name)
             real, wrong = resize_floats(ctx.discriminator_real, size), resize_floats(ctx.batch.inputs["wrong"], size)
             (real_c, real_u), (wrong_c, wrong_u) = discriminator(real, mu_real), discriminator(wrong, mu_real)
-            fake_c, fake_u = discriminator(fake.outputs[output].detach(), mu_fake)
+            fake_c, fake_u = fake.judge(discriminator, output, detach=True, condition=mu_fake)
             real_term = loss.as_real(real_c) + uncond * loss.as_real(real_u)
             wrong_term = loss.as_fake(wrong_c) + uncond * loss.as_real(wrong_u)
             fake_term = loss.as_fake(fake_c) + uncond * loss.as_fake(fake_u)
@@ -192,12 +195,14 @@ class StackGANpp(Recipe):
         mu, logvar = self.generator.ca.encode(fake.condition["text"])
         terms = {}
         for name, output in zip(self.discriminator_names, self.output_names):
-            conditional, unconditional = getattr(self, name)(fake.outputs[output], mu)
+            conditional, unconditional = fake.judge(getattr(self, name), output, condition=mu)
             terms[f"adv_{output}"] = self.gan_loss.generator(conditional) + uncond * self.gan_loss.generator(unconditional)
         terms["kl"] = cfg.lambda_kl * kl_to_prior(mu, logvar)
         if cfg.lambda_color > 0:
             for lower, higher in zip(self.output_names, self.output_names[1:]):
-                (mean_low, cov_low), (mean_high, cov_high) = (colour_moments(fake.outputs[o]) for o in (lower, higher))
+                # The lower stage is the target, without its gradient (the reference detaches it).
+                mean_low, cov_low = colour_moments(fake.outputs[lower].detach())
+                mean_high, cov_high = colour_moments(fake.outputs[higher])
                 terms[f"colour_{higher}"] = cfg.lambda_color * (F.mse_loss(mean_high, mean_low)
                                                                 + 5 * F.mse_loss(cov_high, cov_low))
         return terms

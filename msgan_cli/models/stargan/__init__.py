@@ -131,7 +131,7 @@ class StarGAN(Recipe):
     def discriminator_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         fake, loss = ctx.generated(), self.gan_loss
         real_src, real_cls = self.discriminator(ctx.discriminator_real)
-        fake_src, _ = self.discriminator(fake.images.detach())
+        fake_src, _ = fake.judge(lambda x, condition: self.discriminator(x), detach=True)
         terms = {"adv": loss.as_real(real_src) + loss.as_fake(fake_src),
                  "cls": self.cfg.lambda_cls * attribute_loss(real_cls, ctx.condition["source"])}
         rows = ctx.aligned_rows   # the first rows of the real batch and of the fakes share their images
@@ -143,7 +143,7 @@ class StarGAN(Recipe):
     def generator_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         fake, cfg = ctx.generated(), self.cfg
         condition = fake.condition
-        src, cls = self.discriminator(fake.images)
+        src, cls = fake.judge(lambda x, condition: self.discriminator(x))
         back_z = fake.z if cfg.rec_latent == "same" else self.sample_latent(len(fake.z), fake.z.device)
         reconstruction = self.generator(fake.images, condition["source"], back_z)
         return {"adv": self.gan_loss.generator(src),
