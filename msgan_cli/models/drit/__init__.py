@@ -38,7 +38,8 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from msgan_cli.core.context import StepContext
+from msgan_cli.core.batch import repeat_rows
+from msgan_cli.core.context import Generated, StepContext
 from msgan_cli.core.phase import Phase
 from msgan_cli.core.registry import register_model
 from msgan_cli.data import Data
@@ -73,6 +74,7 @@ class DRIT(Recipe):
     primary_outputs = ("AtoB", "BtoA")
     discriminator_names = (*IMAGE_DISCRIMINATORS, "content_discriminator")
     averaged_networks = ("content_encoder", "attribute_encoder_a", "attribute_encoder_b", "generators")   # trainer.ema
+    encodes_each_condition_once = True
 
     def __init__(self, cfg, data: Data):
         super().__init__(cfg, data)
@@ -142,14 +144,18 @@ class DRIT(Recipe):
                 "generator": make([self.content_encoder, self.attribute_encoder_a, self.attribute_encoder_b,
                                    self.generators], optim.lr_g)}
 
-    def generate(self, z: torch.Tensor, condition) -> dict[str, torch.Tensor]:
+    def generate(self, z: torch.Tensor, condition, groups: int = 1) -> dict[str, torch.Tensor]:
         """The translations of the domains `condition` holds (both in training; one in a direction's
-        evaluation): A's images into B ("AtoB"), B's into A ("BtoA"), with the random attribute z."""
+        evaluation): A's images into B ("AtoB"), B's into A ("BtoA"), with the random attribute z. With
+        `groups` (the condition's rows that many copies of the same conditions), each condition's content is
+        encoded once: the content encoder adds noise in training, and the reference renders both outputs of
+        a mode-seeking pair (random and random2) from one content code."""
         outputs = {}
         for source, target in (("A", "B"), ("B", "A")):
             if source in condition:
-                content = self.content_encoder.encode(condition[source], source)
-                outputs[f"{source}to{target}"] = self.generators.generate(content, z, target)
+                images = condition[source]
+                content = self.content_encoder.encode(images[:len(images) // groups], source)
+                outputs[f"{source}to{target}"] = self.generators.generate(repeat_rows(content, groups), z, target)
         return outputs
 
     def generate_with_reference(self, condition, reference: torch.Tensor, output: str) -> torch.Tensor:
@@ -185,11 +191,22 @@ class DRIT(Recipe):
                 cycle_b=self.generators.generate(c_back_b, z_back_b, "B"))
         return ctx.cache["drit_encoded"]
 
-    def adversarial_d(self, name: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    def judged(self, name: str, generated: Generated, output: str, detach: bool = False):
+        """D `name`'s logits on the generated batch's `output`, one call per latent group, as the reference
+        calls it for random and random2."""
         discriminator = getattr(self, name)
-        loss = self.gan_loss.discriminator(discriminator(real), discriminator(fake))
-        rows = min(len(real), len(fake))
-        penalty = self.gan_loss.penalty(discriminator, real[:rows], fake[:rows])
+        return generated.judge(lambda x, condition: discriminator(x), output, detach)
+
+    def adversarial_d(self, name: str, real: torch.Tensor, fake: torch.Tensor | Generated,
+                      output: str | None = None) -> torch.Tensor:
+        """D `name`'s objective on real images against fakes: a tensor (the encoded path), or the step's
+        generated batch's `output` (`judged`)."""
+        discriminator = getattr(self, name)
+        fake_logits = self.judged(name, fake, output, detach=True) if output else discriminator(fake)
+        fake_images = fake.outputs[output].detach() if output else fake
+        loss = self.gan_loss.discriminator(discriminator(real), fake_logits)
+        rows = min(len(real), len(fake_images))
+        penalty = self.gan_loss.penalty(discriminator, real[:rows], fake_images[:rows])
         return loss if penalty is None else loss + penalty
 
     def contents(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,8 +229,8 @@ class DRIT(Recipe):
         real_a, real_b = ctx.condition["A"], ctx.condition["B"]
         return {"adv_encoded": self.adversarial_d("discriminator_a", real_a, encoded["fake_a"].detach())
                 + self.adversarial_d("discriminator_b", real_b, encoded["fake_b"].detach()),
-                "adv_random": self.adversarial_d("discriminator_a2", real_a, random.outputs["BtoA"].detach())
-                + self.adversarial_d("discriminator_b2", real_b, random.outputs["AtoB"].detach())}
+                "adv_random": self.adversarial_d("discriminator_a2", real_a, random, "BtoA")
+                + self.adversarial_d("discriminator_b2", real_b, random, "AtoB")}
 
     def encoder_generator_terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         e, cfg = self.encoded(ctx), self.cfg
@@ -238,8 +255,8 @@ class DRIT(Recipe):
         to_b, _ = random.group(0, "AtoB")
         regressed_a = self.frozen(self.attribute_encoder_a, to_a)[0]   # the mean, as the reference
         regressed_b = self.frozen(self.attribute_encoder_b, to_b)[0]
-        return {"adv_random": self.gan_loss.generator(self.discriminator_a2(random.outputs["BtoA"]))
-                + self.gan_loss.generator(self.discriminator_b2(random.outputs["AtoB"])),
+        return {"adv_random": self.gan_loss.generator(self.judged("discriminator_a2", random, "BtoA"))
+                + self.gan_loss.generator(self.judged("discriminator_b2", random, "AtoB")),
                 "latent_regression": self.cfg.lambda_latent * ((regressed_a - z).abs().mean() + (regressed_b - z).abs().mean())}
 
     @staticmethod

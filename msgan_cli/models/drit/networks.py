@@ -11,7 +11,7 @@ resolution divisible by 4.
   and 4x4 stride-2 convs with ReLU, global pool, a 1x1 conv to z).
 - `ConcatGenerator` (`G_concat`): one residual block shared by both domains' decoders, then per domain
   z tiled and concatenated before 3 residual blocks, before each of two stride-2 transposed convs
-  (LayerNorm, ReLU: the reference's ReLUINSConvTranspose2d uses layer norm) and before the last 1x1
+  (LayerNorm with a learned per-channel scale and shift, ReLU: the reference's ReLUINSConvTranspose2d) and before the last 1x1
   transposed conv and tanh. `MlpGenerator` (`G`, the non-concat variant): an MLP maps z to four
   4w-vectors that enter four residual blocks (`MisINSResBlock`: conv, IN, then 1x1 convs on
   [features, tiled vector]), then the same up path without z, nothing shared between domains.
@@ -20,9 +20,9 @@ resolution divisible by 4.
   patch logits. No normalisation: the reference passes `norm` but a typo (`if 'norm' == 'Instance'`)
   means it never applies one, in the image and in the content discriminator alike; we follow the
   code as it runs. Fewer layers where a small input leaves no patch.
-- `ContentDiscriminator` (`Dis_content`): on content maps, stride-2 convs (LeakyReLU 0.01) down to a
-  few pixels, a conv over what remains, a 1x1 conv to one logit per sample. The reference's three 7x7
-  convs fit its 54 x 54 content maps (216 px input); smaller maps take 4x4 stride-2 convs instead.
+- `ContentDiscriminator` (`Dis_content`): the reference's three 7x7 stride-2 convs, a 4x4 and a 1x1 conv
+  on its 54 x 54 content maps (216 px input) and any of at least 53 x 53; smaller maps take 4x4 stride-2
+  convs down to a few pixels, a conv over what remains and the 1x1 conv instead.
 Weights N(0, 0.02) for every conv, as the reference's `gaussian_weights_init`.
 """
 from __future__ import annotations
@@ -117,15 +117,25 @@ class AttributeEncoder(nn.Module):
 
 class UpLayerNorm(nn.Module):
     """ReLUINSConvTranspose2d as the reference builds it: a stride-2 transposed conv, layer norm over
-    (C, H, W) without learned scale, ReLU."""
+    (C, H, W) with a learned scale and shift per channel (the reference's LayerNorm(n_out), affine), ReLU."""
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         self.up = nn.ConvTranspose2d(in_channels, out_channels, 3, 2, 1, output_padding=1)
+        self.weight = nn.Parameter(torch.ones(out_channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(out_channels, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.up(x)
-        return F.relu(F.layer_norm(x, x.shape[1:]))
+        shape = x.shape[1:]
+        return F.relu(F.layer_norm(x, shape, self.weight.expand(shape), self.bias.expand(shape)))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Weights saved before the scale and shift existed were those of a scale of 1 and a shift of 0:
+        # such a run still evaluates and samples as it trained (its optimiser state cannot resume).
+        state_dict.setdefault(prefix + "weight", torch.ones_like(self.weight))
+        state_dict.setdefault(prefix + "bias", torch.zeros_like(self.bias))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class ConcatDecoder(nn.Module):
@@ -226,15 +236,27 @@ class MultiScaleDiscriminator(nn.Module):
 
 
 class ContentDiscriminator(nn.Module):
-    """One logit per sample: which domain a content map came from."""
+    """Logits (per sample, per remaining position) of which domain a content map came from. On content maps
+    of at least 53 x 53 (inputs of 212 px and more; the reference's 216 px gives 54) the reference's
+    `Dis_content`: three 7x7 stride-2 convs (reflection padding 1), a 4x4 conv, a 1x1 conv to a logit,
+    LeakyReLU 0.01 between; on smaller maps, where 7x7 convs leave nothing, 4x4 stride-2 convs down to 4 x 4,
+    then a conv over what remains and the 1x1 conv."""
+
+    REFERENCE_SIZE = 53   # the smallest map three 7x7 stride-2 convs with padding 1 leave at least 4 x 4 of
 
     def __init__(self, width: int, content_size: int):
         super().__init__()
         c, size, modules = 4 * width, content_size, []
-        while size > 4:
-            modules += [*conv(c, c, 4, 2, 1), nn.LeakyReLU(0.01)]
-            size //= 2
-        self.network = nn.Sequential(*modules, nn.Conv2d(c, c, size), nn.LeakyReLU(0.01), nn.Conv2d(c, 1, 1),
+        if content_size >= self.REFERENCE_SIZE:
+            for _ in range(3):
+                modules += [*conv(c, c, 7, 2, 1), nn.LeakyReLU(0.01)]
+            last = 4
+        else:
+            while size > 4:
+                modules += [*conv(c, c, 4, 2, 1), nn.LeakyReLU(0.01)]
+                size //= 2
+            last = size
+        self.network = nn.Sequential(*modules, nn.Conv2d(c, c, last), nn.LeakyReLU(0.01), nn.Conv2d(c, 1, 1),
                                      nn.Flatten())
 
     def forward(self, content: torch.Tensor) -> torch.Tensor:
