@@ -263,8 +263,14 @@ def retired(key: str, saved: dict[str, object]) -> bool:
     return key == "model.discriminator.activation" and (saved.get("model.discriminator.maxout_pieces") or 1) > 1
 
 
-def without_retired(saved: dict) -> dict:
-    """A run's saved config (a nested dict) without its `retired` keys."""
+# Keys added since some runs were saved, with the value those runs ran with (what the code did before the
+# key existed): a run saved without one is read as having it, so it resumes as what it was.
+ADDED_SINCE = {"trainer.lr_decay_every": "step", "model.lr_decay_every": "step"}
+
+
+def in_current_form(saved: dict) -> dict:
+    """A run's saved config (a nested dict) as today's code reads it: without its `retired` keys, and with
+    the keys added since (`ADDED_SINCE`) at the value the run ran with."""
     flat_saved = flat(saved)
 
     def prune(node, prefix: str):
@@ -272,13 +278,18 @@ def without_retired(saved: dict) -> dict:
             return node
         return {key: prune(value, f"{prefix}{key}.") for key, value in node.items()
                 if not retired(f"{prefix}{key}", flat_saved)}
-    return prune(saved, "")
+    current = prune(saved, "")
+    for key, value in ADDED_SINCE.items():
+        section, name = key.split(".")
+        if isinstance(current.get(section), dict) and name not in current[section]:
+            current[section] = {**current[section], name: value}
+    return current
 
 
 def load_saved_config(path) -> DictConfig:
-    """The config a run saved (`.hydra/config.yaml`), without the keys earlier versions wrote that no code
-    reads (`retired`); its interpolations are kept as written."""
-    return OmegaConf.create(without_retired(OmegaConf.to_container(OmegaConf.load(path), resolve=False)))
+    """The config a run saved (`.hydra/config.yaml`) as today's code reads it (`in_current_form`); its
+    interpolations are kept as written."""
+    return OmegaConf.create(in_current_form(OmegaConf.to_container(OmegaConf.load(path), resolve=False)))
 
 
 # What may differ between a checkpoint's config and the run that resumes it: how long to train, what
@@ -286,13 +297,13 @@ def load_saved_config(path) -> DictConfig:
 # one name, so it is refused (trainer.allow_config_change=true accepts it, and the run says so).
 RESUMABLE_CHANGES = re.compile(r"^(trainer\.(max_steps|log_every|sample_every|checkpoint_every|eval_every|progress_bar|"
                                r"best_metric|best_mode|spectrum\..*|allow_config_change)|eval\..*|hardware\..*|"
-                               r"dataset\.(root|in_memory|memory_limit_mb|workers))$")
+                               r"dataset\.(root|in_memory|memory_limit_mb|workers|skip_unreadable))$")
 
 
 def config_changes(saved: dict, current: dict) -> list[str]:
     """The keys whose value differs between a checkpoint's resolved config and this run's, except those
     a resume may change (RESUMABLE_CHANGES), as 'key: old -> new'."""
-    before, after = flat(without_retired(saved)), flat(current)
+    before, after = flat(in_current_form(saved)), flat(current)
     changed = sorted(key for key in before.keys() | after.keys()
                      if before.get(key, "<absent>") != after.get(key, "<absent>") and not RESUMABLE_CHANGES.match(key))
     return [f"{key}: {before.get(key, '<absent>')} -> {after.get(key, '<absent>')}" for key in changed]

@@ -120,6 +120,38 @@ def test_linear_decay_keeps_the_rate_then_reaches_zero_at_the_end():
     assert learning_rate_schedules({"g": optimizer}, 10, None) == {}
 
 
+def test_the_reference_codes_decay_once_per_epoch_and_end_above_zero():
+    """BicycleGAN's / MSGAN's Pix2Pix and DRIT's 'lambda' rule, 1 - max(0, e - n_const) / (n_decay + 1) at
+    epoch e: at 10 epochs of 2 steps, half constant, the last epoch runs at 2 / 6 of the rate (Pix2Pix's
+    200 epochs: 2/101), and the rate changes only between epochs."""
+    optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = learning_rate_schedules({"g": optimizer}, max_steps=20, decay_from=0.5, every="epoch",
+                                       steps_per_epoch=2)["g"]
+    rates = [optimizer.param_groups[0]["lr"]]
+    for _ in range(19):
+        optimizer.step()
+        schedule.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    per_epoch = [1, 1, 1, 1, 1, 1, 5 / 6, 4 / 6, 3 / 6, 2 / 6]
+    assert rates == pytest.approx([rate for rate in per_epoch for _ in range(2)])
+
+
+def test_a_run_saved_before_the_decay_unit_existed_resumes_as_it_ran(tmp_path):
+    """A run saved without trainer.lr_decay_every decayed every step: it is read so (config.ADDED_SINCE), so
+    it resumes with the schedule it had, and a Pix2Pix run, whose default is now the reference's per-epoch
+    rule, is refused rather than continued on another schedule."""
+    from msgan_cli.config import config_changes, in_current_form
+    from msgan_cli.errors import UserError
+    saved = {"trainer": {"max_steps": 4, "lr_decay_from": 0.5}, "model": {"name": "pix2pix", "lr_decay_from": 0.5}}
+    current = in_current_form(saved)
+    assert current["trainer"]["lr_decay_every"] == current["model"]["lr_decay_every"] == "step"
+    now = {"trainer": {"max_steps": 4, "lr_decay_from": 0.5, "lr_decay_every": "epoch"},
+           "model": {"name": "pix2pix", "lr_decay_from": 0.5, "lr_decay_every": "epoch"}}
+    assert config_changes(saved, now) == ["model.lr_decay_every: step -> epoch", "trainer.lr_decay_every: step -> epoch"]
+    with pytest.raises(UserError, match="trainer.lr_decay_every must be step or epoch"):
+        learning_rate_schedules({}, 10, 0.5, every="batch")
+
+
 # --- a model with two outputs and two discriminators, defined here ------------------------------
 
 class TinyD(nn.Module):

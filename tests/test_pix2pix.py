@@ -166,7 +166,8 @@ def assert_same_training(whole: dict, resumed: dict) -> None:
 
 
 def test_stop_and_resume_equals_uninterrupted_with_the_lr_decay(tmp_path, monkeypatch):
-    common = [*PIX2PIX, "reg=ms", "trainer.max_steps=8", "trainer.lr_decay_from=0.25", "eval.metrics=[]"]
+    common = [*PIX2PIX, "reg=ms", "trainer.max_steps=8", "trainer.lr_decay_from=0.25", "trainer.lr_decay_every=step",
+              "eval.metrics=[]"]   # per step: 8 steps are a fraction of the benchmark's epoch
     train_run(tmp_path / "whole", *common)
     whole = state_of(tmp_path / "whole")
     assert whole["optimizers"]["generator"]["param_groups"][0]["lr"] == 0.0   # decayed to 0 at the last step

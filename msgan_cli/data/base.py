@@ -165,6 +165,11 @@ class EpochSampler:
             self._order = torch.randperm(self.num_samples, generator=generator)
         return self._order
 
+    @property
+    def steps_per_epoch(self) -> int:
+        """Full global batches in one pass over the data (the last partial batch is dropped)."""
+        return self.num_samples // self.global_batch
+
     def next(self) -> torch.Tensor:
         """Indices (on the CPU) of this rank's part of the next global batch; drops the last partial batch."""
         return self.next_batch()[0]

@@ -138,7 +138,8 @@ class TrainingRun:
         trainer = cfg.trainer
         # A bad metric name fails now, not at the end.
         self.metric_names = resolve_metric_names(cfg.eval.metrics, self.session.recipe, self.session.data, cfg.eval)
-        self.schedules = learning_rate_schedules(self.training.optimizers, trainer.max_steps, trainer.lr_decay_from)
+        self.schedules = learning_rate_schedules(self.training.optimizers, trainer.max_steps, trainer.lr_decay_from,
+                                                 trainer.lr_decay_every, self.training.steps_per_epoch)
         self.best = BestCheckpoint(self.files.best_checkpoint, trainer.best_metric, trainer.best_mode, self.metric_names)
         self.average = weight_average(self.session.recipe, trainer.ema)   # what evaluation and grids use
         # The loop's own stateful helpers, each checkpointed under its name.

@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.utils.parametrize import is_parametrized
 
-from msgan_cli.config import compose_config, config_changes, load_saved_config, without_retired
+from msgan_cli.config import compose_config, config_changes, in_current_form, load_saved_config
 from msgan_cli.core.checkpoints import load_checkpoint
 from msgan_cli.core.distributed import ProcessInfo, process_info
 from msgan_cli.core.run_files import RunFiles
@@ -123,7 +123,7 @@ def load_trained_session(run_dir: Path, device: str | None = None):
     if "config" in state and (changes := config_changes(state["config"], OmegaConf.to_container(cfg, resolve=True))):
         log.warning("%s differs from the config its checkpoint was trained with (%s): the checkpoint's is used.",
                     RunFiles(run_dir).config, "; ".join(changes[:6]))
-        trained = OmegaConf.create(without_retired(state["config"]))
+        trained = OmegaConf.create(in_current_form(state["config"]))
         trained.eval, trained.hardware = cfg.eval, cfg.hardware   # what evaluates it, and where: as asked now
         cfg = trained
     if device is not None:

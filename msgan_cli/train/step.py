@@ -108,6 +108,7 @@ class Training:
     pairs: int                                         # samples per condition (samples_per_condition)
     source: BatchSource
     guard: DivergenceGuard
+    steps_per_epoch: int                               # full global batches in one pass over the training split
 
     def step(self, step: int) -> None:
         training_step(self.session, self.phases, self.optimizers, self.parameters, self.source, self.pairs, step,
@@ -126,7 +127,7 @@ def build_training(cfg: DictConfig, info: distributed.ProcessInfo | None = None)
         raise UserError(f"{error}: lower trainer.batch_size.") from None
     return Training(session, phases, optimizers, phase_parameters(session.recipe, phases),
                     samples_per_condition(session.regularizers), session.data.train.source(sampler, cfg.seed),
-                    DivergenceGuard([phase.name for phase in phases], session.device))
+                    DivergenceGuard([phase.name for phase in phases], session.device), sampler.steps_per_epoch)
 
 
 def phases_and_optimizers(session: Session) -> tuple[list[Phase], dict[str, torch.optim.Optimizer]]:
@@ -145,18 +146,35 @@ def phase_parameters(recipe: Recipe, phases: list[Phase]) -> dict[str, list[torc
     return {p.name: [q for net in p.networks for q in getattr(recipe, net).parameters()] for p in phases}
 
 
-def learning_rate_schedules(optimizers: dict[str, torch.optim.Optimizer], max_steps: int,
-                            decay_from: float | None) -> dict[str, torch.optim.lr_scheduler.LambdaLR]:
-    """The reference codes' schedule, one scheduler per optimiser, stepped once per training step: the
-    learning rate constant until `decay_from * max_steps`, then linearly down to 0 at `max_steps`
-    (BicycleGAN / DRIT: 'lambda' rule; StarGAN the same over its last 100,000 steps). None: constant."""
+DECAY_UNITS = ("step", "epoch")
+
+
+def learning_rate_schedules(optimizers: dict[str, torch.optim.Optimizer], max_steps: int, decay_from: float | None,
+                            every: str = "step", steps_per_epoch: int = 1) -> dict[str, torch.optim.lr_scheduler.LambdaLR]:
+    """One scheduler per optimiser, stepped once per training step: the learning rate constant for the
+    first `decay_from` of the run, then decaying linearly. None: constant.
+
+    `every="step"`: a new rate every step, reaching 0 at `max_steps` (the paper's StarGAN schedule).
+    `every="epoch"`: the reference codes' 'lambda' rule (BicycleGAN's and MSGAN's Pix2Pix, DRIT), a new
+    rate once per epoch of `steps_per_epoch` steps: at epoch e (from 0) of n, with n_const = decay_from
+    x n constant ones, the rate is lr x (1 - max(0, e - n_const) / (n - n_const + 1)), so the last epoch
+    runs at 2 / (n - n_const + 1) of it (Pix2Pix's 200 epochs: 2/101), not at 0."""
     if decay_from is None:
         return {}
     if not 0 <= decay_from < 1:
         raise UserError(f"trainer.lr_decay_from must be a fraction of max_steps in [0, 1), or null; got {decay_from}.")
-    start = decay_from * max_steps
+    if every not in DECAY_UNITS:
+        raise UserError(f"trainer.lr_decay_every must be step or epoch; got {every!r}.")
+    if every == "epoch":
+        epochs = max_steps / steps_per_epoch
+        constant, decaying = decay_from * epochs, epochs - decay_from * epochs
 
-    def factor(step: int) -> float:
-        return 1.0 if step <= start else max(0.0, (max_steps - step) / (max_steps - start))
+        def factor(step: int) -> float:
+            return 1.0 - max(0.0, step // steps_per_epoch - constant) / (decaying + 1)
+    else:
+        start = decay_from * max_steps
+
+        def factor(step: int) -> float:
+            return 1.0 if step <= start else max(0.0, (max_steps - step) / (max_steps - start))
 
     return {name: torch.optim.lr_scheduler.LambdaLR(optimizer, factor) for name, optimizer in optimizers.items()}
