@@ -7,10 +7,11 @@ line, the 40 attribute names on the second, then per image its file name and 40 
 those among `dataset.exclusive` (the hair colours) are one exclusive group (`data/attributes.py`).
 
 As the reference: the rows are shuffled with Python's `random` seeded 1234 and the first
-`dataset.test_images` held out for testing (2,000; the reference's `(i+1) < 2000` keeps 1,999, so its
-test set is ours less the last image); training images are flipped left-right at random (from the
-sample's augmentation seed); every image is centre-cropped to `dataset.crop` (178) and resized to
-`dataset.resolution` (bilinear, antialiased, as torchvision's Resize on PIL images).
+`dataset.test_images` held out for testing (1,999: the reference's loop sends row i to the test set
+while `(i+1) < 2000`, so its 2,000th row is its first training image, and so is ours); training images
+are flipped left-right at random (from the sample's augmentation seed); every image is centre-cropped
+to `dataset.crop` (178) and resized to `dataset.resolution` (bilinear, antialiased, as torchvision's
+Resize on PIL images).
 
 Classes are the combinations of the selected attributes that occur in the file (what the evaluation
 classifier learns, `Attributes.by_class`). Streamed through DataLoader workers unless the decoded

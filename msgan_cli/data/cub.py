@@ -107,9 +107,10 @@ def decode(path: Path, box, load_size: int) -> torch.Tensor:
             image = bird_crop(image.convert("RGB"), box)
     except UNREADABLE_IMAGE as error:
         raise UserError(f"{path} cannot be decoded ({error}): replace it (dataset=cub needs every listed image).") from None
-    scale = load_size / min(image.size)
-    image = image.resize((max(load_size, round(image.width * scale)), max(load_size, round(image.height * scale))),
-                         Image.BILINEAR)
+    # torchvision's Resize(load_size), as the reference: the smaller side to load_size, the longer to
+    # int(load_size * long / short), truncated (rounding made a third of CUB's images one pixel longer).
+    short = min(image.size)
+    image = image.resize((int(load_size * image.width / short), int(load_size * image.height / short)), Image.BILINEAR)
     left, top = (image.width - load_size) // 2, (image.height - load_size) // 2
     array = np.asarray(image.crop((left, top, left + load_size, top + load_size)), dtype=np.uint8)
     return torch.from_numpy(array.transpose(2, 0, 1).copy())
