@@ -7,8 +7,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import compose, load_metrics, state_of, tensorboard_tags, tiny, train_run
-from datafiles import write_cifar, write_fashion, write_image_folder, write_paired_folder
+from conftest import TINY_MODELS, compose, load_metrics, state_of, tensorboard_tags, tiny, train_run
+from datafiles import (
+    write_celeba,
+    write_cifar,
+    write_cub,
+    write_fashion,
+    write_image_folder,
+    write_paired_folder,
+    write_unpaired_folder,
+)
 from msgan_cli.core.context import StepContext
 from msgan_cli.errors import UserError
 from msgan_cli.regularizers import REGULARIZERS
@@ -32,6 +40,14 @@ def dataset_overrides(name: str, tmp_path) -> list[str]:
     if name == "paired_folder":   # pix2pix's format, streamed through a worker process
         return ["dataset=paired_folder", f"dataset.root={write_paired_folder(root, {'train': 20, 'val': 4}, height=36)}",
                 "dataset.resolution=32", "dataset.in_memory=false", "dataset.workers=1"]
+    if name == "unpaired_folder":
+        return ["dataset=unpaired_folder", f"dataset.root={write_unpaired_folder(root)}", "dataset.resolution=16",
+                "dataset.load_size=20", "dataset.workers=0"]
+    if name == "cub":
+        return ["dataset=cub", f"dataset.root={write_cub(root, dim=16)}", "model.embedding_dim=16", "dataset.workers=0",
+                "dataset.resolution=32", "trainer.batch_size=4"]   # three stages from 8 px; 6 training images
+    if name == "celeba":
+        return ["dataset=celeba", f"dataset.root={write_celeba(root)}", "dataset.test_images=4", "dataset.workers=0"]
     return [f"dataset={name}"]
 
 
@@ -192,12 +208,19 @@ def test_every_preset_trains_and_evaluates(tmp_path, experiment):
     from omegaconf import OmegaConf
 
     from msgan_cli.config import flat
-    dataset = compose(f"experiment={experiment}").dataset.name
-    shrunk = [*dataset_overrides(dataset, tmp_path), "trainer.eval_every=0", "trainer.best_metric=null"]
-    metrics = train_run(tmp_path, f"experiment={experiment}", *shrunk)
+    preset = compose(f"experiment={experiment}")
+    dataset, model = preset.dataset.name, preset.model.name
     expected = {"ring8": "modes_2d/modes", "grid25": "modes_2d/modes", "stacked_fashion_mnist": "stacked_modes/modes",
-                "digits": "ndb_jsd/per_class_mean_jsd", "fashion_mnist": "fid/classifier",
-                "outline_fill": "modes_per_input/modes", "paired_folder": "pairwise_div/pixel_l1"}[dataset]
+                "digits": "ndb_jsd/per_class_mean_jsd", "fashion_mnist": "fid/classifier", "cifar10": "fid/classifier",
+                "outline_fill": "modes_per_input/modes", "paired_folder": "pairwise_div/pixel_l1",
+                "unpaired_folder": "pairwise_div/AtoB/pixel_l1", "cub": "pairwise_div/stage2/pixel_l1",
+                "celeba": "domain_acc/to_Male/all"}[dataset]
+    # The paper-sized networks and images, shrunk as each model's own tests shrink them; one metric (each
+    # preset's other metrics are tested where they are defined).
+    small = [o for o in TINY_MODELS.get(model, []) if not o.startswith(("model=", "dataset="))]
+    shrunk = [*small, *dataset_overrides(dataset, tmp_path), "trainer.eval_every=0", "trainer.best_metric=null",
+              "trainer.max_steps=2", f"eval.metrics=[{expected.split('/')[0]}]"]
+    metrics = train_run(tmp_path, f"experiment={experiment}", *shrunk)
     assert expected in metrics and all(math.isfinite(v) for v in metrics.values())
     preset = OmegaConf.load(Path(__file__).parents[1] / "conf" / "experiment" / f"{experiment}.yaml")
     stated = flat(OmegaConf.to_container(preset, resolve=False))
