@@ -154,3 +154,18 @@ def test_cub_bad_input_is_one_sentence(tmp_path):
         load_dataset(cub_cfg(tmp_path))
     with pytest.raises(UserError, match="dataset=cub needs dataset.root="):
         load_dataset(OmegaConf.merge(OmegaConf.load("conf/dataset/cub.yaml"), {"resolution": 16}))
+
+
+def test_the_resize_to_304_is_torchvisions():
+    """StackGAN-v2 resizes with torchvision's Resize(304), which truncates the longer side; msgan rounded it,
+    so a third of CUB's images came out one pixel longer than the reference's (before its crop)."""
+    import numpy as np
+    from PIL import Image
+    from torchvision import transforms
+
+    from msgan_cli.data.cub import resize_shorter_side
+    rng = np.random.default_rng(0)
+    for width, height in ((500, 375), (333, 500), (471, 307), (300, 301)):
+        image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+        ours, reference = resize_shorter_side(image, 304), transforms.Resize(304)(image)
+        assert ours.size == reference.size and np.array_equal(np.asarray(ours), np.asarray(reference)), (width, height)

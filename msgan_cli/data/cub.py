@@ -100,6 +100,13 @@ def bird_crop(image: Image.Image, box: tuple[float, float, float, float]) -> Ima
                        min(image.width, centre_x + r), min(image.height, centre_y + r)))
 
 
+def resize_shorter_side(image: Image.Image, size: int) -> Image.Image:
+    """torchvision's Resize(size) on a PIL image, as the reference calls it: the smaller side to `size`, the
+    longer to int(size * long / short), truncated (rounding made a third of CUB's images a pixel longer)."""
+    short = min(image.size)
+    return image.resize((int(size * image.width / short), int(size * image.height / short)), Image.BILINEAR)
+
+
 def decode(path: Path, box, load_size: int) -> torch.Tensor:
     """uint8 (3, load_size, load_size): cropped to the bird, smaller side resized, long side centre-cropped."""
     try:
@@ -107,10 +114,7 @@ def decode(path: Path, box, load_size: int) -> torch.Tensor:
             image = bird_crop(image.convert("RGB"), box)
     except UNREADABLE_IMAGE as error:
         raise UserError(f"{path} cannot be decoded ({error}): replace it (dataset=cub needs every listed image).") from None
-    # torchvision's Resize(load_size), as the reference: the smaller side to load_size, the longer to
-    # int(load_size * long / short), truncated (rounding made a third of CUB's images one pixel longer).
-    short = min(image.size)
-    image = image.resize((int(load_size * image.width / short), int(load_size * image.height / short)), Image.BILINEAR)
+    image = resize_shorter_side(image, load_size)
     left, top = (image.width - load_size) // 2, (image.height - load_size) // 2
     array = np.asarray(image.crop((left, top, left + load_size, top + load_size)), dtype=np.uint8)
     return torch.from_numpy(array.transpose(2, 0, 1).copy())
