@@ -165,7 +165,9 @@ def test_the_resize_to_304_is_torchvisions():
 
     from msgan_cli.data.cub import resize_shorter_side
     rng = np.random.default_rng(0)
-    for width, height in ((500, 375), (333, 500), (471, 307), (300, 301)):
+    # 500 x 371 -> 409.7 x 304 and 371 x 500 -> 304 x 409.7: rounding gives 410, torchvision 409
+    for width, height in ((500, 371), (371, 500), (500, 375), (300, 301)):
         image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
         ours, reference = resize_shorter_side(image, 304), transforms.Resize(304)(image)
         assert ours.size == reference.size and np.array_equal(np.asarray(ours), np.asarray(reference)), (width, height)
+    assert transforms.Resize(304)(Image.new("RGB", (500, 371))).size == (409, 304)
