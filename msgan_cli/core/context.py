@@ -5,7 +5,9 @@ The generated batch is made by one batched G call per step and reused by all pha
 detached, G with gradients), as in the MSGAN code. When a regulariser asks for k samples per
 condition (mode seeking asks for 2), each condition (a class index, an input image, whatever the
 recipe takes: `data/batch.py`) is repeated k times along the batch axis with independent latents,
-so group j of the output is `images[j*n:(j+1)*n]`.
+so group j of the output is `images[j*n:(j+1)*n]`. D judges each group in its own call
+(`Generated.judge`), as the MSGAN code calls D on each fake half: with BatchNorm in D, each group is
+normalised by its own statistics.
 
 Two layouts, `trainer.pair_batch`:
 - `doubled` (the MSGAN code): every real condition gets k latents, so G and D see k x batch fakes
