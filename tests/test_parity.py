@@ -100,15 +100,30 @@ class OneBatch:
         return self.batch.to(device)
 
 
-def step_as_the_loop_does(training: Training, batch: Batch, monkeypatch) -> dict[str, dict]:
+def detached(output):
+    """A copy of a network's output, cut from the graph: a tensor, or a tuple or list of them (D's two heads,
+    G's stages)."""
+    if isinstance(output, (list, tuple)):
+        return type(output)(o.detach().clone() for o in output)
+    return output.detach().clone()
+
+
+def step_as_the_loop_does(training: Training, batch: Batch, monkeypatch, with_inputs: bool = False) -> dict[str, dict]:
     """One `Training.step` (the loop's) on `batch`; per phase, what its optimiser step saw: the reported terms,
-    the gradients of its parameters, the outputs of each network's calls in the phase, and the parameters
-    after the step."""
+    the gradients of its parameters, the outputs of each network's calls in the phase (with `with_inputs`, each
+    call's first input beside its output), and the parameters and buffers (BatchNorm's running statistics) after
+    the step."""
     recipe = training.session.recipe
     names = {id(p): name for name, p in recipe.named_parameters()}
     calls: dict[str, list] = {net: [] for net in ("generator", *recipe.discriminator_names)}
+
+    def record(net):
+        def hook(module, args, out):
+            calls[net].append((detached(args[0]), detached(out)) if with_inputs else detached(out))
+        return hook
+
     for net in calls:
-        getattr(recipe, net).register_forward_hook(lambda m, i, out, net=net: calls[net].append(out.detach().clone()))
+        getattr(recipe, net).register_forward_hook(record(net))
     seen: dict[str, dict] = {}
     for phase in training.phases:
         optimizer = training.optimizers[phase.optimizer]
@@ -121,6 +136,7 @@ def step_as_the_loop_does(training: Training, batch: Batch, monkeypatch) -> dict
                 outs.clear()
             result = _step(*args, **kwargs)
             seen[_phase]["after"] = {names[id(p)]: p.detach().clone() for p in parameters}
+            seen[_phase]["buffers"] = {name: b.detach().clone() for name, b in recipe.named_buffers()}
             return result
 
         monkeypatch.setattr(optimizer, "step", step)

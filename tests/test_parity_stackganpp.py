@@ -52,10 +52,18 @@ import re
 
 import pytest
 import torch
-from test_parity import OneBatch, assert_adam_step, assert_gradients, assert_loss, assert_near, recording, renamed, use_latents
+from test_parity import (
+    assert_adam_step,
+    assert_gradients,
+    assert_loss,
+    assert_near,
+    recording,
+    renamed,
+    step_as_the_loop_does,
+    use_latents,
+)
 
 from conftest import compose
-from msgan_cli.core import stats
 from msgan_cli.core.batch import Batch
 from msgan_cli.train.ema import weight_average
 from msgan_cli.train.step import Training, build_training
@@ -163,41 +171,6 @@ def stackganpp(monkeypatch, colour: bool = False) -> tuple[dict, Training, Batch
     use_latents(recipe, monkeypatch, torch.cat([ref["z1"], ref["z2"]]))
     real, wrong = images(ref["pixels"]), images(ref["wrong_pixels"])
     return ref, training, Batch(real, None, {"text": ref["text"], "wrong": wrong})
-
-
-def detached(output):
-    return [o.detach().clone() for o in output] if isinstance(output, (list, tuple)) else output.detach().clone()
-
-
-def step_as_the_loop_does(training: Training, batch: Batch, monkeypatch) -> dict[str, dict]:
-    """test_parity.py's helper of that name for networks whose outputs are lists (G's stages, D's two logits): one
-    `Training.step` (the loop's) on `batch`; per phase, what its optimiser step saw (the reported terms, the
-    gradients of its parameters, each network's outputs per call), and the parameters and buffers (BatchNorm's
-    running statistics) after the step."""
-    recipe = training.session.recipe
-    names = {id(p): name for name, p in recipe.named_parameters()}
-    calls: dict[str, list] = {net: [] for net in ("generator", *recipe.discriminator_names)}
-    for net in calls:
-        getattr(recipe, net).register_forward_hook(lambda m, args, out, net=net: calls[net].append(detached(out)))
-    seen: dict[str, dict] = {}
-    for phase in training.phases:
-        optimizer = training.optimizers[phase.optimizer]
-
-        def step(*args, _phase=phase.name, _optimizer=optimizer, _step=optimizer.step, **kwargs):
-            parameters = [p for group in _optimizer.param_groups for p in group["params"]]
-            seen[_phase] = {"terms": stats.collect(), "calls": {net: list(outs) for net, outs in calls.items()},
-                            "grads": {names[id(p)]: p.grad.detach().clone() for p in parameters}}
-            for outs in calls.values():
-                outs.clear()
-            result = _step(*args, **kwargs)
-            seen[_phase]["after"] = {names[id(p)]: p.detach().clone() for p in parameters}
-            seen[_phase]["buffers"] = {name: b.detach().clone() for name, b in recipe.named_buffers()}
-            return result
-
-        monkeypatch.setattr(optimizer, "step", step)
-    training.source = OneBatch(batch)
-    training.step(0)
-    return seen
 
 
 def reference_d_terms(ref: dict, stage: str) -> dict[str, torch.Tensor]:

@@ -31,10 +31,17 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_parity import OneBatch, assert_adam_step, assert_gradients, assert_loss, assert_near, assert_optimisers, recording
+from test_parity import (
+    assert_adam_step,
+    assert_gradients,
+    assert_loss,
+    assert_near,
+    assert_optimisers,
+    recording,
+    step_as_the_loop_does,
+)
 
 from conftest import compose
-from msgan_cli.core import stats
 from msgan_cli.core.batch import Batch
 from msgan_cli.data import load_dataset
 from msgan_cli.models.stargan.networks import layers_for
@@ -146,41 +153,6 @@ def stargan(tmp_path) -> tuple[dict, Training, Batch]:
     return ref, training, reference_batch(training, ref)
 
 
-def detached(output):
-    return tuple(o.detach().clone() for o in output) if isinstance(output, tuple) else output.detach().clone()
-
-
-def step_as_the_loop_does(training: Training, batch: Batch, monkeypatch) -> dict[str, dict]:
-    """test_parity.py's helper of that name for networks whose outputs are tuples (D's two heads): one
-    `Training.step` (the loop's) on `batch`; per phase, what its optimiser step saw (the reported terms, the
-    gradients of its parameters, each network's calls in the phase, inputs and outputs) and the parameters after
-    the step."""
-    recipe = training.session.recipe
-    names = {id(p): name for name, p in recipe.named_parameters()}
-    calls: dict[str, list] = {"generator": [], "discriminator": []}
-    for net in calls:
-        getattr(recipe, net).register_forward_hook(
-            lambda m, args, out, net=net: calls[net].append((detached(args[0]), detached(out))))
-    seen: dict[str, dict] = {}
-    for phase in training.phases:
-        optimizer = training.optimizers[phase.optimizer]
-
-        def step(*args, _phase=phase.name, _optimizer=optimizer, _step=optimizer.step, **kwargs):
-            parameters = [p for group in _optimizer.param_groups for p in group["params"]]
-            seen[_phase] = {"terms": stats.collect(), "calls": {net: list(outs) for net, outs in calls.items()},
-                            "grads": {names[id(p)]: p.grad.detach().clone() for p in parameters}}
-            for outs in calls.values():
-                outs.clear()
-            result = _step(*args, **kwargs)
-            seen[_phase]["after"] = {names[id(p)]: p.detach().clone() for p in parameters}
-            return result
-
-        monkeypatch.setattr(optimizer, "step", step)
-    training.source = OneBatch(batch)
-    training.step(0)
-    return seen
-
-
 def assert_heads(output: tuple[torch.Tensor, torch.Tensor], expected: dict, what: str) -> None:
     src, cls = output
     assert_near(src, expected["src"], f"D's patch logits on {what}")
@@ -197,7 +169,7 @@ def test_stargan_step_is_the_references(tmp_path, monkeypatch):
     options, recipe = ref["options"], training.session.recipe
     gan = recipe.gan_loss
     draws = use_reference_draws(monkeypatch, ref)
-    seen = step_as_the_loop_does(training, batch, monkeypatch)
+    seen = step_as_the_loop_does(training, batch, monkeypatch, with_inputs=True)
     assert draws == {"randperm": 1, "rand": 1}, f"msgan drew {draws}: once each, as the reference"
     d, g = seen["D"], seen["G"]
 
