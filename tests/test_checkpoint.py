@@ -284,19 +284,29 @@ def test_a_run_saved_with_keys_since_retired_resumes_evaluates_and_reports(tmp_p
         train_run(tmp_path / "weighted", *overrides, "+reg.sn.weight=2")
 
 
-# A kill -9 while torch.save is writing the temporary file of checkpoint number `KILL_AT` (counting from
-# 1 in this process): half the bytes are on disk, the process dies without any handler running.
+# A kill -9 while the temporary file of checkpoint number `kill_at` (counting from 1 in this process) is being
+# written: half the archive's bytes are on disk, the process dies without any handler running.
 KILL_DURING_WRITE = """
-import os, signal, sys, torch
+import builtins, os, signal, sys
 from msgan_cli import cli
-real_save, writes = torch.save, [0]
-def save(state, file, *args, **kwargs):
-    writes[0] += 1
-    if writes[0] == {kill_at}:
-        file.write(b"PK" + os.urandom(4096)); file.flush()   # a torch zip archive's first bytes, then noise
-        os.kill(os.getpid(), signal.SIGKILL)
-    real_save(state, file, *args, **kwargs)
-torch.save = save
+from msgan_cli.core import checkpoints
+writes = [0]
+class HalfWritten:   # the checkpoint's temporary file, killed with half the archive written at the chosen write
+    def __init__(self, file):
+        self.file = file
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        return self.file.__exit__(*exc)
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+    def write(self, data):
+        writes[0] += 1
+        if writes[0] == {kill_at}:
+            self.file.write(bytes(data)[:len(data) // 2]); self.file.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.file.write(data)
+checkpoints.open = lambda *args, **kwargs: HalfWritten(builtins.open(*args, **kwargs))
 sys.exit(cli.main(sys.argv[1:]))
 """
 
