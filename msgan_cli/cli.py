@@ -12,7 +12,7 @@ commands:
   train     train one run (Hydra: dataset=, model=, reg=, hardware=, experiment=, -m for sweeps)
   eval      metrics of a finished run:      msgan eval run=DIR [metrics=[...]]
   sample    sample grids from a run:        msgan sample run=DIR n=64 [condition=C]
-  report    one table of a sweep:           msgan report SWEEP_DIR
+  report    one table of a sweep:           msgan report SWEEP_DIR [baseline=ROW]
   train-classifier  the metrics' classifier:  msgan train-classifier dataset=NAME
 
 examples:

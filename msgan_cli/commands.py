@@ -109,7 +109,7 @@ def print_run_summary(run_dir: Path, metrics: dict[str, float]) -> None:
     from msgan_cli.core.distributed import process_info
     if not process_info().is_main:
         return
-    from msgan_cli.report import PER_CLASS  # per-class values stay in metrics.json, not on the terminal
+    from msgan_cli.report.columns import PER_CLASS  # per-class values stay in metrics.json, not on the terminal
     shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if not PER_CLASS.search(k))
     files = RunFiles(run_dir)
     grids = sorted(files.samples.glob("final*.png"))   # final.png, or one per translation direction
@@ -333,13 +333,22 @@ def write_images(folder: Path, images, names: list[str]) -> list[Path]:
 
 
 def report_command(arguments: list[str]) -> Path:
-    """`msgan report SWEEP_DIR`: the sweep's tables (a row per method and setting, mean +- std over
-    seeds), written beside it as report.md, report.csv and report.png."""
-    from msgan_cli.report import build_report
+    """`msgan report SWEEP_DIR [baseline=ROW] [interval=t|bootstrap] [confidence=0.95]`: the sweep's tables (a
+    row per method and setting, mean +- std and the interval of the mean over seeds, each method paired by
+    seed with the baseline row), written beside it as report.md, report.csv and report.png."""
+    from msgan_cli.report import ReportOptions, build_report
+    from msgan_cli.report.statistics import IntervalOptions
 
     if not arguments or "=" in arguments[0]:
-        raise UserError("Usage: msgan report SWEEP_DIR  (a multirun folder, e.g. multirun/2026-11-23/12-00-00).")
-    markdown_path, text = build_report(Path(arguments[0]))
+        raise UserError("Usage: msgan report SWEEP_DIR [key=value ...]  (a multirun folder, e.g. "
+                        "multirun/2026-11-23/12-00-00; msgan report --help lists the options).")
+    cfg = compose_config("report", arguments[1:])
+    try:
+        intervals = IntervalOptions(str(cfg.interval), float(cfg.confidence), int(cfg.bootstrap_resamples),
+                                    int(cfg.bootstrap_seed))
+    except (ValueError, TypeError) as error:
+        raise UserError(f"{error}.") from None
+    markdown_path, text = build_report(Path(arguments[0]), ReportOptions(str(cfg.baseline), intervals))
     print(text)
     print(f"Wrote {markdown_path}, {markdown_path.with_suffix('.csv')} and {markdown_path.with_suffix('.png')}")
     return markdown_path

@@ -157,10 +157,15 @@ def test_multirun_sweep_and_report(tmp_path):
     assert len(list(sweep.glob("*/metrics.json"))) == 8
     report = run_msgan("report", str(sweep))
     assert report.returncode == 0, report.stderr
-    rows = [line for line in report.stdout.splitlines() if line.startswith("| ms") or line.startswith("| none")]
+    table, paired = report.stdout.split("Paired with none by seed")
+    rows = [line for line in table.splitlines() if line.startswith("| ms") or line.startswith("| none")]
     # The baseline first; reg=none ignores the swept ms weight: its 4 runs are 2 seeds, said so.
     assert [row.split(" | ")[0:3] for row in rows] == [["| none", "2", "4"], ["| ms(w=0.5)", "2", "2"],
                                                         ["| ms(w=2)", "2", "2"]]
+    # each weight paired with none's 2 seeds (the mean of its two runs per seed), which 2 seeds cannot decide
+    assert [line.split(" | ")[:2] for line in paired.splitlines() if line.startswith("| ms")] == [
+        ["| ms(w=0.5)", "2"], ["| ms(w=2)", "2"]]
+    assert "With 2 paired seeds the sign-flip test's smallest possible p is 2/2^2 = 0.5" in paired
     assert "seed 0 has 2 runs of the same configuration, averaged" in report.stdout
     assert (sweep / "report.md").exists() and (sweep / "report.csv").exists()
     assert (sweep / "report.png").stat().st_size > 1000     # the metric against the swept weight

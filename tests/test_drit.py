@@ -198,7 +198,7 @@ def test_each_direction_is_evaluated_on_its_own_inputs_targets_and_modes(monkeyp
 
 
 def test_report_keeps_the_directions_apart():
-    from msgan_cli.report import direction, ordered_metrics, table_columns
+    from msgan_cli.report.columns import direction, ordered_metrics, table_columns
     names = {"fid/BtoA/classifier", "fid/AtoB/classifier", "modes_per_input/BtoA/modes", "modes_per_input/AtoB/modes",
              "pairwise_div/AtoB/pixel_l1", "mode_score/BtoA", "mode_score/AtoB/classifier_test_acc",
              "mode_score/BtoA/classifier_test_acc"}

@@ -17,7 +17,7 @@ from msgan_cli.metrics import (
     pairwise_distances,
 )
 from msgan_cli.metrics.modes import modes_per_input
-from msgan_cli.report import mean_std
+from msgan_cli.report.statistics import mean_std
 
 
 def test_modes_2d_counts_exactly_the_covered_modes():

@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from msgan_cli.report import build_report, direction
+from conftest import run_msgan
+from msgan_cli.errors import UserError
+from msgan_cli.report import ReportOptions, build_report
+from msgan_cli.report.columns import direction
 
 
 def write_run(path: Path, overrides: list[str], metrics: dict[str, float], seed: int = 0,
@@ -23,9 +26,16 @@ def write_run(path: Path, overrides: list[str], metrics: dict[str, float], seed:
 MS = {"ms": {"enabled": True, "weight": 1.0}}
 
 
-def table_rows(text: str) -> list[list[str]]:
-    return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
-            if line.startswith("| ") and not line.startswith("| method")]
+def table_rows(text: str, header: str = "| method | ") -> list[list[str]]:
+    """The cells of the first table whose header starts with `header`: the main table by default."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header)) + 2   # past the header and |---|
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("| "):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return rows
 
 
 def test_a_sweep_over_another_option_gets_a_column_and_no_run_vanishes(tmp_path):
@@ -46,7 +56,7 @@ def test_runs_of_one_configuration_and_seed_are_said_and_averaged_per_seed(tmp_p
     _, text = build_report(tmp_path)
     header = next(line for line in text.splitlines() if line.startswith("| method"))
     assert header.startswith("| method | seeds | runs | ndb_jsd/ndb ↓ |")   # no reg.ms.weight column
-    assert table_rows(text)[0][:4] == ["none", "2", "4", "4 ± 2.8"]      # seeds' means 2 and 6
+    assert table_rows(text)[0][:4] == ["none", "2", "4", "4 ± 2.8 [-21.4, 29.4]"]   # seeds' means 2 and 6; t(0.975, 1 df) = 12.71
     assert "seed 0 has 2 runs of the same configuration, averaged" in text
 
 
@@ -64,7 +74,8 @@ def test_the_csv_holds_numbers_and_the_table_marks_the_best_with_the_baseline_fi
     assert "modes_per_input/ideal_modes |" in header and "ideal_modes ↑" not in header   # context: no direction
     rows = table_rows(text)
     assert [row[0] for row in rows] == ["none", "ms(w=1)"]
-    assert rows[1][2] == "**3.1 ± 0.14**" and rows[1][3] == "**16 ± 1.4**"   # modes (higher) and FID (lower)
+    # modes (higher) and FID (lower): the best mean, the interval of the mean, better than none on both seeds
+    assert rows[1][2] == "**3.1 ± 0.14 [1.83, 4.37]** ▲" and rows[1][3] == "**16 ± 1.4 [3.29, 28.7]** ▲"
     assert "**" not in "".join(rows[0][2:4])
     with open(tmp_path / "report.csv") as f:
         records = list(csv.DictReader(f))
@@ -95,7 +106,7 @@ def test_one_setting_written_two_ways_is_one_row_and_display_options_are_no_colu
         OmegaConf.save(cfg, path / ".hydra" / "config.yaml")
     _, text = build_report(tmp_path)
     assert "| method | seeds | class_acc ↑ |" in text
-    assert [row[:3] for row in table_rows(text)] == [["none", "2", "0.55 ± 0.071"]]
+    assert [row[:3] for row in table_rows(text)] == [["none", "2", "0.55 ± 0.071 [-0.0853, 1.19]"]]
 
 
 def test_runs_given_the_same_options_whose_configs_differ_are_averaged_with_a_warning(tmp_path):
@@ -142,3 +153,96 @@ def test_rows_of_a_numeric_sweep_are_in_numeric_order(tmp_path):
         write_run(tmp_path / str(i), ["reg=none", f"model.width={width}"], {"class_acc": 0.5})
     _, text = build_report(tmp_path)
     assert [row[1] for row in table_rows(text)] == ["8", "16", "32"]
+
+
+def paired_sweep(tmp_path: Path, gains: list[float], metric: str = "modes_per_input/modes") -> None:
+    """reg=none and reg=ms over len(gains) seeds; ms's value on seed s is none's plus gains[s]."""
+    for seed, gain in enumerate(gains):
+        base = 1.0 + 0.37 * seed
+        write_run(tmp_path / f"none{seed}", ["reg=none", f"seed={seed}"], {metric: base}, seed=seed)
+        write_run(tmp_path / f"ms{seed}", ["reg=ms", f"seed={seed}"], {metric: base + gain}, seed=seed, reg=MS)
+
+
+def test_a_method_better_on_every_one_of_6_seeds_is_marked_with_the_exact_p(tmp_path):
+    paired_sweep(tmp_path, [0.5, 0.7, 0.4, 0.9, 0.6, 0.8])
+    _, text = build_report(tmp_path)
+    assert table_rows(text)[1][2].endswith("▲")                # the paired difference's interval excludes 0
+    assert table_rows(text)[0][2].count("▲") == 0              # the baseline is compared with nothing
+    paired = table_rows(text, "| method | pairs |")
+    # P(better): 27 of the 36 (ms seed, none seed) pairs have ms above none
+    assert paired == [["ms(w=1)", "6", "+0.65 [0.454, 0.846] p=0.0312 P(better)=0.75"]]
+    assert "cannot reach" not in text
+    with open(tmp_path / "report.csv") as f:
+        ms = next(r for r in csv.DictReader(f) if r["method"] == "ms(w=1)")
+    assert float(ms["modes_per_input/modes:p"]) == 2 / 64 and float(ms["modes_per_input/modes:diff"]) == pytest.approx(0.65)
+    assert ms["baseline"] == "none" and ms["pairs"] == "6"
+
+
+def test_identical_runs_are_not_marked_and_have_p_1(tmp_path):
+    paired_sweep(tmp_path, [0.0] * 6)
+    _, text = build_report(tmp_path)
+    assert "▲" not in table_rows(text)[1][2] and "▼" not in table_rows(text)[1][2]
+    assert table_rows(text, "| method | pairs |") == [["ms(w=1)", "6", "+0 [0, 0] p=1 P(better)=0.50"]]
+
+
+def test_a_worse_method_is_marked_worse_on_a_lower_is_better_metric(tmp_path):
+    paired_sweep(tmp_path, [2.0, 3.0, 2.5, 2.2, 2.9, 2.4], metric="fid/classifier")   # ms raises FID on every seed
+    _, text = build_report(tmp_path)
+    assert table_rows(text)[1][2].endswith("▼")
+    assert table_rows(text, "| method | pairs |")[0][2] == "+2.5 [2.09, 2.91] p=0.0312 P(better)=0.00"   # every ms above
+
+
+def test_with_5_seeds_the_report_says_the_test_cannot_reach_significance(tmp_path):
+    paired_sweep(tmp_path, [0.5, 0.7, 0.4, 0.9, 0.6])
+    _, text = build_report(tmp_path)
+    assert "With 5 paired seeds the sign-flip test's smallest possible p is 2/2^5 = 0.0625: it cannot reach 0.05" in text
+
+
+def test_the_csv_reads_in_pandas_with_every_statistic_numeric(tmp_path):
+    pandas = pytest.importorskip("pandas")
+    paired_sweep(tmp_path, [0.5, 0.7, 0.4, 0.9, 0.6])
+    write_run(tmp_path / "single", ["reg=dsgan", "seed=0"], {"modes_per_input/modes": 2.0}, seed=0,
+              reg={"dsgan": {"enabled": True, "weight": 1.0}})   # one seed: no interval, one pair
+    build_report(tmp_path)
+    frame = pandas.read_csv(tmp_path / "report.csv")
+    statistic_columns = [c for c in frame.columns if ":" in c] + ["n", "runs", "pairs"]
+    assert len(statistic_columns) == 9 + 3
+    assert all(pandas.api.types.is_numeric_dtype(frame[c]) for c in statistic_columns), frame.dtypes
+    assert frame.set_index("method").loc["dsgan(w=1)", "modes_per_input/modes:ci_low"] != frame.loc[0, "n"]  # NaN
+
+
+def test_the_baseline_option_pairs_with_another_row_and_a_wrong_one_is_refused(tmp_path):
+    paired_sweep(tmp_path, [0.5, 0.7, 0.4, 0.9, 0.6, 0.8])
+    _, text = build_report(tmp_path, ReportOptions(baseline="ms"))
+    assert [row[0] for row in table_rows(text)] == ["ms(w=1)", "none"]    # the baseline first
+    assert table_rows(text, "| method | pairs |")[0][:2] == ["none", "6"] and table_rows(text)[1][2].endswith("▼")
+    with pytest.raises(UserError, match=r"baseline=dpm names no row of this sweep; give one of: ms\(w=1\), none"):
+        build_report(tmp_path, ReportOptions(baseline="dpm"))
+    write_run(tmp_path / "ms_half", ["reg=ms", "reg.ms.weight=0.5", "seed=0"], {"modes_per_input/modes": 1.0},
+              seed=0, reg={"ms": {"enabled": True, "weight": 0.5}})
+    with pytest.raises(UserError, match=r"matches 2 rows .*give one of them, e.g. baseline=ms\(w=0.5\)"):
+        build_report(tmp_path, ReportOptions(baseline="ms"))
+
+
+def test_a_table_without_its_baseline_row_says_so(tmp_path):
+    for seed in range(3):
+        write_run(tmp_path / f"ms{seed}", ["reg=ms", f"seed={seed}"], {"class_acc": 0.5 + seed / 10}, seed=seed, reg=MS)
+    _, text = build_report(tmp_path)
+    assert "No none row in this table to pair the methods with: give baseline=<row> (e.g. baseline=ms(w=1))." in text
+
+
+def test_a_row_sharing_no_seed_with_the_baseline_says_so(tmp_path):
+    write_run(tmp_path / "none", ["reg=none", "seed=0"], {"class_acc": 0.5}, seed=0)
+    write_run(tmp_path / "ms", ["reg=ms", "seed=1"], {"class_acc": 0.6}, seed=1, reg=MS)
+    _, text = build_report(tmp_path)
+    assert "- ms(w=1): not paired (no seed in common with none)." in text
+
+
+def test_msgan_report_takes_its_options_and_refuses_a_wrong_one_in_one_sentence(tmp_path):
+    paired_sweep(tmp_path, [0.5, 0.7, 0.4, 0.9, 0.6, 0.8])
+    done = run_msgan("report", str(tmp_path), "interval=bootstrap", "confidence=0.9", "bootstrap_resamples=2000")
+    assert done.returncode == 0, done.stderr
+    assert "[90% interval of the mean, percentile bootstrap (2,000 resamples)]" in done.stdout
+    refused = run_msgan("report", str(tmp_path), "interval=normal")
+    assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0
+    assert refused.stderr.strip() == "msgan report: interval method 'normal': use 't' or 'bootstrap'."

@@ -213,7 +213,7 @@ def test_evaluating_one_setting_again_keeps_the_other_s_numbers():
 
 def test_report_keeps_the_stages_apart():
     from msgan_cli.metric_names import split_direction
-    from msgan_cli.report import direction
+    from msgan_cli.report.columns import direction
     assert split_direction("fid/stage2_mean/classifier") == ("fid/classifier", "stage2_mean")
     assert split_direction("lpips_div/stage0") == ("lpips_div", "stage0")
     assert direction("modes_per_input/stage1/modes") == "higher" and direction("fid/stage1_mean/classifier") == "lower"

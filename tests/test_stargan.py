@@ -213,7 +213,7 @@ def test_every_edit_is_evaluated_against_the_known_modes_and_the_target_attribut
 
 def test_report_keeps_the_edits_apart():
     from msgan_cli.metric_names import split_direction
-    from msgan_cli.report import direction
+    from msgan_cli.report.columns import direction
     assert split_direction("fid/to_not_Male/classifier") == ("fid/classifier", "to_not_Male")
     assert split_direction("domain_acc/to_Blond_Hair/all") == ("domain_acc/all", "to_Blond_Hair")
     assert direction("domain_acc/to_fill0/edited") == "higher" and direction("domain_acc/to_fill0/classifier_test_acc") is None
