@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 USAGE = """usage: msgan <command> [key=value ...]
 
@@ -60,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"msgan {command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:   # a second Ctrl-C during training, or one before or after it: no traceback
-        print(f"msgan {command}: interrupted" + ("; the run's last checkpoint stays: run the same command again "
-                                                 "to resume." if command == "train" else "."), file=sys.stderr)
+        print(f"msgan {command}: interrupted" + ("; the run's last checkpoint, if it had written one, stays: run "
+                                                 "the same command again to resume." if command == "train" else "."),
+              file=sys.stderr)
         return 130
     except BrokenPipeError:   # the output was piped into a reader that stopped early (`| head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # so the exit flush does not fail again
@@ -108,6 +110,7 @@ def run_train(options: list[str]) -> int:
         check_override_grammar,
         check_reg_choices,
         first_run_of_sweep,
+        given_output_dir,
         normalize_overrides,
     )
 
@@ -122,7 +125,11 @@ def run_train(options: list[str]) -> int:
         print("# msgan: the configuration of the sweep's first run", file=sys.stderr)
     elif not shows_config and not any(o in SHELL_COMPLETION for o in options):
         from msgan_cli.core.distributed import init_process_group
+        from msgan_cli.train.runlock import check_not_in_use
         check_output_location(options, multirun)
+        run_dir = None if multirun else given_output_dir(options, multirun)
+        if run_dir is not None:
+            check_not_in_use(Path(run_dir))   # before Hydra rewrites its .hydra/
         options = share_run_dir(options, init_process_group())
     sys.argv = ["msgan", *options]   # Hydra's completion installs itself for the program named here
     try:

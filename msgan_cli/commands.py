@@ -21,7 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from msgan_cli.config import compose_config
-from msgan_cli.core.jsonfiles import last_attempt
+from msgan_cli.core.jsonfiles import last_record
 from msgan_cli.core.run_files import RunFiles, run_folders
 from msgan_cli.errors import UserError
 
@@ -45,7 +45,7 @@ def train_main(cfg: DictConfig) -> float | None:
         # In a sweep, a stop the run recorded (see loop.train) lets the others go on; SweepStops ends
         # the sweep with status 2. One it could not record (its folder in use by another process, a
         # setting refused before training) stops the sweep as it stops a single run.
-        if hydra_cfg.mode == RunMode.MULTIRUN and last_attempt(run_dir).get("stopped") == str(error):
+        if hydra_cfg.mode == RunMode.MULTIRUN and last_record(run_dir).get("stopped") == str(error):
             print(f"msgan train: run #{hydra_cfg.job.num} stopped: {error}", file=sys.stderr, flush=True)
             return None
         print(f"msgan train: {error}", file=sys.stderr, flush=True)
@@ -90,7 +90,7 @@ def stopped_runs(sweep_dir: Path, since: float) -> list[tuple[Path, str]]:
     sweep run again in its folder: only this time's stops)."""
     stopped = []
     for info in sorted(sweep_dir.rglob(RunFiles.RUN_INFO)):
-        message = last_attempt(info.parent).get("stopped")
+        message = last_record(info.parent).get("stopped")
         if message is not None and info.stat().st_mtime >= since - CLOCK_SKEW_S:
             stopped.append((info.parent, message))
     return stopped

@@ -121,16 +121,25 @@ def first_run_of_sweep(arguments: list[str]) -> list[str]:
     return flags + runs[0]
 
 
+def output_key(multirun: bool) -> str:
+    return "hydra.sweep.dir" if multirun else "hydra.run.dir"
+
+
+def given_output_dir(overrides: list[str], multirun: bool) -> str | None:
+    """The run directory (or the sweep's) the command line names, None when Hydra picks one."""
+    key = output_key(multirun)
+    given = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith(key + "=")]
+    return given[-1] if given else None
+
+
 def check_output_location(overrides: list[str], multirun: bool) -> None:
     """Hydra creates the run directory (or the sweep's) before msgan starts: a place that cannot hold it
     (under a file, read-only) would end in Hydra's traceback. One sentence instead, naming the key."""
     import tempfile
     from pathlib import Path
-    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    given = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith(key + "=")]
-    if given:
-        directory = given[-1]
-    else:
+    key = output_key(multirun)
+    directory = given_output_dir(overrides, multirun)
+    if directory is None:
         with (resources.files(CONFIG_MODULE) / "train.yaml").open() as f:
             hydra_defaults = OmegaConf.to_container(OmegaConf.load(f).hydra, resolve=False)   # ${now:} unresolved
         directory = hydra_defaults["sweep" if multirun else "run"]["dir"]

@@ -4,6 +4,7 @@ found it; damaged or unwritable folders are one sentence; only finished runs are
 import dataclasses
 import json
 import math
+import socket
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 
 from conftest import TINY, compose, msgan, run_msgan, state_of
 from msgan_cli.core.jsonfiles import write_json
+from msgan_cli.core.run_files import RunFiles
 from msgan_cli.report import build_report
 from msgan_cli.train import loop, step
 from msgan_cli.train.divergence import Diverged
@@ -128,6 +130,27 @@ def hydra_files(run) -> dict[str, str]:
     return {path.name: path.read_text() for path in sorted((run / ".hydra").glob("*.yaml"))}
 
 
+def test_a_command_refused_on_a_live_run_leaves_its_hydra_files_alone(tmp_path):
+    """Hydra rewrites .hydra/ for every command before msgan runs: a second `msgan train` on a folder in
+    use must not leave its own options in the live run's record. A single run is refused before Hydra
+    writes; a sweep's run (whose folder Hydra writes inside the sweep) puts back what training accepted."""
+    from msgan_cli.train.runlock import run_directory_lock
+    sweep = tmp_path / "sweep"
+    assert run_msgan("train", "-m", *TINY, "trainer.max_steps=2", "seed=0", f"hydra.sweep.dir={sweep}").returncode == 0
+    live = sweep / "0"
+    accepted = hydra_files(live)
+    kept = RunFiles(live).accepted_hydra
+    kept.rename(tmp_path / "kept")   # as a live run still setting up, before it has accepted its .hydra/
+    with run_directory_lock(live, "msgan train"):   # the run is training again, in another process
+        single = run_msgan("train", *TINY, "trainer.max_steps=4", f"hydra.run.dir={live}")
+        assert single.returncode == 2 and f"{live} is in use" in single.stderr, single.stderr
+        assert hydra_files(live) == accepted
+        (tmp_path / "kept").rename(kept)
+        in_sweep = run_msgan("train", "-m", *TINY, "trainer.max_steps=4", "seed=0", f"hydra.sweep.dir={sweep}")
+        assert in_sweep.returncode == 2 and f"{live} is in use" in in_sweep.stderr, in_sweep.stderr
+        assert hydra_files(live) == accepted
+
+
 def test_a_refused_resume_leaves_the_run_folder_as_it_found_it(tmp_path):
     """Hydra rewrites .hydra/ for every command run in a folder, before any check: after a refused
     `reg=ms` -> `reg=none`, msgan report listed the ms run as `none` with the refused budget, and after a
@@ -141,6 +164,7 @@ def test_a_refused_resume_leaves_the_run_folder_as_it_found_it(tmp_path):
         assert hydra_files(run) == accepted
     _, text = build_report(run)
     assert "| ms(w=1) | 1 |" in text and "Runs not in the tables" not in text
+    assert f"| {socket.gethostname()} |" in text   # where it ran: the attempt that trained, not the refusals
     evaluated = run_msgan("eval", f"run={run}", "metrics=[class_acc]", "num_samples=40")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     attempts = json.loads((run / "run_info.json").read_text())["attempts"]
@@ -254,10 +278,17 @@ def test_ctrl_c_checkpoints_and_stops_like_sigterm_and_twice_stops_at_once(tmp_p
     interrupt_after(4, monkeypatch, times=2)                   # twice, before the loop could stop
     twice = run_msgan("train", *TINY, *never, f"hydra.run.dir={run}")
     assert twice.returncode == 130 and "Traceback" not in twice.stdout + twice.stderr, twice.stderr[-2000:]
-    assert "interrupted; the run's last checkpoint stays" in twice.stderr
+    assert "interrupted; the run's last checkpoint, if it had written one, stays" in twice.stderr
     assert state_of(run)["step"] == 3                          # stopped at once: no checkpoint written
     attempt = json.loads((run / "run_info.json").read_text())["attempts"][-1]
     assert attempt["interrupted"] == {"signal": "SIGINT", "step": 4, "checkpoint_step": 3}
+
+    fresh = tmp_path / "fresh"                                 # twice before any checkpoint: nothing to resume
+    interrupt_after(1, monkeypatch, times=2)
+    assert run_msgan("train", *TINY, *never, f"hydra.run.dir={fresh}").returncode == 130
+    assert "no checkpoint was written yet: the same command starts anew" in (fresh / "train.log").read_text()
+    _, text = build_report(fresh)
+    assert "interrupted by SIGINT at step 1 before its first checkpoint; the same command starts it anew" in text
 
 
 def test_a_divergence_before_the_first_checkpoint_does_not_promise_one(tmp_path, monkeypatch):

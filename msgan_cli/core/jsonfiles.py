@@ -67,7 +67,16 @@ def read_json(path: Path) -> dict:
     return values if isinstance(values, dict) else {}
 
 
-def last_attempt(run_dir: Path) -> dict:
-    """The latest attempt's record in the run's run_info.json (train/placement.py writes it: where it
-    ran, and why it stopped or diverged); {} when there is none."""
+def last_record(run_dir: Path) -> dict:
+    """The latest record in the run's run_info.json (train/placement.py writes them: an attempt that
+    trained, where it ran and why it stopped or diverged, or a command refused before training, with
+    `refused` and `stopped`); {} when there is none. What the run's last command came to."""
     return (read_json(RunFiles(run_dir).run_info).get("attempts") or [{}])[-1]
+
+
+def last_attempt(run_dir: Path) -> dict:
+    """The latest attempt that trained (as last_record, passing over refused commands, which changed
+    nothing in the run): where the run's checkpoint and metrics come from; {} when there is none."""
+    attempts = read_json(RunFiles(run_dir).run_info).get("attempts") or []
+    started = [attempt for attempt in attempts if "refused" not in attempt]
+    return started[-1] if started else {}

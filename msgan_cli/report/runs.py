@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from msgan_cli.config import flat, load_saved_config, method_label, selected_regularizers
-from msgan_cli.core.jsonfiles import last_attempt, read_json
+from msgan_cli.core.jsonfiles import last_attempt, last_record, read_json
 from msgan_cli.core.run_files import SWEEP_RECORD, RunFiles, run_folders
 
 
@@ -198,15 +198,17 @@ def run_status(run_dir: Path) -> str:
     (a UserError: a refused option, missing data, ...; run_info.json has its message), interrupted (a
     signal: SLURM's, Ctrl-C), finished with none asked for, metrics.json damaged, or failed or
     unfinished (still running, killed, or crashed)."""
-    attempt = last_attempt(run_dir)
+    attempt = last_record(run_dir)   # a refused resume is why a run has no metrics now
     diverged, stopped, interrupted = attempt.get("diverged"), attempt.get("stopped"), attempt.get("interrupted")
     if diverged:
         return f"diverged: {diverged.get('what', 'a loss')} became NaN or inf at step {diverged.get('step', '?')}"
     if stopped:
         return f"stopped: {stopped}"
     if interrupted:
-        return (f"interrupted by {interrupted.get('signal')} at step {interrupted.get('step')} (its checkpoint: step "
-                f"{interrupted.get('checkpoint_step', interrupted.get('step'))}); the same command resumes it")
+        checkpoint = interrupted.get("checkpoint_step", interrupted.get("step"))   # SIGTERM/USR1 save at the step
+        return (f"interrupted by {interrupted.get('signal')} at step {interrupted.get('step')} "
+                + ("before its first checkpoint; the same command starts it anew" if checkpoint is None else
+                   f"(its checkpoint: step {checkpoint}); the same command resumes it"))
     metrics_file = RunFiles(run_dir).metrics
     if metrics_file.is_file():
         try:

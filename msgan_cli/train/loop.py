@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 import warnings
-from contextlib import nullcontext
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
@@ -92,7 +92,13 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
     run_dir = Path(run_dir)
     info = distributed.init_process_group()
     run = None
-    with run_directory_lock(run_dir, "msgan train") if info.is_main else nullcontext():
+    with ExitStack() as held:
+        if info.is_main:
+            try:
+                held.enter_context(run_directory_lock(run_dir, "msgan train"))
+            except UserError:   # in use by another process, after Hydra rewrote .hydra/ for this command
+                restore_accepted_hydra(RunFiles(run_dir))
+                raise
         try:
             run = TrainingRun(cfg, run_dir, info)
             return run.run()
@@ -177,8 +183,9 @@ class TrainingRun:
             raise Diverged(error.step, error.what, self.checkpointed_step) from None
         except KeyboardInterrupt:   # Ctrl-C twice: out at once; the last checkpoint written stays
             progress.close()
-            log.warning("Stopped at once by a second Ctrl-C at step %d; the checkpoint of step %s stays.", self.step,
-                        self.checkpointed_step)
+            log.warning("Stopped at once by a second Ctrl-C at step %d; %s.", self.step,
+                        "no checkpoint was written yet: the same command starts anew" if self.checkpointed_step is None
+                        else f"the checkpoint of step {self.checkpointed_step} stays")
             if self.info.is_main:
                 mark_last_attempt(self.files.root, interrupted={"signal": "SIGINT", "step": self.step,
                                                                 "checkpoint_step": self.checkpointed_step})

@@ -60,10 +60,8 @@ def record_placement(run_dir: Path, record: dict) -> None:
 
 def record_refusal(run_dir: Path, message: str) -> None:
     """An attempt refused before it started (an option, a resume with another config): its own record,
-    after the attempts that ran, so theirs stay as they were."""
-    attempts = read_json(RunFiles(run_dir).run_info).get("attempts", [])
-    refused = {"refused": datetime.now(timezone.utc).isoformat(timespec="seconds"), "stopped": message}
-    write_json(RunFiles(run_dir).run_info, {"attempts": attempts + [refused]})
+    after the attempts that ran, so theirs stay as they were (last_attempt passes over it)."""
+    record_placement(run_dir, {"refused": datetime.now(timezone.utc).isoformat(timespec="seconds"), "stopped": message})
 
 
 def mark_last_attempt(run_dir: Path, **facts) -> None:

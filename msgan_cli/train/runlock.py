@@ -16,6 +16,13 @@ from typing import Iterator
 from msgan_cli.errors import UserError
 
 
+def in_use_error(run_dir: Path, handle) -> UserError:
+    handle.seek(0)
+    using = handle.read().strip() or "another process"
+    return UserError(f"{run_dir} is in use: {using}. Wait for it to finish (then run the same command "
+                     f"again to resume or re-evaluate), or use another hydra.run.dir.")
+
+
 @contextmanager
 def run_directory_lock(run_dir: Path, holder: str) -> Iterator[None]:
     """Hold `<run_dir>/.lock` for the block; another process holding it is one sentence. `holder` says what
@@ -27,10 +34,7 @@ def run_directory_lock(run_dir: Path, holder: str) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            using = handle.read().strip() or "another process"
-            raise UserError(f"{run_dir} is in use: {using}. Wait for it to finish (then run the same command "
-                            f"again to resume or re-evaluate), or use another hydra.run.dir.") from None
+            raise in_use_error(run_dir, handle) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()} ({holder})\n")
@@ -38,3 +42,17 @@ def run_directory_lock(run_dir: Path, holder: str) -> Iterator[None]:
         yield
     finally:
         handle.close()   # releases the lock
+
+
+def check_not_in_use(run_dir: Path) -> None:
+    """Refuse at once when another process holds `run_dir`'s lock: Hydra rewrites `<run_dir>/.hydra/` for
+    every command before msgan runs, and a live run's files must not be rewritten by one that is refused.
+    A run that takes the lock between this check and the command's own is still refused by the lock."""
+    path = run_dir / ".lock"
+    if not path.is_file():
+        return
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise in_use_error(run_dir, handle) from None
