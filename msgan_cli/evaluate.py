@@ -26,8 +26,9 @@ COUNTS = {"num_samples": 1, "per_input.inputs": 1, "per_input.samples": 1, "mode
 
 
 def check_evaluation_options(options: DictConfig) -> None:
-    """Every count among the evaluation options is a whole number in range: `num_samples=0` used to train
-    a whole run and then crash in its evaluation, `msgan eval num_samples=abc` end in a traceback."""
+    """Every count among the evaluation options is a whole number in range, checked before any work: else
+    `num_samples=0` would train a whole run and then crash in its evaluation, `msgan eval num_samples=abc`
+    end in a traceback."""
     for key, least in COUNTS.items():
         value = OmegaConf.select(options, key, default=None)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):

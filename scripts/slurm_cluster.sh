@@ -5,7 +5,8 @@
 #                                    # slurmdbd (accounting: submitit polls sacct), slurmctld, slurmd
 #   scripts/slurm_cluster.sh stop    # stop every daemon by the pid in its pid file
 # Loopback only; state, spool, logs and pid files under $SLURM_SCRATCH (default /tmp/msgan-slurm).
-# Facts behind the settings: ../shared/notes/environment.md (about 11 s from a clean machine).
+# Why these settings (accounting, sched_interval, daemons started by hand): docs/cluster.md#local-cluster
+# (about 11 s from a clean machine).
 set -euo pipefail
 scratch="${SLURM_SCRATCH:-/tmp/msgan-slurm}"
 host="$(hostname -s)"

@@ -1,7 +1,7 @@
 """`report(name, value)`, callable from anywhere during a step (the recipe, a regulariser, the loop).
 
 Values are kept as detached tensors and turned into numbers only at log ticks, so reporting never
-forces a device sync inside the step (DESIGN.md section 6).
+forces a device sync inside the step (docs/performance.md#host-sync).
 """
 from __future__ import annotations
 

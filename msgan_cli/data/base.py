@@ -3,7 +3,7 @@
 Two kinds of split (docs/methods.md#data-formats lists the formats):
 - held in memory (`TensorSplit`, and every dataset that fits: the digits, Fashion-MNIST, the 2D
   mixtures, the translation benchmark): on the training device, a batch is one gather, no workers,
-  no host-to-device copy per step (DESIGN.md section 6);
+  no host-to-device copy per step (docs/performance.md#host-sync);
 - decoded from files sample by sample (`data/streaming.py`): image folders too large to hold, read
   by DataLoader worker processes; `dataset.in_memory: auto` decides by size.
 Both draw the same indices from `EpochSampler` and the same per-sample augmentation seeds, so a run

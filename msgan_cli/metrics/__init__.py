@@ -1,4 +1,4 @@
-"""Metrics: a registry (DESIGN.md section 2; anchor: stylegan's metric_main).
+"""Metrics: a registry (docs/architecture.md#layers, docs/extending.md#metric; modelled on stylegan's metric_main).
 
 A metric is a function `EvalContext -> {name: number}` registered with `@register_metric`
 (core/registry.py), with a predicate saying whether it applies to a model and dataset (and why

@@ -1,4 +1,4 @@
-"""Models: a registry of recipes (DESIGN.md section 2). Each lives in `models/<name>/` (networks in
+"""Models: a registry of recipes (docs/architecture.md#roles). Each lives in `models/<name>/` (networks in
 `networks.py`, the recipe in `__init__.py`) and registers itself with `@register_model("name")`
 (core/registry.py); subpackages here are imported when this package is, so adding a model touches
 no other file."""

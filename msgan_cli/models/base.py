@@ -1,4 +1,4 @@
-"""The model's recipe: how to drive its networks (DESIGN.md section 2, role 2).
+"""The model's recipe: how to drive its networks (docs/architecture.md#roles: the second role).
 
 A recipe owns its networks (plain nn.Modules), says what it offers (a latent input? what condition:
 a class, an input image? which outputs, which discriminators?), lists its training phases, generates

@@ -1,4 +1,4 @@
-"""The regulariser plug-in (DESIGN.md section 2, role 3).
+"""The regulariser plug-in (docs/architecture.md#roles: the third role).
 
 A regulariser is two things: a pure function of tensors that is the paper's formula (tested against
 hand-computed values), and a small plug-in class around it that says which phase it acts in, what it

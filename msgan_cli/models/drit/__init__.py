@@ -30,6 +30,13 @@ training (`model.content_noise`), their L2 weight is `model.lambda_content`, the
 
 Unlike the reference, every row of the batch drives every term (it encodes sample 0 of a batch of 2
 and uses sample 1 only as disA2's real image): a batch of n here is n translations per step.
+
+Also unlike the reference, by construction: a full update encodes the real images' content twice, in
+`generate` (the step's shared G call, for the random-attribute pair) and in `contents` (the encoded
+path, the content D, the content losses), where the reference's `forward()` encodes once for all of
+them. One more content-encoder pass per full update; with `content_noise` > 0 the pair's code has its
+own noise draw (each term's expectation unchanged); with 0 the two codes are the same
+(docs/parity.md#differences).
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ Phases, as the reference's train loop:
   (mean over pixels, x `model.lambda_rec`, 10). The reference has no latent, so z' is a choice,
   `model.rec_latent`: `fresh` (the default), a new draw, so that the way back cannot depend on the
   way there's z; or `same`, z' = z, which lets G change what the input fixes (the digit's shape on
-  the benchmark) with z and undo it with the same z: with reg=ms it did (README: measured).
+  the benchmark) with z and undo it with the same z: with reg=ms it did (measured: docs/models/stargan.md#results).
 The G phase trains on the same fakes as the step's D phase (made before D's update), which is the
 reference's fresh forward pass of an unchanged G. With a mode-seeking pair (`trainer.pair_batch=
 doubled`) each (image, target) appears twice among the fakes and the adversarial terms count both
