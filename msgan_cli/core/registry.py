@@ -85,7 +85,9 @@ class Metric:
     direction. `headline`: the parts that
     `msgan report` shows first and plots, in this order; `rank` places them among other metrics'
     (lower first: modes found 10, binned distributions 20, fidelity 30, classifier accuracy 40,
-    diversity 50)."""
+    diversity 50). `frontier`: (quality part, diversity part), two of its parts that `msgan report`
+    plots against each other as the diversity-quality frontier (e.g. `("high_quality", "modes")`;
+    globs with one `*` that stands for the same text in both, as `("*_precision", "*_recall")`)."""
 
     name: str
     compute: Callable[[Any], dict[str, float]]
@@ -95,6 +97,7 @@ class Metric:
     better: tuple[tuple[str, str], ...] = ()
     headline: tuple[str, ...] = ()
     rank: int = 100
+    frontier: tuple[str, str] | tuple[()] = ()
 
     def part(self, key: str) -> str:
         """The part of a key of this metric after its name: `modes` of `modes_2d/modes`, `""` of `class_acc`."""
@@ -112,14 +115,19 @@ METRICS: Registry[Metric] = Registry("metric", "eval.metrics")
 def register_metric(name: str, unsupported: Callable[[Any, Any], str | None],
                     unavailable: Callable[[Any, Any], str | None] = always_available,
                     min_samples: Callable[[Any], tuple[int, int]] = one_sample_each,
-                    better: dict[str, str] | None = None, headline: tuple[str, ...] = (), rank: int = 100):
+                    better: dict[str, str] | None = None, headline: tuple[str, ...] = (), rank: int = 100,
+                    frontier: tuple[str, str] | tuple[()] = ()):
     """Decorator for a metric function `EvalContext -> {key: number}` (see `Metric` for the arguments)."""
     for pattern, way in (better or {}).items():
         if way not in BETTER:
             raise ValueError(f"metric {name}: better[{pattern!r}] must be one of {BETTER}, got {way!r}")
+    if frontier and (len(frontier) != 2 or len({part.count("*") for part in frontier} - {0, 1}) or
+                     frontier[0].count("*") != frontier[1].count("*")):
+        raise ValueError(f"metric {name}: frontier must be (quality part, diversity part), with one `*` in both "
+                         f"or in neither, got {frontier!r}")
 
     def decorate(compute: Callable[[Any], dict[str, float]]):
         METRICS.register(name)(Metric(name, compute, unsupported, unavailable, min_samples,
-                                      tuple((better or {}).items()), tuple(headline), rank))
+                                      tuple((better or {}).items()), tuple(headline), rank, tuple(frontier)))
         return compute
     return decorate

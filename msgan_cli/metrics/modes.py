@@ -32,7 +32,7 @@ def needs_mixture(recipe, data) -> str | None:
 
 
 @register_metric("modes_2d", unsupported=needs_mixture, better={"modes": "higher", "high_quality": "higher", "kl": "lower"},
-                 headline=("modes", "high_quality", "kl"), rank=10)
+                 headline=("modes", "high_quality", "kl"), rank=10, frontier=("high_quality", "modes"))
 def modes_2d_metric(ctx: EvalContext) -> dict[str, float]:
     samples = ctx.sample(ctx.num_samples, ctx.conditions(ctx.num_samples))
     values = modes_2d(samples, ctx.data.extras["centres"], ctx.data.extras["std"])
@@ -79,7 +79,7 @@ def needs_known_modes(recipe, data) -> str | None:
 
 @register_metric("modes_per_input", unsupported=needs_known_modes,
                  better={"modes": "higher", "modes_fraction": "higher", "high_quality": "higher", "kl": "lower"},
-                 headline=("modes", "high_quality", "kl"), rank=11)
+                 headline=("modes", "high_quality", "kl"), rank=11, frontier=("high_quality", "modes"))
 def modes_per_input_metric(ctx: EvalContext) -> dict[str, float]:
     """On the evaluation inputs, `eval.modes_per_input.samples_per_input` outputs each (more than the
     per-input protocol's 5, so that a diverse generator can show all K modes); and, as the ceiling, the
