@@ -112,12 +112,14 @@ def run_train(options: list[str]) -> int:
         first_run_of_sweep,
         given_output_dir,
         normalize_overrides,
+        with_search_defaults,
     )
 
     options = normalize_overrides(options)
     check_override_grammar(options)
     check_reg_choices(options)
     check_launcher_installed(options)
+    options = with_search_defaults(options)
     multirun = any(o in ("-m", "--multirun") for o in options)
     shows_config = any(o in HYDRA_FLAGS_SHOWING_CONFIG for o in options)
     if multirun and shows_config:   # Hydra refuses both with a ValueError traceback: show the first run's

@@ -30,16 +30,20 @@ TRAINING_CRASHED = False   # set when a run's exception leaves train_main: Hydra
 
 
 @hydra.main(config_path="pkg://msgan_cli.conf", config_name="train", version_base="1.3")
-def train_main(cfg: DictConfig) -> float | None:
+def train_main(cfg: DictConfig) -> list[float] | None:
     global TRAINING_CRASHED
     from msgan_cli.train.loop import train
     from msgan_cli.train.threads import set_threads
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    search = searching(hydra_cfg)
     try:
+        if search:
+            check_search_objectives(cfg.eval.objectives, hydra_cfg.sweeper.direction)
         set_threads(cfg.hardware.threads, hydra_cfg.get("launcher"))
         metrics = train(cfg, run_dir)
+        objectives = search_objectives(cfg.eval.objectives, hydra_cfg.sweeper.direction, metrics) if search else None
     except UserError as error:
         to_log_file_only(logging.ERROR, str(error))   # train.log says why the run stopped; the terminal once
         # In a sweep, a stop the run recorded (see loop.train) lets the others go on; SweepStops ends
@@ -56,7 +60,75 @@ def train_main(cfg: DictConfig) -> float | None:
         raise
     if metrics is not None:
         print_run_summary(run_dir, metrics)
-    return None
+    return objectives
+
+
+def searching(hydra_cfg) -> bool:
+    """Whether the sweep is a search (hydra/sweeper=optuna) that asks each run for its objectives."""
+    return "optuna" in str(hydra_cfg.get("sweeper", {}).get("_target_", "")).lower()
+
+
+def objective_directions(keys: list[str]) -> list[str]:
+    from msgan_cli.report.columns import direction
+    return ["maximize" if direction(key) == "higher" else "minimize" for key in keys]
+
+
+def check_search_objectives(chosen, sweeper_direction) -> None:
+    """Before a search's run trains: two objectives, each a metric with a better direction, and the
+    sweeper's directions fitting theirs (a run would otherwise train, then hand Optuna the wrong way round)."""
+    from msgan_cli.report.columns import direction
+    given = sweeper_directions(sweeper_direction)
+    if len(given) != 2:
+        raise UserError(f"hydra.sweeper.direction={sweeper_direction}: a search of the diversity-quality frontier "
+                        f"has two objectives, quality then diversity; give hydra.sweeper.direction=[maximize,maximize].")
+    if chosen is None:
+        return   # the plane the run's metrics declare: checked when they are known (search_objectives)
+    if isinstance(chosen, str) or len(chosen) != 2:
+        raise UserError(f"eval.objectives={chosen}: give two metrics, quality then diversity, e.g. "
+                        f"eval.objectives=[modes_2d/high_quality,modes_2d/modes], or null for the frontier the metrics declare.")
+    for key in chosen:
+        if direction(str(key)) is None:
+            raise UserError(f"eval.objectives: {key} is not a metric with a better direction; give keys of "
+                            f"metrics.json marked ↑ or ↓ in msgan report, e.g. modes_2d/high_quality.")
+    check_directions_fit([str(key) for key in chosen], given)
+
+
+def sweeper_directions(sweeper_direction) -> list[str]:
+    """hydra.sweeper.direction as a list of `maximize` / `minimize` (one value, or Optuna's StudyDirection
+    names, which print as StudyDirection.MAXIMIZE)."""
+    given = [sweeper_direction] if isinstance(sweeper_direction, str) else list(sweeper_direction)
+    return [str(d).lower().rsplit(".", 1)[-1] for d in given]
+
+
+def check_directions_fit(keys: list[str], given: list[str]) -> None:
+    wanted = objective_directions(keys)
+    if given != wanted:
+        raise UserError(f"hydra.sweeper.direction=[{','.join(given)}] does not fit the objectives {', '.join(keys)}: "
+                        f"give hydra.sweeper.direction=[{','.join(wanted)}].")
+
+
+def search_objectives(chosen, sweeper_direction, metrics: dict[str, float] | None) -> list[float] | None:
+    """What a search's run returns to the sweeper: the two metrics of eval.objectives, or of the first
+    frontier its metrics declare (report/frontier.py), as the report plots them. None on other ranks."""
+    if metrics is None:
+        return None
+    from msgan_cli.report.columns import ordered_metrics
+    from msgan_cli.report.frontier import declared_planes
+    if chosen is None:
+        planes = declared_planes(ordered_metrics(set(metrics)))
+        if not planes:
+            raise UserError(f"eval.objectives=null, and no metric of this run declares a frontier ({', '.join(metrics)}): "
+                            f"give eval.objectives=[quality,diversity] from these.")
+        keys = [planes[0].quality, planes[0].diversity]
+    else:
+        keys = [str(key) for key in chosen]
+    missing = [key for key in keys if key not in metrics]
+    if missing:
+        raise UserError(f"eval.objectives: the run computed no {missing[0]} (it has {', '.join(metrics)}); give two of "
+                        f"these, or add the metric to eval.metrics.")
+    check_directions_fit(keys, sweeper_directions(sweeper_direction))
+    log.info("Objectives returned to the search: %s", ", ".join(f"{key}={metrics[key]:.4g}" for key in keys))
+    return [float(metrics[key]) for key in keys]
 
 
 class SweepStops(Callback):
@@ -333,24 +405,33 @@ def write_images(folder: Path, images, names: list[str]) -> list[Path]:
 
 
 def report_command(arguments: list[str]) -> Path:
-    """`msgan report SWEEP_DIR [baseline=ROW] [interval=t|bootstrap] [confidence=0.95]`: the sweep's tables (a
-    row per method and setting, mean +- std and the interval of the mean over seeds, each method paired by
-    seed with the baseline row), written beside it as report.md, report.csv and report.png."""
-    from msgan_cli.report import ReportOptions, build_report
+    """`msgan report SWEEP_DIR [baseline=ROW] [interval=t|bootstrap] [confidence=0.95] [frontier=[x,y]]`: the
+    sweep's tables (a row per method and setting, mean +- std and the interval of the mean over seeds, each
+    method paired by seed with the baseline row, the diversity-quality frontier), written beside it as
+    report.md, report.csv, report.png and report_frontier.png. Options may also be spelled `report.<key>=`."""
+    from msgan_cli.report import FRONTIER_PLOT, ReportOptions, build_report
     from msgan_cli.report.statistics import IntervalOptions
 
     if not arguments or "=" in arguments[0]:
         raise UserError("Usage: msgan report SWEEP_DIR [key=value ...]  (a multirun folder, e.g. "
                         "multirun/2026-11-23/12-00-00; msgan report --help lists the options).")
-    cfg = compose_config("report", arguments[1:])
+    cfg = compose_config("report", [option.removeprefix("report.") for option in arguments[1:]])
     try:
         intervals = IntervalOptions(str(cfg.interval), float(cfg.confidence), int(cfg.bootstrap_resamples),
                                     int(cfg.bootstrap_seed))
     except (ValueError, TypeError) as error:
         raise UserError(f"{error}.") from None
-    markdown_path, text = build_report(Path(arguments[0]), ReportOptions(str(cfg.baseline), intervals))
+    frontier = cfg.frontier
+    if frontier is not None and (isinstance(frontier, str) or len(frontier) != 2):
+        raise UserError(f"frontier={frontier}: give two metrics, quality then diversity, e.g. "
+                        f"frontier=[modes_2d/high_quality,modes_2d/modes].")
+    options = ReportOptions(str(cfg.baseline), intervals, None if frontier is None else tuple(map(str, frontier)))
+    markdown_path, text = build_report(Path(arguments[0]), options)
     print(text)
-    print(f"Wrote {markdown_path}, {markdown_path.with_suffix('.csv')} and {markdown_path.with_suffix('.png')}")
+    written = [markdown_path.with_suffix(suffix) for suffix in (".md", ".csv", ".png")]
+    frontier_plot = markdown_path.parent / FRONTIER_PLOT
+    written += [frontier_plot] if frontier_plot.exists() else []
+    print(f"Wrote {', '.join(map(str, written[:-1]))} and {written[-1]}")
     return markdown_path
 
 

@@ -99,16 +99,33 @@ def module_installed(name: str) -> bool:
         return False
 
 
+# Sweepers from optional extras, as OPTIONAL_LAUNCHERS.
+OPTIONAL_SWEEPERS = {"optuna": ("hydra_plugins.hydra_optuna_sweeper", "optuna")}
+
+
 def check_launcher_installed(overrides: list[str]) -> None:
-    """A launcher of an optional extra that is not installed is one sentence naming the install, not
-    Hydra's 'Could not load hydra/launcher/joblib'."""
+    """A launcher or sweeper of an optional extra that is not installed is one sentence naming the
+    install, not Hydra's 'Could not load hydra/launcher/joblib'."""
+    optional = {"hydra/launcher": OPTIONAL_LAUNCHERS, "hydra/sweeper": OPTIONAL_SWEEPERS}
     for text in overrides:
         key, _, choice = text.partition("=")
-        if key.lstrip("+") == "hydra/launcher" and choice in OPTIONAL_LAUNCHERS:
-            module, extra = OPTIONAL_LAUNCHERS[choice]
+        group = key.lstrip("+")
+        if choice in optional.get(group, {}):
+            module, extra = optional[group][choice]
             if not module_installed(module):
-                raise UserError(f"hydra/launcher={choice} needs its Hydra plugin ({module}), which is not installed: "
+                raise UserError(f"{group}={choice} needs its Hydra plugin ({module}), which is not installed: "
                                 f"pip install -e '.[{extra}]'.")
+
+
+def with_search_defaults(overrides: list[str]) -> list[str]:
+    """`hydra/sweeper=optuna`: both objectives maximised (the frontier's numbers that the metrics declare
+    are all higher-is-better; commands.check_search_objectives refuses a direction that does not fit)
+    and the sampler seeded, so that a search is the same when run again; either given is kept."""
+    if "hydra/sweeper=optuna" not in overrides:
+        return overrides
+    given = {o.split("=", 1)[0].lstrip("+") for o in overrides}
+    defaults = {"hydra.sweeper.direction": "[maximize,maximize]", "hydra.sweeper.sampler.seed": "0"}
+    return overrides + [f"{key}={value}" for key, value in defaults.items() if key not in given]
 
 
 def first_run_of_sweep(arguments: list[str]) -> list[str]:

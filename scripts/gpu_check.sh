@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What no CPU machine can tell us, in one call on a lent GPU machine (../shared/GPU.md): the install,
+# What no CPU machine can tell us, in one call on a GPU machine (docs/performance.md#gpu): the install,
 # the GPU-marked tests (the no-host-sync test among them), the step bench with bf16 autocast and
 # channels_last, evaluation, the default run's wall time, the data pipeline against the models'
 # appetite, then compile. Each step writes its log to $OUT (default gpu-logs/) as it goes and is cut

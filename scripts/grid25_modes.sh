@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's table of modes captured on the 2D grid (25 Gaussians, PacGAN setup, docs/methods.md#mixtures-2d) for
+# A table of modes captured on the 2D grid (25 Gaussians, PacGAN setup, docs/methods.md#mixtures-2d) for
 # every regulariser, as Hydra multiruns, then one `msgan report` over them.
 # Usage: scripts/grid25_modes.sh [STEPS] [SEEDS]      e.g. scripts/grid25_modes.sh 3000 0,1,2
 # Two sweeps run side by side, one CPU thread each (on 2 cores that is ~1.35x the throughput of one

@@ -206,7 +206,7 @@ def test_temporaries_of_killed_writers_are_removed_when_a_run_starts(tmp_path):
 
 
 def test_resuming_with_another_configuration_is_refused_naming_the_keys(tmp_path):
-    """The probe's case: a finished reg=ms run re-run with reg=none trainer.max_steps=... resumed and
+    """A finished reg=ms run re-run with reg=none trainer.max_steps=... resumed and
     trained on without mode seeking, its .hydra/ then claiming a reg=none run."""
     train_run(tmp_path, "reg=ms", "trainer.max_steps=2", "eval.metrics=[]")
     with pytest.raises(UserError, match=r"belongs to a run with another configuration \(reg\.ms\.enabled: True -> "):

@@ -54,7 +54,7 @@ def test_a_diverged_run_stops_and_keeps_its_last_good_checkpoint(tmp_path, monke
 
 
 def test_divergence_from_the_command_line_is_one_sentence(tmp_path):
-    """The probe's case: absurd learning rates. Before, the run exited 0 with NaN weights and NaN in
+    """Absurd learning rates. Before, the run exited 0 with NaN weights and NaN in
     metrics.json."""
     run = tmp_path / "run"
     result = run_msgan("train", *TINY, "trainer.max_steps=8", "model.optim.lr_g=1e38", "model.optim.lr_d=1e38",

@@ -39,7 +39,7 @@ def table_rows(text: str, header: str = "| method | ") -> list[list[str]]:
 
 
 def test_a_sweep_over_another_option_gets_a_column_and_no_run_vanishes(tmp_path):
-    """The probe's case: `-m reg=none model.width=16,32 seed=0` showed one row; the width-32 run vanished."""
+    """`-m reg=none model.width=16,32 seed=0`: a row per width (one row, the width-32 run dropped, is the defect)."""
     write_run(tmp_path / "0", ["reg=none", "model.width=16", "seed=0"], {"class_acc": 0.5})
     write_run(tmp_path / "1", ["reg=none", "model.width=32", "seed=0"], {"class_acc": 0.7})
     _, text = build_report(tmp_path)
@@ -97,12 +97,13 @@ def test_each_metric_knows_which_way_is_better(metric, expected):
 
 def test_one_setting_written_two_ways_is_one_row_and_display_options_are_no_column(tmp_path):
     """A multirun records `trainer.progress_bar=False`, the same job resumed by hand `=false`; `1e-3` and
-    `0.001` are one learning rate: the resolved values decide, and the progress bar changes no number."""
+    `0.001` are one learning rate: the resolved values decide; the progress bar and the thread count make no
+    row of their own (a sweep run with hardware.threads=1 beside one with 2 is one experiment)."""
     for i, (lr, bar) in enumerate([("1e-3", "False"), ("0.001", "false")]):
-        path = write_run(tmp_path / str(i), ["reg=none", f"model.lr={lr}", f"trainer.progress_bar={bar}", f"seed={i}"],
-                         {"class_acc": 0.5 + i / 10}, seed=i)
+        path = write_run(tmp_path / str(i), ["reg=none", f"model.lr={lr}", f"trainer.progress_bar={bar}", f"seed={i}",
+                                             f"hardware.threads={i + 1}"], {"class_acc": 0.5 + i / 10}, seed=i)
         cfg = OmegaConf.load(path / ".hydra" / "config.yaml")
-        cfg.model.lr, cfg.trainer = 0.001, {"progress_bar": bar == "True"}
+        cfg.model.lr, cfg.trainer, cfg.hardware = 0.001, {"progress_bar": bar == "True"}, {"threads": i + 1}
         OmegaConf.save(cfg, path / ".hydra" / "config.yaml")
     _, text = build_report(tmp_path)
     assert "| method | seeds | class_acc ↑ |" in text
@@ -246,3 +247,66 @@ def test_msgan_report_takes_its_options_and_refuses_a_wrong_one_in_one_sentence(
     refused = run_msgan("report", str(tmp_path), "interval=normal")
     assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0
     assert refused.stderr.strip() == "msgan report: interval method 'normal': use 't' or 'bootstrap'."
+
+
+# --- the diversity-quality frontier -----------------------------------------------------------------------
+
+
+def test_the_frontier_keeps_the_rows_no_other_row_beats_on_both():
+    from msgan_cli.report.frontier import dominating
+    points = {0: (1.0, 5.0), 1: (2.0, 4.0), 2: (1.5, 3.0), 3: (3.0, 1.0), 4: (2.0, 4.0)}   # 4 ties 1: not beaten
+    assert dominating(points, (True, True)) == {0: None, 1: None, 2: 1, 3: None, 4: None}
+    # x lower-is-better (e.g. FID): now 0 beats 2 (lower x, higher y), and 3 is beaten by nobody still
+    beaten = dominating(points, (False, True))
+    assert [i for i, by in beaten.items() if by is None] == [0] and beaten[2] == 0
+
+
+def test_each_view_gets_its_plane_and_a_glob_pairs_the_same_text():
+    from msgan_cli.report.frontier import Plane, declared_planes, glob_capture
+    keys = ["modes_per_input/AtoB/high_quality", "modes_per_input/AtoB/modes", "modes_per_input/BtoA/high_quality",
+            "modes_per_input/BtoA/modes", "modes_2d/high_quality", "class_acc"]   # modes_2d lacks its modes
+    assert declared_planes(keys) == [Plane("modes_per_input/AtoB/high_quality", "modes_per_input/AtoB/modes"),
+                                     Plane("modes_per_input/BtoA/high_quality", "modes_per_input/BtoA/modes")]
+    assert glob_capture("classifier_precision", "*_precision") == "classifier" and glob_capture("x", "*_precision") is None
+
+
+def weight_sweep(tmp_path: Path) -> None:
+    """none and ms at three weights, 3 seeds: more weight finds more modes at less quality, and w=2 loses
+    to w=1 on both (the row under the frontier)."""
+    rows = {"none": (None, 95.0, 1.2), 0.5: (0.5, 80.0, 2.0), 1: (1.0, 60.0, 2.8), 2: (2.0, 50.0, 2.5)}
+    for name, (weight, quality, modes) in rows.items():
+        for seed in range(3):
+            reg = None if weight is None else {"ms": {"enabled": True, "weight": weight}}
+            write_run(tmp_path / f"{name}-{seed}", ["reg=none"] if weight is None else ["reg=ms", f"reg.ms.weight={weight}"],
+                      {"modes_per_input/high_quality": quality + seed, "modes_per_input/modes": modes + 0.1 * seed},
+                      seed=seed, reg=reg)
+
+
+def test_a_weight_sweep_names_its_frontier_flags_it_in_the_csv_and_plots_it(tmp_path):
+    pandas = pytest.importorskip("pandas")
+    weight_sweep(tmp_path)
+    _, text = build_report(tmp_path)
+    assert ("- Frontier of modes_per_input/high_quality ↑ (quality) against modes_per_input/modes ↑ (diversity), on "
+            "the means: on the frontier: none, ms(w=0.5), ms(w=1); below it: ms(w=2) (beaten on both by ms(w=1)).") in text
+    frame = pandas.read_csv(tmp_path / "report.csv").set_index("method")
+    flags = frame["frontier:modes_per_input/high_quality|modes_per_input/modes"]
+    assert flags.to_dict() == {"none": 1, "ms(w=0.5)": 1, "ms(w=1)": 1, "ms(w=2)": 0}
+    assert (tmp_path / "report_frontier.png").stat().st_size > 10_000
+
+
+def test_the_frontier_option_chooses_the_plane_and_a_wrong_one_is_refused(tmp_path):
+    weight_sweep(tmp_path)
+    done = run_msgan("report", str(tmp_path), "report.frontier=[modes_per_input/high_quality,modes_per_input/modes]")
+    assert done.returncode == 0 and "report_frontier.png" in done.stdout, done.stderr
+    refused = run_msgan("report", str(tmp_path), "frontier=[fid/classifier,modes_per_input/modes]")
+    assert refused.returncode == 2 and refused.stderr.strip() == (
+        "msgan report: frontier: no run of this sweep has fid/classifier; give two of its metrics, e.g. "
+        "frontier=[modes_per_input/high_quality,modes_per_input/modes].")
+
+
+def test_a_table_without_a_plane_draws_no_frontier_and_an_old_plot_is_removed(tmp_path):
+    write_run(tmp_path / "0", ["reg=none"], {"class_acc": 0.5})
+    write_run(tmp_path / "1", ["reg=ms"], {"class_acc": 0.6}, reg=MS)
+    (tmp_path / "report_frontier.png").write_bytes(b"a plot of other runs")
+    _, text = build_report(tmp_path)
+    assert "Frontier" not in text and not (tmp_path / "report_frontier.png").exists()

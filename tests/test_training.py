@@ -1,5 +1,5 @@
 """Smoke steps for every model x dataset x regulariser meant to work, and a clear message for every
-combination that is not (DESIGN.md section 5)."""
+combination that is not (docs/running.md#errors)."""
 import json
 import math
 from pathlib import Path

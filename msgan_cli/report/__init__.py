@@ -26,11 +26,14 @@ from pathlib import Path
 
 from msgan_cli.errors import UserError
 from msgan_cli.report.columns import ordered_metrics
+from msgan_cli.report.frontier import check_frontier_choice, chosen_planes, plot_frontiers
 from msgan_cli.report.plots import plot_report
 from msgan_cli.report.runs import collect_runs, group_runs, runs_never_started, varying_keys
 from msgan_cli.report.tables import ReportOptions, check_baseline, csv_header, csv_rows, markdown_table
 
-__all__ = ["ReportOptions", "build_report"]
+__all__ = ["FRONTIER_PLOT", "ReportOptions", "build_report"]
+
+FRONTIER_PLOT = "report_frontier.png"
 
 
 def build_report(sweep_dir: Path, options: ReportOptions = ReportOptions()) -> tuple[Path, str]:
@@ -48,13 +51,16 @@ def build_report(sweep_dir: Path, options: ReportOptions = ReportOptions()) -> t
         keys = varying_keys(table_runs)
         tables[table] = (keys, group_runs(table_runs, keys, options.baseline))
     check_baseline({table: groups for table, (_, groups) in tables.items()}, options.baseline)
+    all_metrics = ordered_metrics({m for run in runs for m in run.metrics})
+    check_frontier_choice(options.frontier, set(all_metrics))
 
     lines, rows = [], []
     all_keys = sorted({key for keys, _ in tables.values() for key in keys})
-    all_metrics = ordered_metrics({m for run in runs for m in run.metrics})
+    planes = list(dict.fromkeys(plane for _, groups in tables.values()
+                                for plane in chosen_planes(sorted({m for g in groups for m in g.values}), options.frontier)))
     for table, (keys, groups) in tables.items():
         lines += markdown_table(table, groups, keys, options)
-        rows += csv_rows(table, groups, all_keys, all_metrics, options)
+        rows += csv_rows(table, groups, all_keys, all_metrics, planes, options)
     if left_out:
         lines += [f"Runs not in the tables: {len(left_out)}"]
         lines += [f"- {path}: {reason}" for path, reason in left_out]
@@ -66,8 +72,12 @@ def build_report(sweep_dir: Path, options: ReportOptions = ReportOptions()) -> t
     markdown_path.write_text(text)
     with open(markdown_path.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(csv_header(all_keys, all_metrics))
+        writer.writerow(csv_header(all_keys, all_metrics, planes))
         writer.writerows(rows)
     if runs:
         plot_report({table: groups for table, (_, groups) in tables.items()}, markdown_path.with_suffix(".png"))
+    frontier_path = sweep_dir / FRONTIER_PLOT
+    frontier_path.unlink(missing_ok=True)   # a plot of an earlier report of this folder would describe other runs
+    plot_frontiers({table: (groups, sorted({m for g in groups for m in g.values})) for table, (_, groups) in tables.items()},
+                   options.frontier, options.intervals, frontier_path)
     return markdown_path, text

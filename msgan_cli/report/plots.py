@@ -66,6 +66,6 @@ def plot_metric(axis, groups: list[Group], metric: str) -> None:
     axis.bar(range(len(shown)), [m for m, _ in stats], yerr=[s for _, s in stats], capsize=3, color="lightsteelblue")
     for i, group in enumerate(shown):
         axis.plot([i + 0.25] * len(group.values[metric]), group.values[metric], "k.", alpha=0.6)
-    labels = [" ".join([g.label, *(f"{k}={v}" for k, v in g.settings)]) for g in shown]
+    labels = [g.name for g in shown]
     axis.set_xticks(range(len(shown)), labels, rotation=45, ha="right", fontsize=6)
 

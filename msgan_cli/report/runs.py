@@ -43,6 +43,11 @@ class Group:
     def label(self) -> str:
         return self.runs[next(iter(self.runs))][0].method
 
+    @property
+    def name(self) -> str:
+        """The row as the report names it in sentences: its label and its values of the varying keys."""
+        return " ".join([self.label, *(f"{k}={v}" for k, v in self.settings)])
+
     def is_named(self, name: str) -> bool:
         """Whether `name` picks this row: its label as the table prints it (`ms(w=1)`) or its regulariser (`ms`)."""
         return name in (self.label, self.family)
@@ -88,7 +93,9 @@ class Group:
         return {key: values for key, values in seen.items() if len(values) > 1}
 
 
-DISPLAY_ONLY = {"trainer.progress_bar"}   # how a run shows progress, not what it computes
+# How a run shows progress and uses the machine's cores, not what it computes (a thread count can move
+# the last bits of a CPU reduction, as the machine itself can, whose name is in the "ran on" column).
+DISPLAY_ONLY = {"trainer.progress_bar", "hardware.threads"}
 
 
 def changes_no_number(key: str, enabled: set[str]) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from msgan_cli.errors import UserError
 from msgan_cli.report.columns import direction, ordered_metrics, table_columns
+from msgan_cli.report.frontier import Plane, frontier_flags, frontier_lines
 from msgan_cli.report.runs import Group
 from msgan_cli.report.statistics import (
     IntervalOptions,
@@ -27,6 +28,7 @@ class ReportOptions:
 
     baseline: str = "none"
     intervals: IntervalOptions = field(default_factory=IntervalOptions)
+    frontier: tuple[str, str] | None = None   # [quality, diversity] metric keys; None: those the metrics declare
 
 
 def check_baseline(tables: dict[tuple[str, str], list[Group]], baseline: str) -> None:
@@ -106,10 +108,6 @@ def marker(comparison: PairedComparison | None, metric: str) -> str:
     return "▲" if better else "▼"
 
 
-def row_name(group: Group) -> str:
-    return " ".join([group.label, *(f"{k}={v}" for k, v in group.settings)])
-
-
 def markdown_table(table: tuple[str, str], groups: list[Group], keys: list[str], options: ReportOptions) -> list[str]:
     metrics = ordered_metrics({m for g in groups for m in g.values})
     columns = table_columns(metrics)
@@ -132,6 +130,7 @@ def markdown_table(table: tuple[str, str], groups: list[Group], keys: list[str],
               + (f"; ▲/▼: better/worse than {options.baseline}, the {confidence} interval of the paired difference "
                  f"excluding 0 (below)" if paired else "") + ".", ""]
     lines += paired_table(groups, keys, [(m, h) for m, h in columns if direction(m)], paired, options)
+    lines += frontier_lines(groups, metrics, options.frontier)
     lines += row_notes(groups)
     return lines
 
@@ -168,8 +167,8 @@ def paired_table(groups: list[Group], keys: list[str], columns: list[tuple[str, 
     else:
         for group in unpaired:
             base = baseline_of(group, groups, baseline)
-            why = (f"no {baseline} row with its settings" if base is None else f"no seed in common with {row_name(base)}")
-            lines.append(f"- {row_name(group)}: not paired ({why}).")
+            why = (f"no {baseline} row with its settings" if base is None else f"no seed in common with {base.name}")
+            lines.append(f"- {group.name}: not paired ({why}).")
     return lines + ([""] if lines and lines[-1] else [])
 
 
@@ -190,30 +189,33 @@ def row_notes(groups: list[Group]) -> list[str]:
     lines = []
     for group in groups:
         for seed, paths in group.duplicates().items():
-            lines.append(f"- {row_name(group)}: seed {seed} has {len(paths)} runs of the same configuration, "
+            lines.append(f"- {group.name}: seed {seed} has {len(paths)} runs of the same configuration, "
                          f"averaged: {', '.join(map(str, paths))}")
     for group in groups:
         differences = group.config_differences()
         if differences:
             listed = "; ".join(f"{key}: {' / '.join(values)}" for key, values in differences.items())
-            lines.append(f"- Warning: the runs of {row_name(group)} were given the same options but their configs "
+            lines.append(f"- Warning: the runs of {group.name} were given the same options but their configs "
                          f"differ ({listed}), e.g. runs of two code versions: the row averages them; report their "
                          f"folders apart if that is not what you meant.")
     return lines + ([""] if lines else [])
 
 
 def csv_rows(table: tuple[str, str], groups: list[Group], all_keys: list[str], metrics: list[str],
-             options: ReportOptions) -> list[list]:
+             planes: list[Plane], options: ReportOptions) -> list[list]:
     """Numbers, not text: per metric CSV_STATISTICS (blank where a statistic does not apply: one seed has
-    no interval, the baseline row no difference), the seed count as n, the pairs with the baseline."""
+    no interval, the baseline row no difference), the seed count as n, the pairs with the baseline, and
+    per plane of the report 1 (on the frontier) or 0 (below it), blank where the table has no such plane."""
     paired = comparisons(groups, metrics, options)
+    table_metrics = sorted({m for g in groups for m in g.values})
+    flags = frontier_flags(groups, planes, table_metrics, options.frontier)
     rows = []
     for i, group in enumerate(groups):
         settings = dict(group.settings)
         base = None if group.is_named(options.baseline) else baseline_of(group, groups, options.baseline)
         pairs = max((len(c.seeds) for (row, _), c in paired.items() if row == i), default="")
         row = [*table, group.label, *(settings.get(k, "") for k in all_keys), len(group.seeds),
-               sum(len(r) for r in group.runs.values()), row_name(base) if base and pairs else "", pairs]
+               sum(len(r) for r in group.runs.values()), base.name if base and pairs else "", pairs]
         for metric in metrics:
             values = group.values.get(metric)
             if not values:
@@ -224,10 +226,12 @@ def csv_rows(table: tuple[str, str], groups: list[Group], all_keys: list[str], m
             difference = ([comparison.difference, *(comparison.interval or ("", "")), comparison.p,
                            "" if comparison.p_better is None else comparison.p_better] if comparison else [""] * 5)
             row += [*mean_std(values), *interval, *difference]
+        row += [flags[i].get(plane.name, "") for plane in planes]
         rows.append(row + ["; ".join(sorted(group.places))])
     return rows
 
 
-def csv_header(all_keys: list[str], metrics: list[str]) -> list[str]:
+def csv_header(all_keys: list[str], metrics: list[str], planes: list[Plane]) -> list[str]:
     return ["dataset", "model", "method", *all_keys, "n", "runs", "baseline", "pairs",
-            *(f"{m}:{stat}" for m in metrics for stat in CSV_STATISTICS), "ran on"]
+            *(f"{m}:{stat}" for m in metrics for stat in CSV_STATISTICS),
+            *(f"frontier:{plane.name}" for plane in planes), "ran on"]

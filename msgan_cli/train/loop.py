@@ -1,5 +1,5 @@
 """The training loop: one run of `msgan train` from its set-up to its final evaluation. It knows
-nothing about any particular model or regulariser (DESIGN.md section 2); a step is step.py's.
+nothing about any particular model or regulariser (docs/architecture.md#roles); a step is step.py's.
 
 `train(cfg, run_dir)` holds the run directory's lock and runs a `TrainingRun` through its stages:
 set-up (build everything, check every option), resume (from checkpoints/last.pt, or nothing to do
