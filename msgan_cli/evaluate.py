@@ -19,16 +19,17 @@ from msgan_cli.models import Recipe
 log = logging.getLogger(__name__)
 
 
-# The evaluation options that count something: each a whole number of at least this much.
+# The evaluation options that count something, and the seeds: each a whole number of at least this much.
 COUNTS = {"num_samples": 1, "per_input.inputs": 1, "per_input.samples": 1, "modes_per_input.samples_per_input": 1,
-          "kid.subsets": 1, "kid.subset_size": 2, "is_splits": 1, "precision_recall.k": 1, "ndb.bins": 2,
-          "ndb.per_class_bins": 2, "classifier.steps": 1, "classifier.batch_size": 1}
+          "kid.subsets": 1, "kid.subset_size": 2, "is_splits": 1, "precision_recall.k": 1, "density_coverage.k": 1,
+          "ndb.bins": 2, "ndb.per_class_bins": 2, "classifier.steps": 1, "classifier.batch_size": 1, "seed": 0,
+          "classifier.seed": 0}
 
 
 def check_evaluation_options(options: DictConfig) -> None:
-    """Every count among the evaluation options is a whole number in range, checked before any work: else
-    `num_samples=0` would train a whole run and then crash in its evaluation, `msgan eval num_samples=abc`
-    end in a traceback."""
+    """Every count and seed among the evaluation options is a whole number in range, checked before any work:
+    else `num_samples=0` would train a whole run and then crash in its evaluation, `msgan eval seed=abc` end
+    in a traceback."""
     for key, least in COUNTS.items():
         value = OmegaConf.select(options, key, default=None)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
@@ -40,6 +41,9 @@ def resolve_metric_names(requested, recipe: Recipe, data: Data, options: DictCon
     every direction the model is evaluated in; a named metric must exist, apply and be computable, or
     UserError. Checked before a run trains, so that its evaluation cannot fail at the end."""
     check_evaluation_options(options)
+    for metric in METRICS.values():
+        if problem := metric.invalid_options(options):
+            raise UserError(problem)
     views = [direction.data for direction in recipe.evaluation_directions(data, options)]
 
     def first(check) -> str | None:

@@ -105,6 +105,9 @@ def test_pacgan_needs_a_batch_it_can_pack(tmp_path):
         train_run(tmp_path, "reg=pacgan", "reg.pacgan.pack=3", "trainer.batch_size=16")
     with pytest.raises(UserError, match="pack must be at least 2"):
         build_session(compose("reg=pacgan", "reg.pacgan.pack=1"))
+    # With mode seeking's pairs split, D sees half the batch at a time: 6 packs by 2, its halves of 3 do not.
+    with pytest.raises(UserError, match=r"multiple of 2; got 6 \(trainer.pair_batch=split: D sees 3 fakes at a time\)"):
+        train_run(tmp_path / "split", "reg=[ms,pacgan]", "trainer.pair_batch=split", "trainer.batch_size=6")
 
 
 def test_spectral_norm_acts_on_the_packed_discriminator():

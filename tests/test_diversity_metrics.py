@@ -205,6 +205,8 @@ def test_options_that_cannot_be_are_refused_by_name():
         session = build_session(cfg)
         with pytest.raises(UserError, match=message):
             resolve_metric_names(["vendi", "rke", "density_coverage"], session.recipe, session.data, cfg.eval)
+        with pytest.raises(UserError, match=message):   # not skipped by auto: the option was given to be applied
+            resolve_metric_names("auto", session.recipe, session.data, cfg.eval)
 
 
 def test_sigma_auto_is_half_the_median_distance_of_real_samples():

@@ -68,6 +68,10 @@ def always_available(options, data) -> str | None:
     return None
 
 
+def no_options_to_check(options) -> str | None:
+    return None
+
+
 def one_sample_each(options) -> tuple[int, int]:
     return 1, 1
 
@@ -78,7 +82,9 @@ class Metric:
     (metrics/context.py: EvalContext). `unsupported(recipe, data)`: why it does not apply, or None.
     `unavailable(eval_options, data)`: what is missing to compute it here (pretrained weights, labels
     to train the project's classifier on), or None; `eval.metrics=auto` then skips it, naming it is an
-    error. `min_samples(eval_options) -> (real, fake)`: the fewest real and generated samples it can be
+    error. `invalid_options(eval_options)`: what is wrong with the metric's own options (`eval.<name>.*`),
+    or None; refused before any run starts, whether the metric is named or `auto` would pick it, since
+    an option given and not applied would be a silent mistake. `min_samples(eval_options) -> (real, fake)`: the fewest real and generated samples it can be
     computed from (checked before a run starts, per view). `better`: for each part of its keys (`""` for
     the bare `<name>`; a glob such as `*_mean`), whether `higher` or `lower` is better; a key it does not
     match (a count of modes in the data, a classifier's own accuracy, a per-class value) has no better
@@ -94,6 +100,7 @@ class Metric:
     unsupported: Callable[[Any, Any], str | None]
     unavailable: Callable[[Any, Any], str | None] = always_available
     min_samples: Callable[[Any], tuple[int, int]] = one_sample_each
+    invalid_options: Callable[[Any], str | None] = no_options_to_check
     better: tuple[tuple[str, str], ...] = ()
     headline: tuple[str, ...] = ()
     rank: int = 100
@@ -116,7 +123,8 @@ def register_metric(name: str, unsupported: Callable[[Any, Any], str | None],
                     unavailable: Callable[[Any, Any], str | None] = always_available,
                     min_samples: Callable[[Any], tuple[int, int]] = one_sample_each,
                     better: dict[str, str] | None = None, headline: tuple[str, ...] = (), rank: int = 100,
-                    frontier: tuple[str, str] | tuple[()] = ()):
+                    frontier: tuple[str, str] | tuple[()] = (),
+                    invalid_options: Callable[[Any], str | None] = no_options_to_check):
     """Decorator for a metric function `EvalContext -> {key: number}` (see `Metric` for the arguments)."""
     for pattern, way in (better or {}).items():
         if way not in BETTER:
@@ -127,7 +135,8 @@ def register_metric(name: str, unsupported: Callable[[Any, Any], str | None],
                          f"or in neither, got {frontier!r}")
 
     def decorate(compute: Callable[[Any], dict[str, float]]):
-        METRICS.register(name)(Metric(name, compute, unsupported, unavailable, min_samples,
-                                      tuple((better or {}).items()), tuple(headline), rank, tuple(frontier)))
+        METRICS.register(name)(Metric(name, compute, unsupported, unavailable=unavailable, min_samples=min_samples,
+                                      invalid_options=invalid_options, better=tuple((better or {}).items()),
+                                      headline=tuple(headline), rank=rank, frontier=tuple(frontier)))
         return compute
     return decorate

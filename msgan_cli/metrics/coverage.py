@@ -113,14 +113,7 @@ def density_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> tupl
     return float(density), float(coverage)
 
 
-def density_coverage_unavailable(options, data) -> str | None:
-    k = options.density_coverage.k
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        return f"eval.density_coverage.k must be a whole number of at least 1; got {k!r}."
-    return features_unavailable(options, data)
-
-
-@register_metric("density_coverage", unsupported=needs_samples, unavailable=density_coverage_unavailable,
+@register_metric("density_coverage", unsupported=needs_samples, unavailable=features_unavailable,
                  min_samples=lambda options: (int(options.density_coverage.k) + 1, 1),   # a k-th real neighbour
                  better={"*_density": "higher", "*_coverage": "higher"},
                  headline=tuple(f"{space}_coverage" for space in FEATURE_SPACES), rank=31,

@@ -118,7 +118,7 @@ def bandwidth(option, real: torch.Tensor) -> tuple[float, str]:
     return float(option), "eval option"
 
 
-def sigma_unavailable(option, key: str) -> str | None:
+def invalid_sigma(option, key: str) -> str | None:
     if str(option) == "auto" or (isinstance(option, (int, float)) and not isinstance(option, bool) and option > 0):
         return None
     return f"eval.{key}.sigma must be auto or a number > 0; got {option!r}."
@@ -133,22 +133,24 @@ def vendi_order(option) -> float | None:
     return q if q >= 0 and not isinstance(option, bool) else None   # NaN fails q >= 0
 
 
-def vendi_unavailable(options, data) -> str | None:
+def invalid_vendi_options(options) -> str | None:
     vendi = options.vendi
-    if reason := features_unavailable(options, data):
-        return reason
     if str(vendi.kernel) not in KERNELS:
         return f"eval.vendi.kernel must be one of {', '.join(KERNELS)}; got '{vendi.kernel}'."
     if vendi_order(vendi.q) is None:
         return f"eval.vendi.q must be a number >= 0 or inf; got {vendi.q!r}."
-    if str(vendi.kernel) == "cosine" and data.kind == "points":
+    return invalid_sigma(vendi.sigma, "vendi") if str(vendi.kernel) == "gaussian" else None
+
+
+def vendi_unavailable(options, data) -> str | None:
+    if reason := features_unavailable(options, data):
+        return reason
+    if str(options.vendi.kernel) == "cosine" and data.kind == "points":
         return (f"the cosine of two 2D points ({data.name}) is the angle between them seen from the origin, not "
                 f"their similarity: set eval.vendi.kernel=gaussian.")
-    return sigma_unavailable(vendi.sigma, "vendi") if str(vendi.kernel) == "gaussian" else None
+    return None
 
 
-def rke_unavailable(options, data) -> str | None:
-    return features_unavailable(options, data) or sigma_unavailable(options.rke.sigma, "rke")
 
 
 def within_and_over_all(ctx: EvalContext, metric: str, score, settings: dict) -> dict[str, float]:
@@ -175,7 +177,7 @@ HIGHER_OVER_ALL_AND_WITHIN = {**{space: "higher" for space in FEATURE_SPACES}, "
                               "*_per_input": "higher"}
 
 
-@register_metric("vendi", unsupported=needs_samples, unavailable=vendi_unavailable,
+@register_metric("vendi", unsupported=needs_samples, unavailable=vendi_unavailable, invalid_options=invalid_vendi_options,
                  min_samples=lambda options: (2 if str(options.vendi.kernel) == "gaussian" else 1, 1),   # sigma's median
                  better=HIGHER_OVER_ALL_AND_WITHIN,
                  headline=tuple(f"{space}{part}" for part in ("_per_class", "_per_input", "") for space in FEATURE_SPACES),
@@ -191,7 +193,8 @@ def vendi_metric(ctx: EvalContext) -> dict[str, float]:
     return within_and_over_all(ctx, "vendi", partial(vendi_score, q=q, kernel=kernel, sigma=sigma), settings)
 
 
-@register_metric("rke", unsupported=needs_samples, unavailable=rke_unavailable,
+@register_metric("rke", unsupported=needs_samples, unavailable=features_unavailable,
+                 invalid_options=lambda options: invalid_sigma(options.rke.sigma, "rke"),
                  min_samples=lambda options: (2, 1),   # two real samples: sigma=auto's median distance
                  better=HIGHER_OVER_ALL_AND_WITHIN, rank=53)
 def rke_metric(ctx: EvalContext) -> dict[str, float]:

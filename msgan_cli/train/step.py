@@ -42,10 +42,13 @@ def check_trainer_options(trainer: DictConfig, regularizers: list[Regularizer], 
     pairs = samples_per_condition(regularizers)
     if trainer.pair_batch == "split" and per_rank % pairs:
         raise UserError(f"trainer.pair_batch=split needs a per-process batch divisible by {pairs}; got {per_rank}.")
+    # D sees the fakes one pair member at a time: in the split layout a group is per_rank / pairs samples.
+    seen_by_d = per_rank // pairs if trainer.pair_batch == "split" else per_rank
     for regularizer in regularizers:
-        if per_rank % regularizer.batch_multiple:
+        if per_rank % regularizer.batch_multiple or seen_by_d % regularizer.batch_multiple:
+            group = f" (trainer.pair_batch=split: D sees {seen_by_d} fakes at a time)" if seen_by_d != per_rank else ""
             raise UserError(f"reg={regularizer.name} needs a per-process batch that is a multiple of "
-                            f"{regularizer.batch_multiple}; got {per_rank}: change trainer.batch_size.")
+                            f"{regularizer.batch_multiple}; got {per_rank}{group}: change trainer.batch_size.")
     for key in ("max_steps", "log_every", "sample_every", "checkpoint_every", "eval_every"):
         if trainer[key] < (0 if key in ("max_steps", "eval_every") else 1):
             raise UserError(f"trainer.{key} must be positive; got {trainer[key]}.")
