@@ -84,11 +84,11 @@ class Metric:
     to train the project's classifier on), or None; `eval.metrics=auto` then skips it, naming it is an
     error. `invalid_options(eval_options)`: what is wrong with the metric's own options (`eval.<name>.*`),
     or None; refused before any run starts, whether the metric is named or `auto` would pick it, since
-    an option given and not applied would be a silent mistake. `min_samples(eval_options) -> (real, fake)`: the fewest real and generated samples it can be
-    computed from (checked before a run starts, per view). `better`: for each part of its keys (`""` for
-    the bare `<name>`; a glob such as `*_mean`), whether `higher` or `lower` is better; a key it does not
-    match (a count of modes in the data, a classifier's own accuracy, a per-class value) has no better
-    direction. `headline`: the parts that
+    an option given and not applied would be a silent mistake. `min_samples(eval_options) -> (real, fake)`:
+    the fewest real and generated samples it can be computed from (checked before a run starts, per view).
+    `better`: for each part of its keys (`""` for the bare `<name>`; a glob such as `*_mean`), whether
+    `higher` or `lower` is better; a key it does not match (a count of modes in the data, a classifier's
+    own accuracy, a per-class value) has no better direction. `headline`: the parts that
     `msgan report` shows first and plots, in this order; `rank` places them among other metrics'
     (lower first: modes found 10, binned distributions 20, fidelity 30, classifier accuracy 40,
     diversity 50). `frontier`: (quality part, diversity part), two of its parts that `msgan report`
