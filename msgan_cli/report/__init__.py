@@ -56,8 +56,8 @@ def build_report(sweep_dir: Path, options: ReportOptions = ReportOptions()) -> t
 
     lines, rows = [], []
     all_keys = sorted({key for keys, _ in tables.values() for key in keys})
-    planes = list(dict.fromkeys(plane for _, groups in tables.values()
-                                for plane in chosen_planes(sorted({m for g in groups for m in g.values}), options.frontier)))
+    metrics_of = {table: ordered_metrics({m for g in groups for m in g.values}) for table, (_, groups) in tables.items()}
+    planes = list(dict.fromkeys(plane for metrics in metrics_of.values() for plane in chosen_planes(metrics, options.frontier)))
     for table, (keys, groups) in tables.items():
         lines += markdown_table(table, groups, keys, options)
         rows += csv_rows(table, groups, all_keys, all_metrics, planes, options)
@@ -78,6 +78,6 @@ def build_report(sweep_dir: Path, options: ReportOptions = ReportOptions()) -> t
         plot_report({table: groups for table, (_, groups) in tables.items()}, markdown_path.with_suffix(".png"))
     frontier_path = sweep_dir / FRONTIER_PLOT
     frontier_path.unlink(missing_ok=True)   # a plot of an earlier report of this folder would describe other runs
-    plot_frontiers({table: (groups, sorted({m for g in groups for m in g.values})) for table, (_, groups) in tables.items()},
+    plot_frontiers({table: (groups, metrics_of[table]) for table, (_, groups) in tables.items()},
                    options.frontier, options.intervals, frontier_path)
     return markdown_path, text

@@ -207,7 +207,7 @@ def csv_rows(table: tuple[str, str], groups: list[Group], all_keys: list[str], m
     no interval, the baseline row no difference), the seed count as n, the pairs with the baseline, and
     per plane of the report 1 (on the frontier) or 0 (below it), blank where the table has no such plane."""
     paired = comparisons(groups, metrics, options)
-    table_metrics = sorted({m for g in groups for m in g.values})
+    table_metrics = ordered_metrics({m for g in groups for m in g.values})
     flags = frontier_flags(groups, planes, table_metrics, options.frontier)
     rows = []
     for i, group in enumerate(groups):
