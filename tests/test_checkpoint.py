@@ -250,6 +250,22 @@ def test_a_changed_learning_rate_accepted_on_resume_is_the_one_applied(tmp_path)
     assert schedule["base_lrs"] == [1e-3]
 
 
+def test_a_schedule_changed_on_resume_counts_from_the_resumed_step(tmp_path):
+    """A constant-rate run resumed with trainer.lr_decay_from (allowed by trainer.allow_config_change): the
+    new schedule started counting at 0 on the resumed step, so it decayed 4 steps late without a word and
+    ended at half the rate instead of 0."""
+    common = ["reg=none", "eval.metrics=[]", "trainer.checkpoint_every=2", "model.optim.lr_g=1e-3"]
+    train_run(tmp_path, *common, "trainer.max_steps=4", "trainer.lr_decay_from=null")
+    train_run(tmp_path, *common, "trainer.max_steps=8", "trainer.lr_decay_from=0", "trainer.allow_config_change=true")
+    state = state_of(tmp_path)
+    assert state["schedules"]["generator"]["last_epoch"] == 8
+    assert state["optimizers"]["generator"]["param_groups"][0]["lr"] == 0.0   # 1e-3 x (8 - 8) / 8
+    # A run that had the schedule throughout ends where the resumed one does.
+    whole = tmp_path / "whole"
+    train_run(whole, *common, "trainer.max_steps=8", "trainer.lr_decay_from=0")
+    assert state_of(whole)["schedules"]["generator"]["last_epoch"] == 8
+
+
 def test_a_run_saved_with_keys_since_retired_resumes_evaluates_and_reports(tmp_path):
     """Earlier versions wrote a weight for the regularisers that add no term and an activation for the 2D
     GAN's maxout D, which no code read. Runs that hold them still resume (no 'another configuration'),

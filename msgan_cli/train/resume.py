@@ -80,6 +80,8 @@ def restore(state: dict, path: Path, session: Session, optimizers, schedules, so
                         f"Resume with the config it was made with, or use a new run directory.") from None
     for name, optimizer in optimizers.items():
         apply_hyperparameters(optimizer, configured[name], schedules.get(name))
+    for name, schedule in schedules.items():
+        schedule_at(schedule, int(state["step"]), fresh=name not in state.get("schedules", {}))
     source.load_state_dict(state["sampler"])
     for regularizer in session.regularizers:
         regularizer.load_state_dict(state["regularizers"].get(regularizer.name, {}))
@@ -89,6 +91,18 @@ def restore(state: dict, path: Path, session: Session, optimizers, schedules, so
                         f"{len(rank_states)} (this run has {session.info.world_size}).")
     set_rng_state(rank_states[session.info.rank])
     return int(state["step"])
+
+
+def schedule_at(schedule, step: int, fresh: bool) -> None:
+    """The rates of this run's schedule at the restored step, from the first resumed step on: a schedule the
+    checkpoint did not have (a constant-rate run resumed with trainer.lr_decay_from) starts at `step`, not
+    at 0, and a changed one (its decay options, trainer.max_steps) sets the rate now rather than one step
+    late. Unchanged, the rates are the restored ones to the bit (the same product, base x factor(step))."""
+    if fresh:
+        schedule.last_epoch = step
+    for group, base, factor in zip(schedule.optimizer.param_groups, schedule.base_lrs, schedule.lr_lambdas):
+        group["lr"] = base * factor(schedule.last_epoch)
+    schedule._last_lr = [group["lr"] for group in schedule.optimizer.param_groups]
 
 
 # The options of an optimiser's parameter groups that the config sets (the rest is its state).
