@@ -241,6 +241,9 @@ def test_an_image_that_fails_to_decode_mid_run_stops_with_its_name(tmp_path):
     source = data.train.source(EpochSampler(4, 4, seed=0), seed=0)
     with pytest.raises(UserError, match="2.png cannot be decoded"):
         source.next(torch.device("cpu"))
+    # Asked to skip unreadable files, the scan decodes each whole: the cut-short file is skipped and counted.
+    data = load_dataset(paired_cfg(tmp_path, in_memory=False, workers=1, skip_unreadable=True))
+    assert len(data.train) == 3 and data.skipped.unreadable == [str(path)]
 
 
 # --- the translation benchmark with known modes ------------------------------------------------

@@ -58,15 +58,19 @@ def scan_images(folder: Path, skip_unreadable: bool, skipped: Skipped,
     """Every file under `folder` (recursively, sorted) with an image's extension that PIL opens, with
     `read(path)` of it (a loader's check or decode). Files of another kind are noted in `skipped`. A file
     with an image's extension that cannot be opened or read stops the run with a sentence naming it, unless
-    `skip_unreadable`: a truncated image must not silently change the data a result is measured on."""
+    `skip_unreadable`: a truncated image must not silently change the data a result is measured on.
+    With `skip_unreadable` every file is decoded whole here, so that one cut short after a sound header is
+    skipped and counted too (without it, a loader that reads only headers meets such a file when it
+    decodes it, and stops the run there with a sentence naming it)."""
     found = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         if path.suffix.lower() not in IMAGE_SUFFIXES:
             skipped.not_images.append(str(path))
             continue
         try:
-            with Image.open(path):
-                pass
+            with Image.open(path) as image:
+                if skip_unreadable:
+                    image.load()
             found.append((path, read(path)))
         except UNREADABLE_IMAGE as error:
             if not skip_unreadable:
