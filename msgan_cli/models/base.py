@@ -214,6 +214,31 @@ class Recipe(nn.Module, ABC):
         target domain instead of a random one (DRIT's attribute transfer; sample grids show it)."""
         raise NotImplementedError
 
+    def discriminator_features(self, images: torch.Tensor, condition: Tree, layer: str | None = None) -> torch.Tensor:
+        """The primary discriminator's features of `images` with their conditions: the output of its module
+        `layer`, or with None the input of its (last) head, its last hidden representation. With gradients,
+        so that a term on them reaches G through D; with several discriminators all run forward."""
+        captured: list[torch.Tensor] = []
+        if layer is None:
+            head = self.discriminator_layers(self.primary_discriminator)[-1][1]
+            handle = head.register_forward_pre_hook(lambda module, inputs: captured.append(inputs[0]))
+        else:
+            module = getattr(self, self.primary_discriminator).get_submodule(layer)
+            handle = module.register_forward_hook(lambda module, inputs, output: captured.append(output))
+        try:
+            # Eagerly under hardware.compile: a compiled D would reuse a graph traced without this hook.
+            with torch.compiler.set_stance("force_eager"):
+                self.discriminate(images, condition)
+        finally:
+            handle.remove()
+        return captured[0]
+
+    def output_features(self, output: str, images: torch.Tensor, condition: Tree) -> torch.Tensor:
+        """Features of generated images of `output` with their conditions, for a regulariser that compares
+        outputs by what they show (DivCo), with gradients: a model whose discriminators are not called
+        through `discriminate` returns its own (DRIT: its attribute encoder's code). Optional."""
+        raise NotImplementedError
+
     def build_encoder(self) -> nn.Module:
         """A fresh network mapping a batch of data to latent codes, `encoder(x) -> z` (MDGAN's E)."""
         raise NotImplementedError

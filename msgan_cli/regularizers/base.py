@@ -173,6 +173,17 @@ class Regularizer:
         pass
 
 
+def check_discriminator_layer(recipe: Recipe, name: str, layer: str | None) -> None:
+    """Refuse a `reg.<name>.layer` that is not a module of the primary discriminator, listing those that are."""
+    if layer is None:
+        return
+    discriminator = getattr(recipe, recipe.primary_discriminator)
+    names = [module for module, _ in discriminator.named_modules() if module]
+    if layer not in names:
+        raise UserError(f"reg.{name}.layer='{layer}' is not a module of the discriminator; "
+                        f"choose one of: {', '.join(names)} (or null for the last hidden layer).")
+
+
 OUTPUT_CHOICES = ("primary", "all")
 
 

@@ -17,8 +17,7 @@ from torch.nn.functional import normalize
 
 from msgan_cli.core.registry import register_regularizer
 from msgan_cli.core.stats import report
-from msgan_cli.errors import UserError
-from msgan_cli.regularizers.base import Regularizer, WeightedOptions
+from msgan_cli.regularizers.base import Regularizer, WeightedOptions, check_discriminator_layer
 
 
 def normalized_gram(x: torch.Tensor, s: float = 5.0) -> torch.Tensor:
@@ -55,29 +54,11 @@ class DiversityPenalty(Regularizer):
 
     def check(self, recipe) -> None:
         super().check(recipe)
-        if self.options.layer is not None:
-            discriminator = getattr(recipe, recipe.primary_discriminator)
-            names = [name for name, _ in discriminator.named_modules() if name]
-            if self.options.layer not in names:
-                raise UserError(f"reg.dpm.layer='{self.options.layer}' is not a module of the discriminator; "
-                                f"choose one of: {', '.join(names)} (or null for the last hidden layer).")
+        check_discriminator_layer(recipe, self.name, self.options.layer)
 
     def loss(self, ctx) -> torch.Tensor:
-        recipe, fake = ctx.recipe, ctx.generated()
-        captured: list[torch.Tensor] = []
-        if self.options.layer is None:   # the input of D's (last) head: its last hidden representation
-            head = recipe.discriminator_layers(recipe.primary_discriminator)[-1][1]
-            handle = head.register_forward_pre_hook(lambda module, inputs: captured.append(inputs[0]))
-        else:
-            module = getattr(recipe, recipe.primary_discriminator).get_submodule(self.options.layer)
-            handle = module.register_forward_hook(lambda module, inputs, output: captured.append(output))
-        try:
-            # Eagerly under hardware.compile: a compiled D would reuse a graph traced without this hook.
-            with torch.compiler.set_stance("force_eager"):
-                recipe.discriminate(fake.images, fake.condition)
-        finally:
-            handle.remove()
-        features = captured[0]
+        fake = ctx.generated()
+        features = ctx.recipe.discriminator_features(fake.images, fake.condition, self.options.layer)
         # A packing D (reg=pacgan) has one feature row per pack of m samples: compare each pack's
         # features with its m latents concatenated.
         z = fake.z.reshape(len(features), -1)

@@ -173,6 +173,13 @@ class DRIT(Recipe):
         content = self.content_encoder.encode(condition[source], source)
         return self.generators.generate(content, encode_attribute(reference)[0], target)
 
+    def output_features(self, output: str, images: torch.Tensor, condition) -> torch.Tensor:
+        """The attribute code's mean of translations into the target domain, by that domain's attribute
+        encoder (what DivCo-DRIT compares, its `concat=1` setting); its image discriminators judge one
+        domain each and take no conditions, so no `discriminate` stands for them."""
+        encoder = self.attribute_encoder_b if output.endswith("B") else self.attribute_encoder_a
+        return encoder(images)[0]
+
     def phase_losses(self, phase: str, ctx: StepContext) -> dict[str, torch.Tensor]:
         return {"D_content": self.content_discriminator_terms, "D": self.discriminator_terms,
                 "EG": self.encoder_generator_terms, "G": self.random_attribute_terms}[phase](ctx)
