@@ -9,6 +9,8 @@ Usage: python scripts/bench.py [--steps 30] [--repeats 5] [--device auto] [--onl
 Every configuration is built once; then timing rounds interleave them (each round times `--steps`
 steps of every configuration), and a configuration's time is its median round, so drift of the
 machine (thermal, other load) hits all alike. Prints one table per model and the machine it ran on.
+The rows are `reg=none` and every setting of every registered regulariser (`regularizers.settings`),
+so a new regulariser is timed on every model, as a ratio over that model's `reg=none`, without an edit here.
 
 The bare step (DCGAN, the 2D GAN, Pix2Pix) is the textbook loop written out here: the recipe's own
 networks, optimisers, batches and GAN-loss functions, called directly, with no step context, phases,
@@ -38,6 +40,7 @@ from msgan_cli.errors import UserError
 from msgan_cli.evaluate import evaluate_run
 from msgan_cli.models.base import one_hot
 from msgan_cli.models.pix2pix.networks import downsample
+from msgan_cli.regularizers import REGULARIZERS, settings
 from msgan_cli.train.runner import StepRunner
 from msgan_cli.train.session import build_session
 from msgan_cli.train.threads import cores
@@ -60,22 +63,13 @@ SETUPS = {
     "stargan + latent (model.nz=8) on shape_domains (32 px, batch 16)": ["model=stargan", "model.nz=8"],
 }
 BARE = "bare step (no engine)"
-METHODS = {
-    "none": ["reg=none"],
-    # the pair regularisers in both layouts (the models' default is doubled, StackGAN++'s split)
-    "ms (pair_batch=doubled)": ["reg=ms", "trainer.pair_batch=doubled"],
-    "ms (pair_batch=split)": ["reg=ms", "trainer.pair_batch=split"],
-    "dsgan (pair_batch=doubled)": ["reg=dsgan", "trainer.pair_batch=doubled"],
-    "dpm": ["reg=dpm"],
-    "sn": ["reg=sn"],
-    "sr": ["reg=sr"],
-    "mdgan": ["reg=mdgan"],
-    "mdgan (two_step)": ["reg=mdgan", "reg.mdgan.two_step=true"],
-    "pacgan (m=2)": ["reg=pacgan"],
-    "unrolled (k=5)": ["reg=unrolled"],
-    "unrolled (k=5, first_order)": ["reg=unrolled", "reg.unrolled.first_order=true"],
-    "ms + sr": ["reg=[ms,sr]"],
-}
+# reg=none, then every setting of every registered regulariser (regularizers.settings: a regulariser that asks
+# for pairs in both layouts, the models' default being doubled and StackGAN++'s split; each of its `variants`),
+# at its own defaults: a new regulariser gets its rows without an edit here. A model it refuses prints why.
+# Last, one composition: whether two regularisers' costs simply add up.
+METHODS = ({"none": ["reg=none"]} | {label: overrides for name in sorted(REGULARIZERS)
+                                     for label, overrides in settings(name).items()}
+           | {"ms + sr": ["reg=[ms,sr]"]})
 COMPILED = {"none (hardware.compile)": ["reg=none", "hardware.compile=true"]}   # --compile: a minute or more each
 COMPILED_ON_CUDA = {"none (hardware.compile, reduce-overhead: CUDA graphs)": [
     "reg=none", "hardware.compile=true", "hardware.compile_mode=reduce-overhead"]}

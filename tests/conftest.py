@@ -1,8 +1,10 @@
 """Tests compose the real config (conf/) and shrink it to seconds: tiny widths, a few steps."""
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,9 @@ import pytest
 import torch
 
 from msgan_cli.config import compose_config
+from msgan_cli.regularizers import REGULARIZERS, refusal
 from msgan_cli.train.loop import train
+from msgan_cli.train.session import build_session
 
 # Small enough that a training smoke test takes a second or two on 2 CPU cores.
 TINY = [
@@ -70,6 +74,70 @@ def compose(*overrides: str):
 def train_run(run_dir: Path, *overrides: str) -> dict:
     """Train a tiny run in-process (without Hydra's run-directory machinery) and return its metrics."""
     return train(compose(*overrides), run_dir)
+
+
+# --- the regularisers, from the registry (docs/extending.md#regularizer) ------------------------------
+# The tests below cover every regulariser the package registers without naming it: a new one (a module,
+# a YAML file and its own test file) is trained on every model it applies to, composed with the others
+# and checked for host synchronisation. Whatever those tests need to know about one it states on its
+# class (`smoke_overrides`, `variants`, `changes_network`, `conflicts`, `adds_term()`).
+
+# Registered by the package's modules, not by a test module (tests/test_plugin.py registers its own).
+SHIPPED_REGULARIZERS = sorted(name for name, regularizer in REGULARIZERS.items()
+                              if regularizer.__module__.startswith("msgan_cli.regularizers."))
+
+
+def selecting(*names: str) -> list[str]:
+    """The overrides that select regularisers `names` (none: `reg=none`) for a tiny run of a few steps:
+    `reg=<name>` or `reg=[a,b]`, with each one's `smoke_overrides` (sr projecting every 2nd D step)."""
+    names = tuple(name for name in names if name != "none")
+    selected = f"reg={names[0]}" if len(names) == 1 else f"reg=[{','.join(names)}]" if names else "reg=none"
+    return [selected, *(o for name in names for o in REGULARIZERS[name].smoke_overrides)]
+
+
+@functools.cache
+def refusals(*overrides: str) -> dict[str, str | None]:
+    """Each shipped regulariser -> why it refuses the model that `overrides` choose (its check, run as
+    `msgan train` runs it before training), or None: it applies."""
+    recipe = build_session(compose(*overrides, "reg=none")).recipe
+    return {name: refusal(name, recipe) for name in SHIPPED_REGULARIZERS}
+
+
+def applicable(*overrides: str) -> list[str]:
+    """The shipped regularisers that apply to the model `overrides` choose."""
+    return [name for name, why in refusals(*overrides).items() if why is None]
+
+
+def skip_if_refused(reg: str, *overrides: str) -> None:
+    """Skip, with its reason, a regulariser that refuses the model `overrides` choose, once its refusal is
+    the sentence a user gets: it names the regulariser and the model. (Each model's test file checks the
+    wording of its refusals; `applicable` with a floor checks that not everything is skipped.)"""
+    why = None if reg == "none" else refusals(*overrides)[reg]
+    if why is not None:
+        assert f"reg={reg}" in why and re.search(r"\bmodel \w+", why), why
+        pytest.skip(f"refused: {why}")
+
+
+def conflict(a: str, b: str) -> bool:
+    return b in REGULARIZERS[a].conflicts or a in REGULARIZERS[b].conflicts
+
+
+def compositions(names: list[str]) -> list[tuple[str, ...]]:
+    """Groups of `names` that place every one beside as many others as the declared conflicts allow, in
+    few runs: each group takes first those not yet placed, then every other, each where it conflicts
+    with none already in the group."""
+    groups, unplaced = [], list(names)
+    while unplaced:
+        group: list[str] = []
+        for name in unplaced + [name for name in names if name not in unplaced]:
+            if not any(conflict(name, other) for other in group):
+                group.append(name)
+        groups.append(tuple(sorted(group)))
+        unplaced = [name for name in unplaced if name not in group]
+    return groups
+
+
+COMPOSITIONS = compositions(SHIPPED_REGULARIZERS)
 
 
 def msgan(*args: str, cwd: Path | None = None, env_extra: dict | None = None, timeout: int = 300):

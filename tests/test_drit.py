@@ -4,7 +4,19 @@ train on it or refuse, resume, and its bad inputs."""
 import pytest
 import torch
 
-from conftest import compose, run_msgan, state_of, tensorboard_tags, tiny, train_run
+from conftest import (
+    SHIPPED_REGULARIZERS,
+    applicable,
+    compose,
+    refusals,
+    run_msgan,
+    selecting,
+    skip_if_refused,
+    state_of,
+    tensorboard_tags,
+    tiny,
+    train_run,
+)
 from msgan_cli.core.context import StepContext
 from msgan_cli.errors import UserError
 from msgan_cli.models.drit.networks import (
@@ -94,10 +106,17 @@ def test_mode_seeking_acts_in_both_directions():
     assert torch.equal(generated.group(0, "AtoB")[1], generated.group(0, "BtoA")[1])
 
 
-@pytest.mark.parametrize("reg", ["none", "ms", "dsgan", "sn", "sr"])
+@pytest.mark.parametrize("reg", ["none", *SHIPPED_REGULARIZERS])
 def test_regularisers_train_on_drit(tmp_path, reg):
-    train_run(tmp_path, *DRIT, f"reg={reg}", "trainer.max_steps=3")
+    """Every registered regulariser that applies trains on DRIT; one that refuses it is skipped with its sentence."""
+    skip_if_refused(reg, *DRIT)
+    train_run(tmp_path, *DRIT, *selecting(reg), "trainer.max_steps=3")
     assert state_of(tmp_path)["step"] == 3
+
+
+def test_the_regularisers_drit_takes_are_not_skipped_away():
+    """The test above skips what DRIT refuses; four regularisers apply today (ms, dsgan, sn, sr)."""
+    assert len(applicable(*DRIT)) >= 4, refusals(*DRIT)
 
 
 @pytest.mark.parametrize("reg,message", [("pacgan", "reg=pacgan acts on a single discriminator; model drit has 5"),

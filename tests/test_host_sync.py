@@ -11,18 +11,17 @@ import re
 import pytest
 import torch
 
-from conftest import TINY_MODELS, compose
+from conftest import SHIPPED_REGULARIZERS, TINY_MODELS, compose
 from host_sync import HostSync, no_host_syncs
 from msgan_cli.errors import UserError
-from msgan_cli.regularizers import REGULARIZERS
+from msgan_cli.regularizers import REGULARIZERS, settings
 from msgan_cli.train.runner import StepRunner
 
-# Every registered regulariser as a user picks it (a new one is checked without editing this file),
-# and the variants that run other code.
-REGULARIZER_SETTINGS = {"none": ["reg=none"]} | {name: [f"reg={name}"] for name in sorted(REGULARIZERS)} | {
-    "ms split": ["reg=ms", "trainer.pair_batch=split"], "sr": ["reg=sr", "reg.sr.every=1"],
-    "mdgan two_step": ["reg=mdgan", "reg.mdgan.two_step=true"], "unrolled": ["reg=unrolled", "reg.unrolled.steps=2"],
-}
+# Every registered regulariser as a user picks it, in each pair layout where it asks for pairs, and each of
+# its variants that runs other code (regularizers.settings), with what a few tiny steps need for it to act
+# (`smoke_overrides`: sr projects every 2nd D step): a new one is checked without editing this file.
+REGULARIZER_SETTINGS = {"none": ["reg=none"]} | {label: overrides for name in SHIPPED_REGULARIZERS
+                                                 for label, overrides in settings(name, smoke=True).items()}
 # DRIT's full update runs every 3rd step and StarGAN's G every 5th: 6 steps see every phase of every model.
 STEPS = 6
 

@@ -5,7 +5,19 @@ its bad inputs."""
 import pytest
 import torch
 
-from conftest import compose, run_msgan, state_of, tensorboard_tags, tiny, train_run
+from conftest import (
+    SHIPPED_REGULARIZERS,
+    applicable,
+    compose,
+    refusals,
+    run_msgan,
+    selecting,
+    skip_if_refused,
+    state_of,
+    tensorboard_tags,
+    tiny,
+    train_run,
+)
 from datafiles import write_cub
 from msgan_cli.core.context import StepContext
 from msgan_cli.errors import UserError
@@ -98,10 +110,17 @@ def test_mode_seeking_acts_on_the_last_stage_with_z_alone_or_on_every_stage():
         assert z1.shape == (8, 8) and not torch.equal(z1, z2)   # the denominator's latents: z, not the text code
 
 
-@pytest.mark.parametrize("reg", ["none", "ms", "dsgan", "dpm", "sn", "sr"])
+@pytest.mark.parametrize("reg", ["none", *SHIPPED_REGULARIZERS])
 def test_regularisers_train_on_stackganpp(tmp_path, reg):
-    train_run(tmp_path, *SG, f"reg={reg}", "trainer.max_steps=3")
+    """Every registered regulariser that applies trains on StackGAN++; one that refuses it is skipped with its sentence."""
+    skip_if_refused(reg, *SG)
+    train_run(tmp_path, *SG, *selecting(reg), "trainer.max_steps=3")
     assert state_of(tmp_path)["step"] == 3
+
+
+def test_the_regularisers_stackganpp_takes_are_not_skipped_away():
+    """The test above skips what StackGAN++ refuses; five regularisers apply today (ms, dsgan, dpm, sn, sr)."""
+    assert len(applicable(*SG)) >= 5, refusals(*SG)
 
 
 @pytest.mark.parametrize("overrides,message", [

@@ -7,10 +7,13 @@ The formulas are importable as pure functions, e.g. `from msgan_cli.regularizers
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 
 from omegaconf import DictConfig, OmegaConf
 
+from msgan_cli.config import group_file_options
+from msgan_cli.core.context import PAIR_BATCH_LAYOUTS
 from msgan_cli.core.registry import REGULARIZERS, import_submodules, register_regularizer
 from msgan_cli.errors import UserError
 from msgan_cli.models.base import Recipe
@@ -66,9 +69,36 @@ def build_regularizers(reg_cfg: DictConfig | None, recipe: Recipe) -> list[Regul
     return selected
 
 
+def refusal(name: str, recipe: Recipe, node: DictConfig | dict | None = None) -> str | None:
+    """Why regulariser `name` cannot act on `recipe` (its `check`, which `msgan train` runs before
+    training), or None: it applies. `node`: its options; by default those `reg=<name>` selects
+    (conf/reg/<name>.yaml). What scripts/regularizers.py lists and the tests skip a model by."""
+    options = parse_options(name, group_file_options("reg", name) if node is None else node)
+    try:
+        REGULARIZERS[name](options, recipe).check(recipe)
+    except UserError as error:
+        return str(error)
+    return None
+
+
+def settings(name: str, smoke: bool = False) -> dict[str, list[str]]:
+    """Every setting of regulariser `name` that runs code of its own, label -> overrides: `reg=<name>`
+    (once per pair layout, `trainer.pair_batch`, where it may ask for several samples per condition),
+    then each of its `variants`; with `smoke`, each with its `smoke_overrides` (a tiny run of a few
+    steps). What tests/test_host_sync.py checks and scripts/bench.py times."""
+    cls = REGULARIZERS[name]
+    plain = [f"reg={name}", *(cls.smoke_overrides if smoke else ())]
+    asked = inspect.getattr_static(cls, "samples_per_condition")   # a property: it depends on the options
+    if isinstance(asked, property) or asked > 1:
+        found = {f"{name} (pair_batch={layout})": [*plain, f"trainer.pair_batch={layout}"] for layout in PAIR_BATCH_LAYOUTS}
+    else:
+        found = {name: plain}
+    return found | {f"{name} ({label})": [*plain, *overrides] for label, overrides in cls.variants.items()}
+
+
 import_submodules(__name__, __path__)   # every regulariser module, those not named above included
 
 __all__ = ["REGULARIZERS", "Regularizer", "RegularizerOptions", "WeightedOptions", "adam_update", "build_regularizers",
            "diversity_penalty", "dsgan_loss", "dsgan_ratio", "mode_regularizers", "mode_seeking_loss",
-           "mode_seeking_ratio", "pack", "parse_options", "register_regularizer", "spectral_compensate",
-           "unroll_discriminator"]
+           "mode_seeking_ratio", "pack", "parse_options", "refusal", "register_regularizer", "settings",
+           "spectral_compensate", "unroll_discriminator"]

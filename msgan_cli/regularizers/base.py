@@ -75,6 +75,19 @@ class Regularizer:
     # Why its step makes the host wait for the GPU (say it in the docstring too), or None: it does not
     # (tests/test_host_sync.py checks every regulariser's step under CUDA's sync debug mode, except these).
     host_sync: ClassVar[str | None] = None
+    # What the tests and scripts/bench.py read, so that they cover a new regulariser without being edited
+    # (docs/extending.md#regularizer-coverage):
+    # Overrides a tiny run of a few steps needs for it to act there, or to stay cheap (sr: project every 2nd
+    # D step, not every 5th; unrolled: 2 unrolled steps): the smoke, composition and host-sync tests add them.
+    smoke_overrides: ClassVar[tuple[str, ...]] = ()
+    # Other settings of it that run code of their own, label -> overrides (mdgan: two_step): the host-sync
+    # test checks each, scripts/bench.py times each. One that asks for several samples per condition is also
+    # run in both pair layouts (trainer.pair_batch) without listing them here (regularizers.settings).
+    variants: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # For one that adds no term and reports no `Diag/<name>/...`: a glob of a key of the trained model's
+    # state that exists only once it has changed the networks (sn: its parametrised weights), which is how
+    # the tests see that it acted.
+    changes_network: ClassVar[str | None] = None
     # WeightedOptions (or a subclass) for a regulariser that adds a term; RegularizerOptions (or a subclass)
     # for one that acts on the networks or on what a loss is taken against (sn, sr, pacgan, unrolled).
     Options: ClassVar[type[RegularizerOptions]] = WeightedOptions

@@ -56,6 +56,7 @@ class MDGANOptions(WeightedOptions):
 class ModeRegularization(Regularizer):
     phase = "G"
     needs_latent = True
+    variants = {"two_step": ("reg.mdgan.two_step=true",)}   # MDGAN's manifold and diffusion steps
     Options = MDGANOptions
 
     @property

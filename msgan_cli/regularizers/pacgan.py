@@ -47,6 +47,7 @@ class Packing(Regularizer):
     needs_single_discriminator = True   # sn / sr must normalise the packed D, not the one it replaces
     needs_capabilities = {"build_discriminator": "a discriminator it can rebuild for packed inputs",
                           "discriminate": "a discriminator"}
+    changes_network = "*.network.*"   # reports nothing: the packing D's wrapped network shows it
     Options = PacGANOptions
 
     @property

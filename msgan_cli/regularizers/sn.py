@@ -36,6 +36,7 @@ class SNOptions(RegularizerOptions):
 class SpectralNormalization(Regularizer):
     phase = "D"
     needs_discriminator_layers = True
+    changes_network = "*.parametrizations.weight.original"   # reports nothing: its weights show it
     Options = SNOptions
 
     def setup(self, recipe) -> None:

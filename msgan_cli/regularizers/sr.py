@@ -63,6 +63,8 @@ class SpectralRegularization(Regularizer):
     needs_discriminator_layers = True
     conflicts = {"sn": "sr already applies spectral normalisation in D's forward pass; drop reg=sn."}
     host_sync = "torch.linalg.svd checks the solver's convergence on the host, every `every` D steps"
+    smoke_overrides = ("reg.sr.every=2",)   # the default, every 5th D step, projects nothing in 4 steps
+    variants = {"mode=dynamic": ("reg.sr.mode=dynamic",)}   # the running max of the spectrum
     Options = SROptions
 
     def __init__(self, options, recipe):

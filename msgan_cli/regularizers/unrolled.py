@@ -117,6 +117,8 @@ class Unrolled(Regularizer):
     phase = "G"
     needs_capabilities = {"discriminator_loss": "the model's discriminator objective (to unroll D)"}
     needs_single_discriminator = True
+    smoke_overrides = ("reg.unrolled.steps=2",)   # each unrolled step is a D forward and double backward
+    variants = {"first_order": ("reg.unrolled.first_order=true",)}
     Options = UnrolledOptions
 
     def configure_optimizers(self, recipe, optimizers) -> None:
