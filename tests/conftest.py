@@ -87,6 +87,14 @@ SHIPPED_REGULARIZERS = sorted(name for name, regularizer in REGULARIZERS.items()
                               if regularizer.__module__.startswith("msgan_cli.regularizers."))
 
 
+def regularizer_params(*fast: str, with_none: bool = False) -> list:
+    """Every shipped regulariser (and `none`) as a test parameter: those in `fast` in the fast tier, the
+    rest in the slow one (`pytest -m slow`, which CI runs too), so that a model's file checks a
+    representative in minutes and every regulariser on every model in CI."""
+    names = (["none"] if with_none else []) + SHIPPED_REGULARIZERS
+    return [name if name in fast else pytest.param(name, marks=pytest.mark.slow) for name in names]
+
+
 def selecting(*names: str) -> list[str]:
     """The overrides that select regularisers `names` (none: `reg=none`) for a tiny run of a few steps:
     `reg=<name>` or `reg=[a,b]`, with each one's `smoke_overrides` (sr projecting every 2nd D step)."""

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from conftest import (
-    SHIPPED_REGULARIZERS,
     applicable,
     compose,
     refusals,
+    regularizer_params,
     run_msgan,
     selecting,
     skip_if_refused,
@@ -106,7 +106,7 @@ def test_mode_seeking_acts_in_both_directions():
     assert torch.equal(generated.group(0, "AtoB")[1], generated.group(0, "BtoA")[1])
 
 
-@pytest.mark.parametrize("reg", ["none", *SHIPPED_REGULARIZERS])
+@pytest.mark.parametrize("reg", regularizer_params("none", "ms", with_none=True))
 def test_regularisers_train_on_drit(tmp_path, reg):
     """Every registered regulariser that applies trains on DRIT; one that refuses it is skipped with its sentence."""
     skip_if_refused(reg, *DRIT)
@@ -115,8 +115,8 @@ def test_regularisers_train_on_drit(tmp_path, reg):
 
 
 def test_the_regularisers_drit_takes_are_not_skipped_away():
-    """The test above skips what DRIT refuses; four regularisers apply today (ms, dsgan, sn, sr)."""
-    assert len(applicable(*DRIT)) >= 4, refusals(*DRIT)
+    """The test above skips what DRIT refuses; six regularisers apply today (divco, dsgan, ms, ndiv, sn, sr)."""
+    assert len(applicable(*DRIT)) >= 6, refusals(*DRIT)
 
 
 @pytest.mark.parametrize("reg,message", [("pacgan", "reg=pacgan acts on a single discriminator; model drit has 5"),

@@ -12,6 +12,7 @@ from conftest import (
     applicable,
     compose,
     refusals,
+    regularizer_params,
     run_msgan,
     selecting,
     skip_if_refused,
@@ -83,7 +84,7 @@ def test_the_training_step_is_the_references():
 FULL = [*PIX2PIX, "eval.per_input.inputs=8", "eval.per_input.samples=4", "eval.modes_per_input.samples_per_input=12"]
 
 
-@pytest.mark.parametrize("reg", ["none", *SHIPPED_REGULARIZERS])
+@pytest.mark.parametrize("reg", regularizer_params("none", "ms", with_none=True))
 def test_every_regulariser_trains_on_pix2pix_or_refuses(tmp_path, reg):
     """Every registered regulariser that applies trains and is evaluated on Pix2Pix (with the others:
     test_training.py's compositions); one that refuses it is skipped with its sentence."""
@@ -105,8 +106,8 @@ def test_every_regulariser_trains_on_pix2pix_or_refuses(tmp_path, reg):
 
 
 def test_the_regularisers_pix2pix_takes_are_not_skipped_away():
-    """The test above skips what Pix2Pix refuses; five regularisers apply today (ms, dsgan, dpm, sn, sr)."""
-    assert len(applicable(*PIX2PIX)) >= 5, refusals(*PIX2PIX)
+    """The test above skips what Pix2Pix refuses; seven regularisers apply today (divco, dpm, dsgan, ms, ndiv, sn, sr)."""
+    assert len(applicable(*PIX2PIX)) >= 7, refusals(*PIX2PIX)
 
 
 @pytest.mark.parametrize("reg,message", [

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from conftest import (
-    SHIPPED_REGULARIZERS,
     applicable,
     compose,
     refusals,
+    regularizer_params,
     run_msgan,
     selecting,
     skip_if_refused,
@@ -110,7 +110,7 @@ def test_mode_seeking_acts_on_the_last_stage_with_z_alone_or_on_every_stage():
         assert z1.shape == (8, 8) and not torch.equal(z1, z2)   # the denominator's latents: z, not the text code
 
 
-@pytest.mark.parametrize("reg", ["none", *SHIPPED_REGULARIZERS])
+@pytest.mark.parametrize("reg", regularizer_params("none", "ms", with_none=True))
 def test_regularisers_train_on_stackganpp(tmp_path, reg):
     """Every registered regulariser that applies trains on StackGAN++; one that refuses it is skipped with its sentence."""
     skip_if_refused(reg, *SG)
@@ -119,8 +119,8 @@ def test_regularisers_train_on_stackganpp(tmp_path, reg):
 
 
 def test_the_regularisers_stackganpp_takes_are_not_skipped_away():
-    """The test above skips what StackGAN++ refuses; five regularisers apply today (ms, dsgan, dpm, sn, sr)."""
-    assert len(applicable(*SG)) >= 5, refusals(*SG)
+    """The test above skips what StackGAN++ refuses; seven regularisers apply today (divco, dpm, dsgan, ms, ndiv, sn, sr)."""
+    assert len(applicable(*SG)) >= 7, refusals(*SG)
 
 
 @pytest.mark.parametrize("overrides,message", [
