@@ -5,8 +5,9 @@
 # Usage: scripts/grid25_modes.sh [STEPS] [SEEDS]      e.g. scripts/grid25_modes.sh 3000 0,1,2
 # Two sweeps run side by side, one CPU thread each (on 2 cores that is ~1.35x the throughput of one
 # 2-thread sweep): the Unrolled GAN alone (k=5 unrolled D steps, ~9x a plain step) and all the others.
-# Cost at 3,000 steps and 3 seeds on a 2-core CPU: 85 minutes measured (the machine was also running
-# other work). PacGAN trained 400 epochs
+# Cost at 3,000 steps and 3 seeds on a 2-core CPU: 85 minutes measured with the nine regularisers before
+# ndiv and divco (the machine was also running other work); their runs take about 2 and 7-10 minutes
+# each on one thread. PacGAN trained 400 epochs
 # (400,000 steps); this budget is a small fraction of that.
 set -euo pipefail
 steps="${1:-3000}"

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The papers' benchmarks (conf/experiment/*) as Hydra multiruns over the regulariser and seeds, with a
 # reduced budget that runs on a 2-core CPU, each followed by `msgan report` (Markdown, CSV, plot).
-# Usage: [JOBS=N] [REGS=all] scripts/reproduce.sh SWEEP [STEPS] [SEEDS]     SWEEP: ring8 | ring8_unrolled | stacked | digits | fashion | pix2pix | drit | stackganpp | stargan | all
+# Usage: [JOBS=N] [REGS=all] scripts/reproduce.sh SWEEP [STEPS] [SEEDS]     SWEEP: ring8 | ring8_unrolled | stacked | digits | fashion | pix2pix | drit | stackganpp | stargan | successors | all
 #   (grid25 with every regulariser: scripts/grid25_modes.sh)
 # Each sweep compares the regularisers listed below: those of the paper's table it reproduces (digits,
 # fashion, drit, stackganpp: MSGAN's none against ms; ring8_unrolled: the Unrolled GAN's none against
-# unrolled), or those of the measured table the docs show (ring8, stacked, pix2pix, stargan). REGS=all
+# unrolled), or those of the measured table the docs show (ring8, stacked, pix2pix, stargan; successors: the
+# README's ndiv and divco against ms and none). REGS=all
 # replaces each list by reg=none and every registered regulariser that applies to the sweep's model
 # (scripts/regularizers.py), so a new regulariser joins the sweeps without an edit here.
 # The default budgets (minutes on 2 CPU cores) are a small fraction of the papers'; the presets hold the full ones.
 set -euo pipefail
-sweep_name="${1:?usage: scripts/reproduce.sh ring8|ring8_unrolled|stacked|digits|fashion|pix2pix|drit|stackganpp|stargan|all [STEPS] [SEEDS]}"
+sweep_name="${1:?usage: scripts/reproduce.sh ring8|ring8_unrolled|stacked|digits|fashion|pix2pix|drit|stackganpp|stargan|successors|all [STEPS] [SEEDS]}"
 root="multirun/reproduce-$(date +%Y%m%d-%H%M%S)"
 
 # JOBS=N runs the seeds as N multiruns side by side, each with its share of the cores as torch threads
@@ -83,7 +84,13 @@ case "$sweep_name" in
     run stargan/published "${2:-4000}" "${3:-0,1,2}" none,sn,sr model=stargan
     run stargan/latent "${2:-4000}" "${3:-0,1,2}" none,ms,dpm model=stargan model.nz=8
     msgan report "$root/stargan" ;;
+  successors)      # the README's comparison of mode seeking's successors (ndiv, divco) with ms and none: the 2D grid
+                   # at 3,000 steps (~2 minutes a run on one thread, divco 7-10) and pix2pix's benchmark at 2,000
+                   # (~2-3 minutes); STEPS applies to both
+    run successors/grid25 "${2:-3000}" "${3:-0,1}" none,ms,ndiv,divco experiment=grid25_pacgan
+    run successors/pix2pix "${2:-2000}" "${3:-0,1}" none,ms,ndiv,divco model=pix2pix
+    msgan report "$root/successors" ;;
   all)
-    for name in ring8 digits stacked fashion ring8_unrolled pix2pix drit stackganpp stargan; do "$0" "$name"; done ;;
+    for name in ring8 digits stacked fashion ring8_unrolled pix2pix drit stackganpp stargan successors; do "$0" "$name"; done ;;
   *) echo "unknown sweep '$sweep_name'" >&2; exit 2 ;;
 esac
