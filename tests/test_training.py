@@ -78,11 +78,17 @@ COMBINATIONS = ([("dcgan", d, r) for d in IMAGE_DATASETS for r in ("none", "ms")
 @pytest.mark.parametrize("model,dataset,reg", COMBINATIONS)
 def test_smoke(tmp_path, model, dataset, reg):
     run = tmp_path / "run"
-    metrics = train_run(run, f"model={model}", f"reg={reg}", *dataset_overrides(dataset, tmp_path))
+    overrides = [f"model={model}", f"reg={reg}", *dataset_overrides(dataset, tmp_path)]
+    metrics = train_run(run, *overrides)
     assert metrics and all(math.isfinite(v) for v in metrics.values())
     assert load_metrics(run) == metrics
     state = state_of(run)   # loads with weights_only=True
     assert state["step"] == 4 and set(state["optimizers"]) == {"generator", "discriminator"}
+    # Trained, not only run: both networks' parameters (not BatchNorm's statistics, which move at any
+    # learning rate) left the initial weights the run's seed gives.
+    initial = dict(build_session(compose(*overrides)).recipe.named_parameters())
+    moved = {name.split(".")[0] for name, tensor in initial.items() if not torch.equal(tensor, state["model"][name])}
+    assert {"generator", "discriminator"} <= moved, moved
     tags = tensorboard_tags(run)
     assert {"Loss/D/adv", "Loss/D/total", "Loss/G/adv", "Loss/G/total"} <= tags["scalars"]
     assert "Samples/grid" in tags["images"]
