@@ -50,12 +50,12 @@ def test_the_normaliser_is_held_fixed_and_only_the_distances_carry_the_gradient(
 
 def test_a_conditional_model_gets_groups_of_samples_per_condition_an_unconditional_one_its_batch(tmp_path, monkeypatch):
     seen = []
-    original = ndiv.ndiv_loss
+    original = ndiv.ndiv_violations
 
     def recording(z, x, alpha):
         seen.append((tuple(z.shape), tuple(x.shape)))
         return original(z, x, alpha)
-    monkeypatch.setattr(ndiv, "ndiv_loss", recording)
+    monkeypatch.setattr(ndiv, "ndiv_violations", recording)
     train_run(tmp_path / "dcgan", "reg=ndiv", "trainer.max_steps=1", "eval.metrics=[]")   # digits, class-conditional
     assert seen[0] == ((16, 4, 100), (16, 4, 1, 32, 32))   # doubled: 16 conditions x 4 latents
     seen.clear()
@@ -68,7 +68,7 @@ def test_a_conditional_model_gets_groups_of_samples_per_condition_an_uncondition
 
 def test_ndiv_trains_logs_and_composes(tmp_path):
     train_run(tmp_path / "alone", "reg=ndiv", "eval.metrics=[]")
-    assert {"Loss/G/ndiv", "Diag/ndiv/output_spread_image"} <= tensorboard_tags(tmp_path / "alone")["scalars"]
+    assert {"Loss/G/ndiv", "Diag/ndiv/violated_pairs_image"} <= tensorboard_tags(tmp_path / "alone")["scalars"]
     train_run(tmp_path / "with_sr", "reg=[ndiv,sr]", "reg.sr.every=2", "eval.metrics=[]")
 
 

@@ -151,8 +151,6 @@ def vendi_unavailable(options, data) -> str | None:
     return None
 
 
-
-
 def within_and_over_all(ctx: EvalContext, metric: str, score, settings: dict) -> dict[str, float]:
     """`score` of all outputs, the mean of `score` within each condition (features.condition_groups), and,
     where real and generated samples are drawn alike (not conditioned on inputs), of as many real

@@ -33,6 +33,23 @@ def normalized_distances(x: torch.Tensor) -> torch.Tensor:
     return distances / (distances.sum(-1, keepdim=True).detach() + NORMALISER_EPS)
 
 
+def ndiv_violations(z: torch.Tensor, x: torch.Tensor, alpha: float = 0.8) -> torch.Tensor:
+    """Steps 1-3 of `ndiv_loss`, per pair: ReLU(alpha * N_z - N_x), (groups, S, S); an entry is positive
+    where two outputs are less far apart, relative to the others, than alpha times their latents."""
+    groups, size = x.shape[:2]
+    if size < 2:
+        raise ValueError(f"Normalized Diversification needs at least 2 samples per group; got {size}")
+    latent = normalized_distances(z.float().reshape(groups, size, -1))
+    output = normalized_distances(x.float().reshape(groups, size, -1))
+    return torch.relu(alpha * latent - output)
+
+
+def mean_over_pairs(matrix: torch.Tensor) -> torch.Tensor:
+    """The mean of (groups, S, S) entries over the ordered pairs i != j (the diagonal is 0), then over groups."""
+    size = matrix.shape[1]
+    return (matrix.sum((1, 2)) / (size * (size - 1))).mean()
+
+
 def ndiv_loss(z: torch.Tensor, x: torch.Tensor, alpha: float = 0.8) -> torch.Tensor:
     """The Normalized Diversification loss of latents z (groups, S, dz) and outputs x (groups, S, ...).
 
@@ -42,12 +59,7 @@ def ndiv_loss(z: torch.Tensor, x: torch.Tensor, alpha: float = 0.8) -> torch.Ten
        the mean over ordered pairs i != j.
     4. The mean over groups (the reference leaves it to its caller, which averages).
     """
-    groups, size = x.shape[:2]
-    if size < 2:
-        raise ValueError(f"Normalized Diversification needs at least 2 samples per group; got {size}")
-    latent = normalized_distances(z.float().reshape(groups, size, -1))
-    output = normalized_distances(x.float().reshape(groups, size, -1))
-    return (torch.relu(alpha * latent - output).sum((1, 2)) / (size * (size - 1))).mean()
+    return mean_over_pairs(ndiv_violations(z, x, alpha))
 
 
 @dataclass
@@ -84,7 +96,8 @@ class NormalizedDiversification(Regularizer):
                 z = torch.stack([latents for _, latents in members], dim=1)
             else:
                 x, z = generated.outputs[name][None], generated.z[None]
-            total = total + ndiv_loss(z, x, self.options.alpha)
-            with torch.no_grad():
-                report(f"Diag/ndiv/output_spread_{name}", normalized_distances(x.float().flatten(2)).mean())
+            violations = ndiv_violations(z, x, self.options.alpha)
+            total = total + mean_over_pairs(violations)
+            with torch.no_grad():   # the share of pairs the term pushes apart (0: the outputs keep the latents' geometry)
+                report(f"Diag/ndiv/violated_pairs_{name}", mean_over_pairs((violations > 0).float()))
         return total

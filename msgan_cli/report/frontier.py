@@ -186,7 +186,7 @@ def plot_plane(axis, groups: list[Group], plane: Plane, intervals: IntervalOptio
         axis.plot([by_seed_x[s] for s in seeds], [by_seed_y[s] for s in seeds], ".", color=colour, alpha=0.25)
         x_interval = mean_interval(group.values[plane.quality], intervals) or (x, x)
         y_interval = mean_interval(group.values[plane.diversity], intervals) or (y, y)
-        legend = " ".join([group.family, *(f"{k}={v}" for k, v in group.settings)]) if first else None
+        legend = group.family_name if first else None
         axis.errorbar([x], [y], xerr=[[x - x_interval[0]], [x_interval[1] - x]],
                       yerr=[[y - y_interval[0]], [y_interval[1] - y]], marker="o", color=colour, capsize=2, label=legend)
         if group.weight is not None:   # the family is in the legend; each point says its weight

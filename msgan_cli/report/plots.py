@@ -48,10 +48,10 @@ def plot_metric(axis, groups: list[Group], metric: str) -> None:
             families[(group.family, group.settings)].append(group)
     swept = {key: members for key, members in families.items() if len(members) > 1}
     if swept:
-        for (family, settings), members in swept.items():
+        for members in swept.values():
             members = sorted(members, key=lambda g: g.weight)
             stats = [mean_std(g.values[metric]) for g in members]
-            label = " ".join([family, *(f"{k}={v}" for k, v in settings)])
+            label = members[0].family_name
             line = axis.errorbar([g.weight for g in members], [m for m, _ in stats], yerr=[s for _, s in stats],
                                  marker="o", capsize=3, label=label)
             for group in members:

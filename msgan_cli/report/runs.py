@@ -48,6 +48,11 @@ class Group:
         """The row as the report names it in sentences: its label and its values of the varying keys."""
         return " ".join([self.label, *(f"{k}={v}" for k, v in self.settings)])
 
+    @property
+    def family_name(self) -> str:
+        """The rows of one regulariser at every weight, with these values of the varying keys (a plot's curve)."""
+        return " ".join([self.family, *(f"{k}={v}" for k, v in self.settings)])
+
     def is_named(self, name: str) -> bool:
         """Whether `name` picks this row: its label as the table prints it (`ms(w=1)`) or its regulariser (`ms`)."""
         return name in (self.label, self.family)
