@@ -48,6 +48,20 @@ def test_a_sweep_over_another_option_gets_a_column_and_no_run_vanishes(tmp_path)
     assert [row[:4] for row in rows] == [["none", "16", "1", "0.5 ± 0"], ["none", "32", "1", "**0.7 ± 0**"]]
 
 
+def test_a_folder_of_links_to_runs_of_several_sweeps_reports_each_run_once(tmp_path):
+    """A comparison assembled from two sweeps by linking their runs into one folder (scripts/study.py's
+    ROOT/best); a link back up the tree neither loops nor counts a run twice."""
+    write_run(tmp_path / "sweep_a" / "0", ["reg=none", "seed=0"], {"class_acc": 0.5})
+    write_run(tmp_path / "sweep_b" / "3", ["reg=none", "seed=1"], {"class_acc": 0.7}, seed=1)
+    chosen = tmp_path / "chosen"
+    chosen.mkdir()
+    (chosen / "none_seed0").symlink_to(tmp_path / "sweep_a" / "0")
+    (chosen / "none_seed1").symlink_to(tmp_path / "sweep_b" / "3")
+    (chosen / "loop").symlink_to(chosen)
+    _, text = build_report(chosen)
+    assert table_rows(text)[0][:3] == ["none", "2", "0.6 ± 0.14 [-0.671, 1.87]"]   # t(0.975, 1 df) x 0.1
+
+
 def test_runs_of_one_configuration_and_seed_are_said_and_averaged_per_seed(tmp_path):
     # reg=none under a swept ms weight: the weight does not apply, so these are one configuration
     for i, (weight, seed, value) in enumerate([(0.5, 0, 1.0), (2, 0, 3.0), (0.5, 1, 6.0), (2, 1, 6.0)]):

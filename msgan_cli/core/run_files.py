@@ -10,6 +10,7 @@ run (train, eval, sample, report, the sweep's summary) finds its files here (doc
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,5 +86,16 @@ class RunFiles:
 
 
 def run_folders(sweep: Path) -> list[Path]:
-    """The run directories under `sweep` (itself, or the runs of a sweep, at any depth), in name order."""
-    return [config.parent.parent for config in sorted(Path(sweep).rglob(".hydra/config.yaml"))]
+    """The run directories under `sweep` (itself, or the runs of a sweep, at any depth), in name order.
+    Symbolic links to folders are followed, so that a folder of links to runs of several sweeps reports
+    as one (each real folder once: a link back up the tree does not loop)."""
+    found, seen = [], set()
+    for folder, subfolders, _ in os.walk(sweep, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders.clear()
+            continue
+        seen.add(real)
+        if os.path.isfile(os.path.join(folder, ".hydra", "config.yaml")):
+            found.append(Path(folder))
+    return sorted(found)
