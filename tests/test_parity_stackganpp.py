@@ -395,3 +395,46 @@ def test_weight_average_differs_only_in_its_warm_up(monkeypatch):
     assert set(expected) == {f"generator.{name}" for name in ours}
     for name, value in ours.items():
         assert_near(value, expected[f"generator.{name}"], f"the weight average's {name}")
+
+
+def test_the_default_split_layout_differs_from_the_compared_one_only_where_stated(monkeypatch):
+    """`trainer.pair_batch=split` (the default) against the compared `doubled` on the same captions and latents: the
+    recording's B captions x 2 latents in both, split taking them from a batch of 2B rows (the B captions twice, so
+    that its real and wrong images are the same set). D's learning rate is 0 so that G's update sees the same D.
+    As stated (docs/parity.md#differences): G's outputs, D's logits on each fake half, D's real and wrong terms and
+    mode seeking are doubled's; each term over the fakes counts once instead of once per latent group: D's fake
+    terms, G's adversarial terms and the KL are exactly half of doubled's."""
+    ref, doubled_training, batch = stackganpp(monkeypatch)
+    seen = {}
+    for layout in ("doubled", "split"):
+        if layout == "doubled":
+            training = doubled_training
+        else:
+            options = ref["options"]
+            training = build_training(compose(*overrides(options, "trainer.pair_batch=split",
+                                                         f"trainer.batch_size={2 * options['batch_size']}")))
+            training.session.recipe.load_state_dict(renamed(ref["init"], stackganpp_name), strict=True)
+            use_latents(training.session.recipe, monkeypatch, torch.cat([ref["z1"], ref["z2"]]))
+            twice = lambda rows: torch.cat([rows, rows])   # noqa: E731
+            batch = Batch(twice(batch.samples), None, {name: twice(rows) for name, rows in batch.inputs.items()})
+        use_eps(monkeypatch, ref["eps"])
+        for group in training.optimizers[training.phases[0].optimizer].param_groups:
+            group["lr"] = 0.0
+        seen[layout] = step_as_the_loop_does(training, batch, monkeypatch)
+    doubled, split = seen["doubled"], seen["split"]
+    generated = [seen[layout]["D"]["calls"]["generator"] for layout in ("split", "doubled")]
+    assert [len(calls) for calls in generated] == [1, 1] and len(generated[0][0]) == len(STAGES)   # one G call: a stage each
+    for i, (output, expected) in enumerate(zip(generated[0][0], generated[1][0], strict=True)):
+        assert_near(output, expected, f"G's outputs at stage {i}, split")
+    for i in range(len(STAGES)):
+        for phase, calls in (("D", d_calls), ("G", g_calls)):
+            for half in HALVES:
+                for output, expected in zip(calls(split, i)[half], calls(doubled, i)[half]):
+                    assert_near(output, expected, f"D{i}'s logits on {half} in {phase}'s update, split")
+        for term, times in (("real", 1), ("wrong", 1), ("fake", 2)):
+            name = f"Loss/D/{term}_stage{i}"
+            assert_loss(times * split["D"]["terms"][name], doubled["D"]["terms"][name], f"{times} x split's {name}")
+        name = f"Loss/G/adv_stage{i}"
+        assert_loss(2 * split["G"]["terms"][name], doubled["G"]["terms"][name], f"2 x split's {name}")
+    assert_loss(2 * split["G"]["terms"]["Loss/G/kl"], doubled["G"]["terms"]["Loss/G/kl"], "2 x split's KL")
+    assert_loss(split["G"]["terms"]["Loss/G/ms"], doubled["G"]["terms"]["Loss/G/ms"], "split's mode seeking")
