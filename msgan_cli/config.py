@@ -180,6 +180,7 @@ def check_output_location(overrides: list[str], multirun: bool) -> None:
 def compose_config(name: str, overrides: list[str] | None = None) -> DictConfig:
     """The composed config `name` (e.g. "train") with overrides, as `msgan` would see it (no Hydra run dir)."""
     overrides = normalize_overrides(list(overrides or []))
+    check_override_grammar(overrides)
     check_reg_choices(overrides)
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):

@@ -1,27 +1,16 @@
 """`msgan report` never hides a run, and its files are data: tested on run folders written by hand
 (the files a finished run leaves: .hydra/config.yaml, .hydra/overrides.yaml, metrics.json)."""
 import csv
-import json
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from conftest import run_msgan
+from datafiles import write_run
 from msgan_cli.errors import UserError
 from msgan_cli.report import ReportOptions, build_report
 from msgan_cli.report.columns import direction
-
-
-def write_run(path: Path, overrides: list[str], metrics: dict[str, float], seed: int = 0,
-              reg: dict | None = None, model: str = "dcgan") -> Path:
-    (path / ".hydra").mkdir(parents=True)
-    cfg = {"seed": seed, "dataset": {"name": "digits"}, "model": {"name": model}, "reg": reg or {}}
-    OmegaConf.save(OmegaConf.create(cfg), path / ".hydra" / "config.yaml")
-    OmegaConf.save(OmegaConf.create(overrides), path / ".hydra" / "overrides.yaml")
-    (path / "metrics.json").write_text(json.dumps(metrics))
-    return path
-
 
 MS = {"ms": {"enabled": True, "weight": 1.0}}
 
@@ -261,6 +250,8 @@ def test_msgan_report_takes_its_options_and_refuses_a_wrong_one_in_one_sentence(
     refused = run_msgan("report", str(tmp_path), "interval=normal")
     assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0
     assert refused.stderr.strip() == "msgan report: interval method 'normal': use 't' or 'bootstrap'."
+    unreadable = run_msgan("report", str(tmp_path), "frontier=[a")   # as msgan train words it, not Hydra's message
+    assert unreadable.returncode == 2 and unreadable.stderr.startswith("msgan report: cannot read the option 'frontier=[a'")
 
 
 # --- the diversity-quality frontier -----------------------------------------------------------------------
