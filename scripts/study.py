@@ -4,14 +4,15 @@ best weight against reg=none on 5 seeds, and learning curves, as resumable Hydra
 
 Usage: python scripts/study.py BENCHMARK [PHASE ...]     no PHASE: every phase, in the order below
        python scripts/study.py summary [BENCHMARK ...]  the table across benchmarks, from their reports
-BENCHMARK: grid25 (more in BENCHMARKS below)
+BENCHMARK: grid25 | digits | pix2pix | drit | stackganpp | stargan (BENCHMARKS below)
 PHASE:
   baseline  reg=none, and the regularisers without a weight (sn, sr), on 5 seeds
   weights   each diversity regulariser at each weight of its grid (multiples of its default) on 3 seeds
-  seeds     each at its best weight (`best_weight`, from the `weights` runs) on the 2 seeds that make 5
+  seeds     each at its best weight (`best_row`, on the grid's seeds) on the 2 seeds that make 5
   curves    none, ms and the best other method at a longer budget, evaluated along training, on one seed
-  report    msgan report of every run (ROOT/runs: the weights on the frontier), of the 5-seed comparison
-            (ROOT/best: links to its runs) and the learning curves (ROOT/curves.png)
+  report    msgan report of every run (ROOT/runs: the weights on the frontier) and of the 5-seed comparison
+            (ROOT/best: links to its runs), the learning curves (ROOT/curves.png), none beside the best
+            method (ROOT/samples_none_vs_<method>_seed0.png) and the benchmark's summary line
 Environment: ROOT, the folder to continue in (default multirun/study/BENCHMARK): a phase run again skips
 what finished and resumes what was interrupted; JOBS (default 2) runs side by side, cores / JOBS torch
 threads each (hydra/launcher=parallel).
@@ -19,11 +20,10 @@ threads each (hydra/launcher=parallel).
 from __future__ import annotations
 
 import argparse
-import csv
+import fnmatch
 import os
 import subprocess
-import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 BASE_SEEDS = (0, 1, 2)          # the weight grid's seeds
@@ -45,16 +45,57 @@ class Benchmark:
     eval_every: int                      # ... and how often they are evaluated
     grid: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0)   # weights as multiples of each default
     grids: tuple[tuple[str, tuple[float, ...]], ...] = ()  # a regulariser's own multiples, where it has them
+    more_planes: tuple[tuple[str, str], ...] = ()          # (quality, diversity) of other views, in the summary
+
+    @property
+    def planes(self) -> tuple[tuple[str, str], ...]:
+        """(quality, diversity) pairs: the first chooses the best weight and method, each gets a summary line."""
+        return ((self.quality, self.diversity), *self.more_planes)
 
 
+IMAGE_GRIDS = (("ms", (0.3, 1.0, 3.0)), ("dsgan", (0.3, 1.0, 3.0)),   # the image models: ms and one other swept,
+               ("dpm", (1.0,)), ("ndiv", (1.0,)), ("divco", (1.0,)))     # the others at their default weight
+DIVERSITY_REGULARISERS = ("ms", "dsgan", "dpm", "ndiv", "divco")
 BENCHMARKS = {
     # PacGAN's 2D grid of 25 Gaussians (docs/methods.md#mixtures-2d) at 3,000 of its 400,000 steps. DivCo's
-    # default weight is the reference's and already overwhelms the GAN loss here (docs/regularizers.md#divco),
-    # and a step costs 5x: its grid stops at the default.
-    "grid25": Benchmark(("experiment=grid25_pacgan",), 3000, "modes_2d/high_quality", "modes_2d/modes",
-                        ("ms", "dsgan", "dpm", "ndiv", "divco"), ("sn", "sr"), 15000, 1000,
+    # default weight is the reference's, which already overwhelms the GAN loss here (0.5 of 25 modes: the
+    # README's successors of mode seeking), and its step costs 5x: its grid stops at the default.
+    "grid25": Benchmark(overrides=("experiment=grid25_pacgan",), steps=3000,
+                        quality="modes_2d/high_quality", diversity="modes_2d/modes",
+                        weighted=DIVERSITY_REGULARISERS, unweighted=("sn", "sr"), curve_steps=30000, eval_every=1500,
                         grids=(("divco", (0.1, 0.3, 1.0)),)),
+    # MSGAN's categorical experiment on the embedded digits (10 classes as the known modes): quality is the
+    # share of samples the project's classifier reads as their class, diversity the per-class NDB (bins of
+    # a class's training images whose share in G's samples differs) and Vendi within a class.
+    "digits": Benchmark(overrides=("experiment=digits_cdcgan_ms", "eval.metrics=[class_acc,ndb_jsd,vendi,fid]"),
+                        steps=1500, quality="class_acc", diversity="ndb_jsd/per_class_mean_ndb",
+                        weighted=DIVERSITY_REGULARISERS, unweighted=("sn", "sr"), curve_steps=6000, eval_every=500,
+                        grids=(("divco", (0.1, 0.3, 1.0)),),
+                        more_planes=(("class_acc", "vendi/classifier_per_class"),)),
+    # The image models on their benchmarks with known modes, at each model's own CPU budget (its conf/model
+    # file); ms and dsgan over 3 weights, the others at their defaults (IMAGE_GRIDS).
+    "pix2pix": Benchmark(overrides=("model=pix2pix",), steps=10000, quality="modes_per_input/high_quality",
+                         diversity="modes_per_input/modes", weighted=DIVERSITY_REGULARISERS, unweighted=("sn", "sr"),
+                         curve_steps=30000, eval_every=2000, grids=IMAGE_GRIDS),
+    "drit": Benchmark(overrides=("model=drit",), steps=2700, quality="modes_per_input/AtoB/high_quality",
+                      diversity="modes_per_input/AtoB/modes", weighted=("ms", "dsgan", "ndiv", "divco"),   # dpm refuses DRIT
+                      unweighted=("sn", "sr"), curve_steps=8100, eval_every=900, grids=IMAGE_GRIDS,
+                      more_planes=(("modes_per_input/BtoA/high_quality", "modes_per_input/BtoA/modes"),)),
+    "stackganpp": Benchmark(overrides=("model=stackganpp",), steps=2000, quality="modes_per_input/stage1/high_quality",
+                            diversity="modes_per_input/stage1/modes", weighted=DIVERSITY_REGULARISERS,
+                            unweighted=("sn", "sr"), curve_steps=6000, eval_every=1000, grids=IMAGE_GRIDS,
+                            more_planes=(("modes_per_input/stage1_mean/high_quality",
+                                          "modes_per_input/stage1_mean/modes"),)),
+    # StarGAN with a latent: each number the mean over the 5 edits (the model page's table: docs/models/stargan.md)
+    "stargan": Benchmark(overrides=("model=stargan", "model.nz=8"), steps=4000,
+                         quality="modes_per_input/to_*/high_quality", diversity="modes_per_input/to_*/modes",
+                         weighted=DIVERSITY_REGULARISERS, unweighted=("sn", "sr"), curve_steps=12000, eval_every=2000,
+                         grids=IMAGE_GRIDS),
 }
+
+
+def fail(message: str) -> SystemExit:
+    return SystemExit(f"study.py: {message}")
 
 
 @dataclass
@@ -66,17 +107,22 @@ class Study:
 
     # --- running ------------------------------------------------------------------------------------
     def sweep(self, folder: str, arguments: list[str], steps: int | None = None) -> None:
-        """One Hydra multirun into ROOT/<folder> (run again: finished runs are skipped, others resume). A
-        sweep whose runs partly stopped (exit 2) is reported, not fatal: `report` says why each is missing."""
+        """One Hydra multirun into ROOT/<folder> (run again: finished runs are skipped, others resume). Exit 2
+        is msgan's for a sweep some of whose runs stopped (the report says why each is missing), and also
+        for a command refused before any run: told apart by Hydra's record of the sweep, written as it starts."""
+        sweep_dir = self.root / folder
         command = ["msgan", "train", "-m", *self.bench.overrides, *arguments,
                    f"trainer.max_steps={steps or self.bench.steps}", "trainer.progress_bar=false",
-                   "hydra/launcher=parallel", f"hydra.launcher.n_jobs={self.jobs}",
-                   f"hydra.sweep.dir={self.root / folder}"]
+                   "hydra/launcher=parallel", f"hydra.launcher.n_jobs={self.jobs}", f"hydra.sweep.dir={sweep_dir}"]
         print("+", " ".join(command), flush=True)
+        record = sweep_dir / "multirun.yaml"
+        before = record.stat().st_mtime if record.exists() else None
         status = subprocess.run(command).returncode
-        if status not in (0, 2):
-            raise SystemExit(f"study.py: {' '.join(command[:3])} ... stopped with exit {status}; run the phase "
-                             f"again to resume it")
+        started = record.exists() and record.stat().st_mtime != before
+        if status == 0 or (status == 2 and started):
+            return
+        raise fail(f"the sweep into {sweep_dir} {'stopped' if started else 'was refused'} (exit {status}, its message "
+                   f"above); run the phase again once that is mended, it resumes")
 
     def weights(self, method: str) -> list[float]:
         """The method's weight grid: multiples of its default weight (conf/reg/<method>.yaml)."""
@@ -98,20 +144,84 @@ class Study:
                                                   f"seed={seed_list(BASE_SEEDS)}"])
 
     def more_seeds(self) -> None:
-        chosen = self.best_weights()
-        for method in self.bench.weighted:
-            self.sweep(f"runs/seeds/{method}", [f"reg={method}", f"reg.{method}.weight={chosen[method]:g}",
-                                                f"seed={seed_list(MORE_SEEDS)}"])
+        # A folder per weight: were the choice to change (a grid edited), the new weight's runs start in
+        # their own folder instead of meeting the old weight's finished ones.
+        for method, weight in self.best_weights().items():
+            self.sweep(f"runs/seeds/{method}/w{weight:g}", [f"reg={method}", f"reg.{method}.weight={weight:g}",
+                                                            f"seed={seed_list(MORE_SEEDS)}"])
 
     def curves(self) -> None:
         chosen = self.best_weights()
-        other = self.best_other_method(chosen)
+        other = self.best_method(chosen, excluded=("ms",)).method
         for method, extra in [("none", []), ("ms", [f"reg.ms.weight={chosen['ms']:g}"]),
                               (other, [f"reg.{other}.weight={chosen[other]:g}"])]:
-            self.sweep(f"curves/{method}", [f"reg={method}", *extra, f"seed={seed_list(CURVE_SEEDS)}",
-                                            f"trainer.eval_every={self.bench.eval_every}"], self.bench.curve_steps)
+            label = method if not extra else f"{method}_w{chosen[method]:g}"
+            self.sweep(f"curves/{label}", [f"reg={method}", *extra, f"seed={seed_list(CURVE_SEEDS)}",
+                                           f"trainer.eval_every={self.bench.eval_every}"], self.bench.curve_steps)
 
-    # --- choosing -----------------------------------------------------------------------------------
+    def report(self) -> None:
+        """What the benchmark's page shows: every run's report (the weight curves on the frontier), the
+        5-seed comparison's, the learning curves, none beside the best method, and the summary line."""
+        for folder in (self.root / "runs", self.link_comparison()):
+            if subprocess.run(["msgan", "report", str(folder)]).returncode != 0:
+                raise fail(f"msgan report {folder} failed (its message above)")
+        if (self.root / "curves").is_dir():
+            print(f"Wrote {plot_curves(self.root / 'curves', self.bench)}")
+        print(f"Wrote {self.samples_side_by_side()}")
+        print(summary({self.name: self.root}))
+
+    def samples_side_by_side(self, seed: int = 0) -> Path:
+        """ROOT/samples_none_vs_<method>_seed<seed>.png: the final sample grids (every view's, one above the
+        other) of reg=none (left) and of the best method at its best weight (right), both of one seed."""
+        from PIL import Image
+
+        chosen = self.best_weights()
+        best = self.best_method(chosen)
+        baseline, rows = comparison_rows(self.root / "best", self.bench)
+        columns = []
+        for row in (baseline, next((r for r in rows if r.method == best.method), None)):
+            path = row.paths.get(seed) if row is not None else None
+            pictures = sorted((path / "samples").glob("final*.png")) if path is not None else []
+            if not pictures:
+                raise fail(f"no final sample grid of {best.method if row is not baseline else 'none'} at seed {seed} "
+                           f"under {self.root / 'best'}; run the seeds and report phases")
+            grids = [Image.open(picture).convert("RGB") for picture in pictures]
+            column = Image.new("RGB", (max(g.width for g in grids), sum(g.height for g in grids)), "white")
+            top = 0
+            for grid in grids:
+                column.paste(grid, (0, top))
+                top += grid.height
+            columns.append(column)
+        gap = 16
+        picture = Image.new("RGB", (sum(c.width for c in columns) + gap, max(c.height for c in columns)), "white")
+        picture.paste(columns[0], (0, 0))
+        picture.paste(columns[1], (columns[0].width + gap, 0))
+        path = self.root / f"samples_none_vs_{best.method}_seed{seed}.png"
+        picture.save(path)
+        return path
+
+    def link_comparison(self) -> Path:
+        """ROOT/best: links to the runs of the 5-seed comparison (none, the unweighted regularisers, each
+        weighted one at its best weight on every seed), one folder that `msgan report` reads as one sweep.
+        Runs that did not finish are not linked: `msgan report ROOT/runs` lists them with the reason."""
+        from msgan_cli.report.runs import collect_runs
+        chosen = self.best_weights()
+        folder = self.root / "best"
+        folder.mkdir(exist_ok=True)
+        for link in folder.iterdir():
+            if link.is_symlink():
+                link.unlink()
+        runs, _ = collect_runs(self.root / "runs")
+        for run in runs:
+            if run.family == "none" or run.family in self.bench.unweighted or chosen.get(run.family) == run.weight:
+                link = folder / f"{run.method}_seed{run.seed}"
+                if link.is_symlink():
+                    raise fail(f"two runs of {run.method} at seed {run.seed}: {link.resolve()} and {run.path}; "
+                               f"move one out of {self.root / 'runs'}")
+                link.symlink_to(run.path.resolve())
+        return folder
+
+    # --- choosing (on the grid's seeds, BASE_SEEDS) ---------------------------------------------------
     def grid_rows(self) -> tuple[dict[str, dict[float, Row]], Row]:
         """The weight grid's rows on BASE_SEEDS, per method and weight, and reg=none's on the same seeds."""
         from msgan_cli.report.runs import collect_runs
@@ -122,33 +232,36 @@ class Study:
             if run.seed not in BASE_SEEDS:
                 continue
             if run.family == "none":
-                baseline.add(run.metrics)
+                baseline.add(run.metrics, run.seed, run.path)
             elif run.family in self.bench.weighted:
-                rows.setdefault(run.family, {}).setdefault(run.weight, Row(run.family, run.weight)).add(run.metrics)
+                row = rows.setdefault(run.family, {}).setdefault(run.weight, Row(run.family, run.weight))
+                row.add(run.metrics, run.seed, run.path)
         return rows, baseline
 
     def best_weights(self) -> dict[str, float]:
         """Each weighted method's best weight on the grid (`best_row`); refuses while a grid is unfinished."""
         rows, baseline = self.grid_rows()
-        expected = len(BASE_SEEDS)
-        if len(baseline.quality(self.bench)) < expected:
-            raise SystemExit(f"study.py: reg=none has {len(baseline.quality(self.bench))} of its {expected} "
-                             f"seeds {BASE_SEEDS} finished under {self.root / 'runs'}; run the baseline phase first")
+        if baseline.seeds != list(BASE_SEEDS):
+            raise fail(f"reg=none has seeds {baseline.seeds} of {list(BASE_SEEDS)} finished under {self.root / 'runs'}; "
+                       f"run the baseline phase first")
+        check_metrics(baseline, self.bench)
         chosen = {}
         for method in self.bench.weighted:
             grid = self.weights(method)
             finished = [rows.get(method, {}).get(w) for w in grid]
-            if any(row is None or len(row.quality(self.bench)) < expected for row in finished):
-                raise SystemExit(f"study.py: {method}'s weight grid {grid} is not finished on seeds {BASE_SEEDS} "
-                                 f"under {self.root / 'runs/weights'}; run the weights phase first")
+            if any(row is None or row.seeds != list(BASE_SEEDS) for row in finished):
+                raise fail(f"{method}'s weight grid {grid} is not finished on seeds {list(BASE_SEEDS)} under "
+                           f"{self.root / 'runs/weights'}; run the weights phase first")
+            for row in finished:
+                check_metrics(row, self.bench)
             chosen[method] = best_row(finished, baseline, self.bench).weight
         return chosen
 
-    def best_other_method(self, chosen: dict[str, float]) -> str:
-        """The method other than ms whose best weight is best by the same rule (`best_row`)."""
+    def best_method(self, chosen: dict[str, float], excluded: tuple[str, ...] = ()) -> Row:
+        """The method whose best weight is best by the same rule (`best_row`), on the grid's seeds: the one
+        the curves, the sample picture and the summary show beside ms."""
         rows, baseline = self.grid_rows()
-        others = [rows[method][chosen[method]] for method in self.bench.weighted if method != "ms"]
-        return best_row(others, baseline, self.bench).method
+        return best_row([rows[m][chosen[m]] for m in self.bench.weighted if m not in excluded], baseline, self.bench)
 
 
 @dataclass
@@ -157,25 +270,41 @@ class Row:
 
     method: str
     weight: float | None
-    metrics: list[dict[str, float]] = None
+    metrics: dict[int, dict[str, float]] = field(default_factory=dict)
+    paths: dict[int, Path] = field(default_factory=dict)
 
-    def add(self, metrics: dict[str, float]) -> None:
-        self.metrics = (self.metrics or []) + [metrics]
+    def add(self, metrics: dict[str, float], seed: int, path: Path) -> None:
+        if seed in self.metrics:   # msgan report would average them; a choice must not rest on a stray copy
+            raise fail(f"two runs of {self.method} at seed {seed}: {self.paths[seed]} and {path}; move one away")
+        self.metrics[seed], self.paths[seed] = metrics, path
 
-    def values(self, key: str) -> list[float]:
-        return [m[key] for m in self.metrics or [] if key in m]
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(self.metrics)
 
-    def quality(self, bench: Benchmark) -> list[float]:
-        return self.values(bench.quality)
+    def by_seed(self, key: str) -> dict[int, float]:
+        """{seed: value} of a metrics.json key; a key with a `*` (StarGAN's `modes_per_input/to_*/modes`) is
+        the mean over the keys it matches, every view alike."""
+        values = {}
+        for seed, metrics in self.metrics.items():
+            matching = [value for name, value in metrics.items() if fnmatch.fnmatchcase(name, key)]
+            if matching:
+                values[seed] = sum(matching) / len(matching)
+        return values
+
+    def mean(self, key: str) -> float:
+        values = list(self.by_seed(key).values())
+        return sum(values) / len(values)
 
 
-def mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
-def std(values: list[float]) -> float:
-    centre = mean(values)
-    return (sum((v - centre) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
+def check_metrics(row: Row, bench: Benchmark) -> None:
+    """Every run of the row has each key of every plane, or one sentence naming what it has instead."""
+    for key in {key for plane in bench.planes for key in plane}:
+        if missing := [seed for seed in row.seeds if seed not in row.by_seed(key)]:
+            run = row.paths[missing[0]]
+            found = ", ".join(sorted(row.metrics[missing[0]])[:12])
+            raise fail(f"{run}'s metrics.json has no {key} (it has {found}, ...): a benchmark's quality and "
+                       f"diversity must be keys its eval.metrics write")
 
 
 def best_row(rows: list[Row], baseline: Row, bench: Benchmark) -> Row:
@@ -183,16 +312,139 @@ def best_row(rows: list[Row], baseline: Row, bench: Benchmark) -> Row:
     no worse than reg=none's by more than none's own spread over the same seeds (its standard deviation:
     a cost within seed noise counts as none), the one with the best mean diversity; if none qualifies, the
     row with the best mean quality (the least costly setting). Directions as each metric declares them."""
-    from msgan_cli.report.columns import direction
-    sign = {key: (-1.0 if direction(key) == "lower" else 1.0) for key in (bench.quality, bench.diversity)}
-    base_quality = baseline.quality(bench)
-    floor = sign[bench.quality] * mean(base_quality) - std(base_quality)
+    from msgan_cli.report.statistics import mean_std
+    base_mean, base_std = mean_std(list(baseline.by_seed(bench.quality).values()))
+    floor = better_sign(bench.quality) * base_mean - base_std
+
     def score(row: Row, key: str) -> float:
-        return sign[key] * mean(row.values(key))
+        return better_sign(key) * row.mean(key)
+
     qualifying = [row for row in rows if score(row, bench.quality) >= floor]
     if qualifying:
         return max(qualifying, key=lambda row: (score(row, bench.diversity), score(row, bench.quality)))
     return max(rows, key=lambda row: score(row, bench.quality))
+
+
+def learning_curve(run_dir: Path, key: str) -> list[tuple[int, float]]:
+    """(step, value) of a metric evaluated along training: TensorBoard's Metrics/<key>, logged at every
+    trainer.eval_every and at the end (a step evaluated twice, before and after a resume: its last value);
+    a `*` key is the mean over its views, as Row.by_seed."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from msgan_cli.core.run_files import RunFiles
+    events = EventAccumulator(str(RunFiles(run_dir).tensorboard), size_guidance={"scalars": 0})
+    events.Reload()
+    per_view = [{event.step: event.value for event in events.Scalars(tag)}
+                for tag in events.Tags()["scalars"] if fnmatch.fnmatchcase(tag, f"Metrics/{key}")]
+    steps = sorted(set.intersection(*(set(points) for points in per_view))) if per_view else []
+    return [(step, sum(points[step] for points in per_view) / len(per_view)) for step in steps]
+
+
+def plot_curves(folder: Path, bench: Benchmark) -> Path:
+    """Quality and diversity against the training step, a line per run under `folder`, written as <folder>.png."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from msgan_cli.config import load_saved_config, method_label
+    from msgan_cli.core.run_files import RunFiles, run_folders
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for run_dir in run_folders(folder):
+        cfg = load_saved_config(RunFiles(run_dir).config)
+        for ax, key in zip(axes, (bench.quality, bench.diversity)):
+            if points := learning_curve(run_dir, key):
+                ax.plot(*zip(*points), marker=".", label=f"{method_label(cfg)} seed {cfg.seed}")
+    for ax, key in zip(axes, (bench.quality, bench.diversity)):
+        ax.set_xlabel("training step")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize="small")
+    path = folder.parent / f"{folder.name}.png"
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def better_sign(key: str) -> float:
+    """+1 where higher is better, -1 where lower is, as the metric declared it when it was registered (a `*`
+    stands for a view: `to_*` is an edit's)."""
+    from msgan_cli.report.columns import direction
+    way = direction(key.replace("*", "x"))
+    if way is None:
+        raise fail(f"{key} has no declared better direction; choose a quality and a diversity that have one "
+                   f"(msgan report marks them with an arrow)")
+    return -1.0 if way == "lower" else 1.0
+
+
+COMPARISON_SEEDS = len(BASE_SEEDS + MORE_SEEDS)
+
+
+def summary(roots: dict[str, Path]) -> str:
+    """The table across benchmarks (docs/study/index.md#summary): per benchmark (its ROOT), mode seeking and
+    the best method (`Study.best_method`, chosen on the grid's seeds), each against reg=none paired by seed
+    on the 5-seed comparison: the change in diversity and in quality, each with its 95 % t interval and
+    sign-flip p, and the verdict (`verdict`), a line per plane."""
+    from msgan_cli.report.statistics import paired_comparison
+    lines = ["| benchmark | steps | method | pairs | diversity: change from none [95 % CI] (p) | "
+             "quality: change from none [95 % CI] (p) | verdict |", "|---|---|---|---|---|---|---|"]
+    for name, root in roots.items():
+        bench = BENCHMARKS[name]
+        baseline, rows = comparison_rows(root / "best", bench)
+        if baseline is None:
+            lines.append(f"| {name} | | (no comparison reported yet: `python scripts/study.py {name}`) | | | | |")
+            continue
+        study = Study(name, bench, root, 1)
+        best = study.best_method(study.best_weights())
+        for row in [r for r in rows if r.method == "ms"] + [r for r in rows if r.method == best.method != "ms"]:
+            check_metrics(row, bench)
+            for quality, diversity in bench.planes:
+                comparisons = [paired_comparison(row.by_seed(key), baseline.by_seed(key), better_sign(key) > 0)
+                               for key in (diversity, quality)]
+                cells = [f"{key} {c.difference:+.3g} [{c.interval[0]:+.3g}, {c.interval[1]:+.3g}] (p {c.p:.2g})"
+                         if c.interval else f"{key} {c.difference:+.3g} (one pair)"
+                         for key, c in zip((diversity, quality), comparisons)]
+                pairs = min(len(c.seeds) for c in comparisons)
+                label = f"{row.method}(w={row.weight:g}){' (best)' if row.method == best.method else ''}"
+                lines.append(f"| {name} | {bench.steps:,} | {label} | {pairs} of {COMPARISON_SEEDS} | {cells[0]} | "
+                             f"{cells[1]} | {verdict(*comparisons, better_sign(diversity), better_sign(quality))} |")
+    return "\n".join(lines)
+
+
+def comparison_rows(folder: Path, bench: Benchmark) -> tuple[Row | None, list[Row]]:
+    """The 5-seed comparison's rows (ROOT/best): reg=none's (None before the report phase made the folder),
+    and each weighted method's at its best weight."""
+    from msgan_cli.report.runs import collect_runs
+    runs, _ = collect_runs(folder) if folder.is_dir() else ([], [])
+    rows: dict[str, Row] = {}
+    for run in runs:
+        rows.setdefault(run.family, Row(run.family, run.weight)).add(run.metrics, run.seed, run.path)
+    return rows.get("none"), [row for family, row in rows.items() if family in bench.weighted]
+
+
+def verdict(diversity, quality, diversity_sign: float, quality_sign: float) -> str:
+    """From the paired comparisons with none (docs/study/index.md#verdict): holds, more diversity (its
+    interval wholly on the better side of 0) and no quality lost (the quality change's interval not wholly
+    on the worse side); diversity at a cost in quality; not shown (no diversity gain). Fewer than 5 pairs:
+    unfinished."""
+    if min(len(diversity.seeds), len(quality.seeds)) < COMPARISON_SEEDS:
+        return f"unfinished ({min(len(diversity.seeds), len(quality.seeds))} of {COMPARISON_SEEDS} seeds)"
+    sides = []
+    for comparison, sign in ((diversity, diversity_sign), (quality, quality_sign)):
+        low, high = sorted(sign * bound for bound in comparison.interval)
+        sides.append("better" if low > 0 else "worse" if high < 0 else "either")
+    if sides[0] != "better":
+        return "not shown: no diversity gain"
+    return "holds" if sides[1] != "worse" else "diversity at a cost in quality"
+
+
+def study_root(name: str, several: bool = False) -> Path:
+    """The benchmark's folder: $ROOT, else multirun/study/<name>. $ROOT names one benchmark's folder."""
+    if os.environ.get("ROOT") and several:
+        raise fail("ROOT names one benchmark's folder: give one benchmark with it (python scripts/study.py "
+                   "summary grid25), or leave it unset to read multirun/study/<benchmark> for each")
+    return Path(os.environ.get("ROOT") or f"multirun/study/{name}").resolve()
 
 
 def seed_list(seeds: tuple[int, ...]) -> str:
@@ -200,15 +452,29 @@ def seed_list(seeds: tuple[int, ...]) -> str:
 
 
 def main() -> None:
+    from msgan_cli.config import check_launcher_installed
+    from msgan_cli.errors import UserError
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("benchmark", choices=sorted(BENCHMARKS))
-    parser.add_argument("phases", nargs="*", metavar="PHASE")
+    parser.add_argument("benchmark", choices=[*sorted(BENCHMARKS), "summary"])
+    parser.add_argument("phases", nargs="*", metavar="PHASE", help="phases, or after summary: benchmarks")
     args = parser.parse_args()
-    root = Path(os.environ.get("ROOT") or f"multirun/study/{args.benchmark}").resolve()
-    study = Study(args.benchmark, BENCHMARKS[args.benchmark], root, int(os.environ.get("JOBS", "2")))
+    if args.benchmark == "summary":
+        if unknown := [name for name in args.phases if name not in BENCHMARKS]:
+            parser.error(f"no benchmark {', '.join(unknown)}; the benchmarks: {', '.join(BENCHMARKS)}")
+        names = args.phases or list(BENCHMARKS)
+        print(summary({name: study_root(name, several=len(names) > 1) for name in names}))
+        return
+    jobs = os.environ.get("JOBS", "2")
+    if not jobs.isdigit() or int(jobs) < 1:
+        parser.error(f"JOBS={jobs}: give the number of runs side by side, e.g. JOBS=2")
+    try:
+        check_launcher_installed(["hydra/launcher=parallel"])
+    except UserError as error:
+        raise fail(str(error)) from None
+    study = Study(args.benchmark, BENCHMARKS[args.benchmark], study_root(args.benchmark), int(jobs))
     phases = {"baseline": study.baseline, "weights": study.weight_grid, "seeds": study.more_seeds,
-              "curves": study.curves}
+              "curves": study.curves, "report": study.report}
     if unknown := [phase for phase in args.phases if phase not in phases]:
         parser.error(f"no phase {', '.join(unknown)}; the phases: {', '.join(phases)}")
     for phase in args.phases or list(phases):

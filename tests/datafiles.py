@@ -1,14 +1,16 @@
 """Tiny files in the real formats users bring (docs/methods.md#data-formats): what the loaders read, written
 by the tests, and by `scripts/bench.py --data` at the real image sizes with photo-like content
-(`textured`), for the decoders to chew on."""
+(`textured`), for the decoders to chew on; and the files a finished run leaves, for the report (`write_run`)."""
 from __future__ import annotations
 
 import gzip
+import json
 import pickle
 import struct
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 from PIL import Image
 
 
@@ -174,3 +176,15 @@ def write_celeba(root: Path, count: int = 24, attributes: tuple[str, ...] = CELE
         rows.append(name + " " + " ".join(f"{1 if values.get(a, False) else -1:>2}" for a in attributes))
     (root / "list_attr_celeba.txt").write_text("\n".join([str(count), " ".join(attributes), *rows]) + "\n")
     return root
+
+
+def write_run(path: Path, overrides: list[str], metrics: dict[str, float], seed: int = 0,
+              reg: dict | None = None, model: str = "dcgan") -> Path:
+    """The files `msgan report` reads from a finished run: .hydra/config.yaml (its part that matters),
+    .hydra/overrides.yaml and metrics.json."""
+    (path / ".hydra").mkdir(parents=True)
+    cfg = {"seed": seed, "dataset": {"name": "digits"}, "model": {"name": model}, "reg": reg or {}}
+    OmegaConf.save(OmegaConf.create(cfg), path / ".hydra" / "config.yaml")
+    OmegaConf.save(OmegaConf.create(overrides), path / ".hydra" / "overrides.yaml")
+    (path / "metrics.json").write_text(json.dumps(metrics))
+    return path

@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 
 from conftest import run_msgan
 from datafiles import write_run
+from msgan_cli.core.run_files import run_folders
 from msgan_cli.errors import UserError
 from msgan_cli.report import ReportOptions, build_report
 from msgan_cli.report.columns import direction
@@ -49,6 +50,7 @@ def test_a_folder_of_links_to_runs_of_several_sweeps_reports_each_run_once(tmp_p
     (chosen / "loop").symlink_to(chosen)
     _, text = build_report(chosen)
     assert table_rows(text)[0][:3] == ["none", "2", "0.6 ± 0.14 [-0.671, 1.87]"]   # t(0.975, 1 df) x 0.1
+    assert run_folders(tmp_path) == [tmp_path / "sweep_a" / "0", tmp_path / "sweep_b" / "3"]   # not by the links
 
 
 def test_runs_of_one_configuration_and_seed_are_said_and_averaged_per_seed(tmp_path):

@@ -88,14 +88,19 @@ class RunFiles:
 def run_folders(sweep: Path) -> list[Path]:
     """The run directories under `sweep` (itself, or the runs of a sweep, at any depth), in name order.
     Symbolic links to folders are followed, so that a folder of links to runs of several sweeps reports
-    as one (each real folder once: a link back up the tree does not loop)."""
-    found, seen = [], set()
+    as one; each real folder counts once (a link back up the tree does not loop), by its own path where
+    the walk also reaches it without a link."""
+    sweep_real = os.path.realpath(sweep)
+    found: dict[str, Path] = {}
+    visited = set()
     for folder, subfolders, _ in os.walk(sweep, followlinks=True):
         real = os.path.realpath(folder)
-        if real in seen:
+        if os.path.isfile(os.path.join(folder, ".hydra", "config.yaml")):
+            unlinked = real == os.path.join(sweep_real, os.path.relpath(folder, sweep))
+            if real not in found or unlinked:
+                found[real] = Path(folder)
+        if real in visited:
             subfolders.clear()
             continue
-        seen.add(real)
-        if os.path.isfile(os.path.join(folder, ".hydra", "config.yaml")):
-            found.append(Path(folder))
-    return sorted(found)
+        visited.add(real)
+    return sorted(found.values())
