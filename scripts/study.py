@@ -168,6 +168,10 @@ class Study:
         if (self.root / "curves").is_dir():
             print(f"Wrote {plot_curves(self.root / 'curves', self.bench)}")
         print(f"Wrote {self.samples_side_by_side()}")
+        for folder in ("runs", "curves"):
+            runs, seconds = machine_time(self.root / folder)
+            print(f"{folder}: {runs} runs, {seconds / 3600:.2f} hours of runs (each attempt's duration, run_info.json; "
+                  f"{self.jobs} side by side)")
         print(summary({self.name: self.root}))
 
     def samples_side_by_side(self, seed: int = 0) -> Path:
@@ -365,6 +369,17 @@ def plot_curves(folder: Path, bench: Benchmark) -> Path:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def machine_time(folder: Path) -> tuple[int, float]:
+    """The runs under `folder` and the seconds they trained and evaluated, summed over every attempt that
+    ran (run_info.json's durations: a resumed run counts each part)."""
+    from msgan_cli.core.jsonfiles import read_json
+    from msgan_cli.core.run_files import RunFiles, run_folders
+    runs = run_folders(folder) if folder.is_dir() else []
+    seconds = sum(float(attempt.get("duration_s") or 0) for run in runs
+                  for attempt in read_json(RunFiles(run).run_info).get("attempts") or [])
+    return len(runs), seconds
 
 
 def better_sign(key: str) -> float:

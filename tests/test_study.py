@@ -200,3 +200,13 @@ def test_a_learning_curve_reads_the_metrics_logged_along_training_the_last_value
     assert study.learning_curve(run, DIVERSITY) == [(1000, 5.0), (2000, 11.0), (3000, 14.0)]
     assert study.learning_curve(run, QUALITY) == []
     assert study.plot_curves(tmp_path / "curves", BENCH) == tmp_path / "curves.png"
+
+
+def test_machine_time_sums_every_attempt_of_every_run(tmp_path):
+    import json
+    for name, durations in (("0", [30.0, 12.5]), ("1", [40.0])):   # run 0 was stopped once and resumed
+        run = write_run(tmp_path / name, ["reg=none"], {QUALITY: 1.0})
+        attempts = [{"duration_s": seconds} for seconds in durations] + [{"refused": "in use"}]
+        (run / "run_info.json").write_text(json.dumps({"attempts": attempts}))
+    assert study.machine_time(tmp_path) == (2, 82.5)
+    assert study.machine_time(tmp_path / "absent") == (0, 0.0)
