@@ -151,13 +151,17 @@ class Study:
                                                             f"seed={seed_list(MORE_SEEDS)}"])
 
     def curves(self) -> None:
+        """One multirun over reg=none,ms,<other>, each weight given for the run that uses it (an option of a
+        regulariser a run does not select changes nothing in it), so that JOBS of them run side by side; its
+        folder names the weights, so a changed choice starts afresh rather than meeting old runs."""
         chosen = self.best_weights()
         other = self.best_method(chosen, excluded=("ms",)).method
-        for method, extra in [("none", []), ("ms", [f"reg.ms.weight={chosen['ms']:g}"]),
-                              (other, [f"reg.{other}.weight={chosen[other]:g}"])]:
-            label = method if not extra else f"{method}_w{chosen[method]:g}"
-            self.sweep(f"curves/{label}", [f"reg={method}", *extra, f"seed={seed_list(CURVE_SEEDS)}",
-                                           f"trainer.eval_every={self.bench.eval_every}"], self.bench.curve_steps)
+        weights = {method: chosen[method] for method in ("ms", other)}
+        label = "_".join(f"{method}_w{weight:g}" for method, weight in weights.items())
+        self.sweep(f"curves/none_{label}", [f"reg=none,{','.join(weights)}",
+                                            *(f"reg.{method}.weight={weight:g}" for method, weight in weights.items()),
+                                            f"seed={seed_list(CURVE_SEEDS)}", f"trainer.eval_every={self.bench.eval_every}"],
+                   self.bench.curve_steps)
 
     def report(self) -> None:
         """What the benchmark's page shows: every run's report (the weight curves on the frontier), the

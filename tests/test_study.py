@@ -210,3 +210,31 @@ def test_machine_time_sums_every_attempt_of_every_run(tmp_path):
         (run / "run_info.json").write_text(json.dumps({"attempts": attempts}))
     assert study.machine_time(tmp_path) == (2, 82.5)
     assert study.machine_time(tmp_path / "absent") == (0, 0.0)
+
+
+def test_the_seeds_and_curves_phases_run_the_chosen_weights_in_folders_named_by_them(tmp_path, monkeypatch):
+    two = study.Benchmark(**{**BENCH.__dict__, "weighted": ("ms", "dsgan"), "grids": (("dsgan", (1.0,)),)})
+    grid(tmp_path, {0.1: (51.0, 12.0), 1.0: (50.5, 15.0), 10.0: (20.0, 24.0)})
+    for seed in study.BASE_SEEDS:
+        write_run(tmp_path / "runs" / "weights" / "dsgan" / str(seed), ["reg=dsgan", f"seed={seed}"],
+                  {QUALITY: 52.0, DIVERSITY: 11.0}, seed=seed, model="mlp", reg={"dsgan": {"enabled": True, "weight": 8.0}})
+    commands = []
+
+    def run(command, **kwargs):
+        commands.append([c for c in command if c.startswith(("reg", "seed=", "hydra.sweep.dir", "trainer.eval_every",
+                                                             "trainer.max_steps"))])
+        sweep_dir = Path(commands[-1][-1].partition("=")[2])
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / "multirun.yaml").write_text("started")
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(study.subprocess, "run", run)
+    chosen = study.Study("t", two, tmp_path, 2)
+    chosen.more_seeds()
+    chosen.curves()
+    assert commands == [
+        ["reg=ms", "reg.ms.weight=1", "seed=3,4", "trainer.max_steps=3000", f"hydra.sweep.dir={tmp_path}/runs/seeds/ms/w1"],
+        ["reg=dsgan", "reg.dsgan.weight=8", "seed=3,4", "trainer.max_steps=3000",
+         f"hydra.sweep.dir={tmp_path}/runs/seeds/dsgan/w8"],
+        ["reg=none,ms,dsgan", "reg.ms.weight=1", "reg.dsgan.weight=8", "seed=0", "trainer.eval_every=1000",
+         "trainer.max_steps=6000", f"hydra.sweep.dir={tmp_path}/curves/none_ms_w1_dsgan_w8"]]
