@@ -46,6 +46,8 @@ class Benchmark:
     grid: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0)   # weights as multiples of each default
     grids: tuple[tuple[str, tuple[float, ...]], ...] = ()  # a regulariser's own multiples, where it has them
     more_planes: tuple[tuple[str, str], ...] = ()          # (quality, diversity) of other views, in the summary
+    long_seeds: tuple[int, ...] = ()   # more seeds of none and ms at the curves' budget: with CURVE_SEEDS, a
+                                       # comparison at that budget (where the curves say the answer changes)
 
     @property
     def planes(self) -> tuple[tuple[str, str], ...]:
@@ -63,7 +65,7 @@ BENCHMARKS = {
     "grid25": Benchmark(overrides=("experiment=grid25_pacgan",), steps=3000,
                         quality="modes_2d/high_quality", diversity="modes_2d/modes",
                         weighted=DIVERSITY_REGULARISERS, unweighted=("sn", "sr"), curve_steps=30000, eval_every=1500,
-                        grids=(("divco", (0.1, 0.3, 1.0)),)),
+                        grids=(("divco", (0.1, 0.3, 1.0)),), long_seeds=(1, 2, 3, 4)),
     # MSGAN's categorical experiment on the embedded digits (10 classes as the known modes): quality is the
     # share of samples the project's classifier reads as their class, diversity the per-class NDB (bins of
     # a class's training images whose share in G's samples differs) and Vendi within a class.
@@ -162,14 +164,19 @@ class Study:
                                             *(f"reg.{method}.weight={weight:g}" for method, weight in weights.items()),
                                             f"seed={seed_list(CURVE_SEEDS)}", f"trainer.eval_every={self.bench.eval_every}"],
                    self.bench.curve_steps)
+        if self.bench.long_seeds:   # seed-major, so that none and ms of one seed run side by side
+            self.sweep(f"curves/none_ms_w{chosen['ms']:g}_seeds{seed_list(self.bench.long_seeds)}",
+                       [f"seed={seed_list(self.bench.long_seeds)}", "reg=none,ms", f"reg.ms.weight={chosen['ms']:g}",
+                        f"trainer.eval_every={self.bench.eval_every}"], self.bench.curve_steps)
 
     def report(self) -> None:
         """What the benchmark's page shows: every run's report (the weight curves on the frontier), the
         5-seed comparison's, the learning curves, none beside the best method, and the summary line."""
-        for folder in (self.root / "runs", self.link_comparison()):
+        reported = [self.root / "runs", self.link_comparison()] + ([self.root / "curves"] if self.has_curves else [])
+        for folder in reported:
             if subprocess.run(["msgan", "report", str(folder)]).returncode != 0:
                 raise fail(f"msgan report {folder} failed (its message above)")
-        if (self.root / "curves").is_dir():
+        if self.has_curves:
             print(f"Wrote {plot_curves(self.root / 'curves', self.bench)}")
         print(f"Wrote {self.samples_side_by_side()}")
         for folder in ("runs", "curves"):
@@ -177,6 +184,10 @@ class Study:
             print(f"{folder}: {runs} runs, {seconds / 3600:.2f} hours of runs (each attempt's duration, run_info.json; "
                   f"{self.jobs} side by side)")
         print(summary({self.name: self.root}))
+
+    @property
+    def has_curves(self) -> bool:
+        return (self.root / "curves").is_dir()
 
     def samples_side_by_side(self, seed: int = 0) -> Path:
         """ROOT/samples_none_vs_<method>_seed<seed>.png: the final sample grids (every view's, one above the
@@ -405,7 +416,6 @@ def summary(roots: dict[str, Path]) -> str:
     the best method (`Study.best_method`, chosen on the grid's seeds), each against reg=none paired by seed
     on the 5-seed comparison: the change in diversity and in quality, each with its 95 % t interval and
     sign-flip p, and the verdict (`verdict`), a line per plane."""
-    from msgan_cli.report.statistics import paired_comparison
     lines = ["| benchmark | steps | method | pairs | diversity: change from none [95 % CI] (p) | "
              "quality: change from none [95 % CI] (p) | verdict |", "|---|---|---|---|---|---|---|"]
     for name, root in roots.items():
@@ -417,18 +427,30 @@ def summary(roots: dict[str, Path]) -> str:
         study = Study(name, bench, root, 1)
         best = study.best_method(study.best_weights())
         for row in [r for r in rows if r.method == "ms"] + [r for r in rows if r.method == best.method != "ms"]:
-            check_metrics(row, bench)
-            for quality, diversity in bench.planes:
-                comparisons = [paired_comparison(row.by_seed(key), baseline.by_seed(key), better_sign(key) > 0)
-                               for key in (diversity, quality)]
-                cells = [f"{key} {c.difference:+.3g} [{c.interval[0]:+.3g}, {c.interval[1]:+.3g}] (p {c.p:.2g})"
-                         if c.interval else f"{key} {c.difference:+.3g} (one pair)"
-                         for key, c in zip((diversity, quality), comparisons)]
-                pairs = min(len(c.seeds) for c in comparisons)
-                label = f"{row.method}(w={row.weight:g}){' (best)' if row.method == best.method else ''}"
-                lines.append(f"| {name} | {bench.steps:,} | {label} | {pairs} of {COMPARISON_SEEDS} | {cells[0]} | "
-                             f"{cells[1]} | {verdict(*comparisons, better_sign(diversity), better_sign(quality))} |")
+            label = f"{row.method}(w={row.weight:g}){' (best)' if row.method == best.method else ''}"
+            lines += summary_lines(name, bench.steps, label, row, baseline, bench)
+        long_baseline, long_rows = comparison_rows(root / "curves", bench)
+        long_ms = next((row for row in long_rows if row.method == "ms" and len(row.seeds) > 1), None)
+        if bench.long_seeds and long_baseline is not None and long_ms is not None:   # the curves' budget, 5 seeds
+            lines += summary_lines(name, bench.curve_steps, f"ms(w={long_ms.weight:g})", long_ms, long_baseline, bench)
     return "\n".join(lines)
+
+
+def summary_lines(name: str, steps: int, label: str, row: Row, baseline: Row, bench: Benchmark) -> list[str]:
+    """A method's lines of the summary, one per plane: each change from none, paired by seed, and the verdict."""
+    from msgan_cli.report.statistics import paired_comparison
+    check_metrics(row, bench)
+    lines = []
+    for quality, diversity in bench.planes:
+        comparisons = [paired_comparison(row.by_seed(key), baseline.by_seed(key), better_sign(key) > 0)
+                       for key in (diversity, quality)]
+        cells = [f"{key} {c.difference:+.3g} [{c.interval[0]:+.3g}, {c.interval[1]:+.3g}] (p {c.p:.2g})"
+                 if c.interval else f"{key} {c.difference:+.3g} (one pair)"
+                 for key, c in zip((diversity, quality), comparisons)]
+        pairs = min(len(c.seeds) for c in comparisons)
+        lines.append(f"| {name} | {steps:,} | {label} | {pairs} of {COMPARISON_SEEDS} | {cells[0]} | {cells[1]} | "
+                     f"{verdict(*comparisons, better_sign(diversity), better_sign(quality))} |")
+    return lines
 
 
 def comparison_rows(folder: Path, bench: Benchmark) -> tuple[Row | None, list[Row]]:
