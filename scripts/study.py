@@ -165,7 +165,7 @@ class Study:
                                             f"seed={seed_list(CURVE_SEEDS)}", f"trainer.eval_every={self.bench.eval_every}"],
                    self.bench.curve_steps)
         if self.bench.long_seeds:   # seed-major, so that none and ms of one seed run side by side
-            self.sweep(f"curves/none_ms_w{chosen['ms']:g}_seeds{seed_list(self.bench.long_seeds)}",
+            self.sweep(f"curves/none_ms_w{chosen['ms']:g}_seeds{'-'.join(map(str, self.bench.long_seeds))}",
                        [f"seed={seed_list(self.bench.long_seeds)}", "reg=none,ms", f"reg.ms.weight={chosen['ms']:g}",
                         f"trainer.eval_every={self.bench.eval_every}"], self.bench.curve_steps)
 
