@@ -229,12 +229,32 @@ def test_the_seeds_and_curves_phases_run_the_chosen_weights_in_folders_named_by_
         return subprocess.CompletedProcess(command, 0)
 
     monkeypatch.setattr(study.subprocess, "run", run)
-    chosen = study.Study("t", two, tmp_path, 2)
+    chosen = study.Study("t", study.Benchmark(**{**two.__dict__, "long_seeds": (1, 2)}), tmp_path, 2)
     chosen.more_seeds()
     chosen.curves()
-    assert commands == [
+    assert commands[-1] == ["seed=1,2", "reg=none,ms", "reg.ms.weight=1", "trainer.eval_every=1000", "trainer.max_steps=6000",
+                            f"hydra.sweep.dir={tmp_path}/curves/none_ms_w1_seeds1-2"]   # seed-major: none, ms side by side
+    assert commands[:-1] == [
         ["reg=ms", "reg.ms.weight=1", "seed=3,4", "trainer.max_steps=3000", f"hydra.sweep.dir={tmp_path}/runs/seeds/ms/w1"],
         ["reg=dsgan", "reg.dsgan.weight=8", "seed=3,4", "trainer.max_steps=3000",
          f"hydra.sweep.dir={tmp_path}/runs/seeds/dsgan/w8"],
         ["reg=none,ms,dsgan", "reg.ms.weight=1", "reg.dsgan.weight=8", "seed=0", "trainer.eval_every=1000",
          "trainer.max_steps=6000", f"hydra.sweep.dir={tmp_path}/curves/none_ms_w1_dsgan_w8"]]
+
+
+def test_the_summary_adds_the_long_comparison_where_the_benchmark_runs_one(tmp_path, monkeypatch):
+    long = study.Benchmark(**{**BENCH.__dict__, "long_seeds": (1, 2, 3, 4)})
+    grid(tmp_path, {0.1: (51.0, 12.0), 1.0: (50.5, 15.0), 10.0: (20.0, 24.0)})
+    for seed in study.MORE_SEEDS:
+        none_run(tmp_path, seed, 50.0, 10.0)
+        ms_run(tmp_path / "runs" / "seeds" / "ms" / "w1", 1.0, seed, 52.0, 15.0)
+    study.Study("t", long, tmp_path, 1).link_comparison()
+    for seed in range(5):   # at the curves' budget: ms keeps more modes, none overtakes it in quality
+        write_run(tmp_path / "curves" / "long" / f"none{seed}", ["reg=none", f"seed={seed}"],
+                  {QUALITY: 70.0 + seed, DIVERSITY: 19.0}, seed=seed, model="mlp")
+        ms_run(tmp_path / "curves" / "long", 3.0, seed, 55.0 + seed / 2, 24.0)
+    monkeypatch.setitem(study.BENCHMARKS, "t", long)
+    lines = study.summary({"t": tmp_path}).splitlines()
+    assert lines[-1].startswith("| t | 6,000 | ms(w=3) | 5 of 5 | modes_2d/modes +5 ")
+    assert lines[-1].endswith("| diversity at a cost in quality |")
+    assert lines[-2].startswith("| t | 3,000 | ms(w=1) (best) | 5 of 5 |")
