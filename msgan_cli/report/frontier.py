@@ -171,10 +171,13 @@ def plot_frontiers(tables: dict[tuple[str, str], tuple[list[Group], list[str]]],
 
 def plot_plane(axis, groups: list[Group], plane: Plane, intervals: IntervalOptions) -> None:
     """Each row's means with their intervals both ways and its seeds as faint dots, a regulariser's
-    weights joined in weight order, and the frontier as a dashed line through the rows on it."""
+    weights joined in weight order, and the frontier as a dashed line through the rows on it. The axes
+    span the means and the seeds: an interval wider than that (a row of 3 seeds that disagree) runs off
+    the edge rather than squeezing every other row into a corner."""
     points = row_means(groups, plane)
     colours = {}
     families = defaultdict(list)
+    spans: list[list[float]] = [[], []]   # what the axes must show: every mean and every seed, x and y
     for i, (x, y) in points.items():
         group = groups[i]
         family = (group.family, group.settings)
@@ -184,6 +187,8 @@ def plot_plane(axis, groups: list[Group], plane: Plane, intervals: IntervalOptio
         by_seed_x, by_seed_y = group.by_seed[plane.quality], group.by_seed[plane.diversity]
         seeds = sorted(set(by_seed_x) & set(by_seed_y))
         axis.plot([by_seed_x[s] for s in seeds], [by_seed_y[s] for s in seeds], ".", color=colour, alpha=0.25)
+        spans[0] += [x, *(by_seed_x[s] for s in seeds)]
+        spans[1] += [y, *(by_seed_y[s] for s in seeds)]
         x_interval = mean_interval(group.values[plane.quality], intervals) or (x, x)
         y_interval = mean_interval(group.values[plane.diversity], intervals) or (y, y)
         legend = group.family_name if first else None
@@ -199,6 +204,10 @@ def plot_plane(axis, groups: list[Group], plane: Plane, intervals: IntervalOptio
     on = sorted((i for i, by in dominating(points, plane.higher_is_better()).items() if by is None),
                 key=lambda i: points[i][0])
     axis.plot([points[i][0] for i in on], [points[i][1] for i in on], "k--", linewidth=1, label="frontier")
+    for set_limits, values in zip((axis.set_xlim, axis.set_ylim), spans):
+        low, high = min(values), max(values)
+        margin = 0.08 * (high - low) or 0.5
+        set_limits(low - margin, high + margin)
     higher_x, higher_y = plane.higher_is_better()
     axis.set_xlabel(f"{plane.quality} ({'higher' if higher_x else 'lower'} is better)", fontsize=7)
     axis.set_ylabel(f"{plane.diversity} ({'higher' if higher_y else 'lower'} is better)", fontsize=7)
