@@ -9,10 +9,12 @@ PHASE:
   baseline  reg=none, and the regularisers without a weight (sn, sr), on 5 seeds
   weights   each diversity regulariser at each weight of its grid (multiples of its default) on 3 seeds
   seeds     each at its best weight (`best_row`, on the grid's seeds) on the 2 seeds that make 5
-  curves    none, ms and the best other method at a longer budget, evaluated along training, on one seed
-  report    msgan report of every run (ROOT/runs: the weights on the frontier) and of the 5-seed comparison
-            (ROOT/best: links to its runs), the learning curves (ROOT/curves.png), none beside the best
-            method (ROOT/samples_none_vs_<method>_seed0.png) and the benchmark's summary line
+  curves    none, ms and the best other method at a longer budget, evaluated along training, on one seed;
+            where the benchmark says (long_seeds), none and ms on more seeds there: a comparison at that budget
+  report    msgan report of every run (ROOT/runs: the weights on the frontier), of the 5-seed comparison
+            (ROOT/best: links to its runs) and of the curves' runs, the learning curves (ROOT/curves/<sweep>.png),
+            none beside the best method (ROOT/samples_none_vs_<method>_seed0.png), the hours the runs took and
+            the benchmark's summary lines
 Environment: ROOT, the folder to continue in (default multirun/study/BENCHMARK): a phase run again skips
 what finished and resumes what was interrupted; JOBS (default 2) runs side by side, cores / JOBS torch
 threads each (hydra/launcher=parallel).
@@ -176,8 +178,8 @@ class Study:
         for folder in reported:
             if subprocess.run(["msgan", "report", str(folder)]).returncode != 0:
                 raise fail(f"msgan report {folder} failed (its message above)")
-        if self.has_curves:
-            print(f"Wrote {plot_curves(self.root / 'curves', self.bench)}")
+        for sweep_dir in sorted(p for p in (self.root / "curves").glob("*") if p.is_dir()):   # a plot per sweep
+            print(f"Wrote {plot_curves(sweep_dir, self.bench)}")
         print(f"Wrote {self.samples_side_by_side()}")
         for folder in ("runs", "curves"):
             runs, seconds = machine_time(self.root / folder)
