@@ -47,6 +47,7 @@ def test_a_diverged_run_stops_and_keeps_its_last_good_checkpoint(tmp_path, monke
     assert not (run / "metrics.json").exists()
     attempt = json.loads((run / "run_info.json").read_text())["attempts"][-1]
     assert attempt["diverged"]["step"] == int(expected.rsplit(" ", 1)[1])
+    assert attempt["duration_s"] > 0
     (run / ".hydra").mkdir()
     (run / ".hydra" / "config.yaml").write_text("seed: 0\n")
     _, text = build_report(tmp_path)
@@ -272,6 +273,7 @@ def test_ctrl_c_checkpoints_and_stops_like_sigterm_and_twice_stops_at_once(tmp_p
     assert "Stopped by SIGINT at step 3; checkpoint saved" in (run / "train.log").read_text()
     attempt = json.loads((run / "run_info.json").read_text())["attempts"][-1]
     assert attempt["interrupted"] == {"signal": "SIGINT", "step": 3}
+    assert attempt["duration_s"] > 0                           # the time it ran counts toward the run's
     _, text = build_report(run)
     assert "interrupted by SIGINT at step 3" in text
 
@@ -282,6 +284,7 @@ def test_ctrl_c_checkpoints_and_stops_like_sigterm_and_twice_stops_at_once(tmp_p
     assert state_of(run)["step"] == 3                          # stopped at once: no checkpoint written
     attempt = json.loads((run / "run_info.json").read_text())["attempts"][-1]
     assert attempt["interrupted"] == {"signal": "SIGINT", "step": 4, "checkpoint_step": 3}
+    assert attempt["duration_s"] > 0
 
     fresh = tmp_path / "fresh"                                 # twice before any checkpoint: nothing to resume
     interrupt_after(1, monkeypatch, times=2)

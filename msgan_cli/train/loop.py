@@ -178,7 +178,8 @@ class TrainingRun:
         except Diverged as error:   # nothing more is written: the last good checkpoint stays as it was
             progress.close()
             if self.info.is_main:
-                mark_last_attempt(self.files.root, diverged={"step": error.step, "what": error.what})
+                mark_last_attempt(self.files.root, diverged={"step": error.step, "what": error.what},
+                                  duration_s=self.attempt_seconds())
                 self.writer.close()
             raise Diverged(error.step, error.what, self.checkpointed_step) from None
         except KeyboardInterrupt:   # Ctrl-C twice: out at once; the last checkpoint written stays
@@ -188,7 +189,8 @@ class TrainingRun:
                         else f"the checkpoint of step {self.checkpointed_step} stays")
             if self.info.is_main:
                 mark_last_attempt(self.files.root, interrupted={"signal": "SIGINT", "step": self.step,
-                                                                "checkpoint_step": self.checkpointed_step})
+                                                                "checkpoint_step": self.checkpointed_step},
+                                  duration_s=self.attempt_seconds())
                 self.writer.close()
             raise
         finally:
@@ -197,7 +199,8 @@ class TrainingRun:
             name = signal.Signals(stop.received or signal.SIGTERM).name   # SIGTERM if another rank received it
             log.warning("Stopped by %s at step %d; checkpoint saved. Run the same command again to resume.", name, self.step)
             if self.info.is_main:
-                mark_last_attempt(self.files.root, interrupted={"signal": name, "step": self.step})
+                mark_last_attempt(self.files.root, interrupted={"signal": name, "step": self.step},
+                                  duration_s=self.attempt_seconds())
                 self.writer.close()
             raise SystemExit(128 + (stop.received or signal.SIGTERM))
         return self.finish()
@@ -223,6 +226,11 @@ class TrainingRun:
             return finished
         distributed.broadcast_state(self.session.recipe)
         return None
+
+    def attempt_seconds(self) -> float:
+        """Wall seconds since this attempt started: recorded however it ends (finished, stopped by a signal,
+        diverged), so that the time a run took is the sum over its attempts."""
+        return round(time.monotonic() - self.start_time, 1)
 
     def start(self) -> None:
         """Record where this attempt runs (run_info.json), open TensorBoard, log the start line."""
@@ -330,8 +338,8 @@ class TrainingRun:
             if self.info.is_main:
                 write_json(self.files.distributed, {"world_size": self.info.world_size, "replica_max_abs_diff": gap})
         if self.info.is_main:
-            duration = time.monotonic() - self.start_time
-            mark_last_attempt(self.files.root, finished_step=step, duration_s=round(duration, 1))
+            duration = self.attempt_seconds()
+            mark_last_attempt(self.files.root, finished_step=step, duration_s=duration)
             log.info("End: step %d, %s of training and evaluation in this attempt", step,
                      timedelta(seconds=round(duration)))
         distributed.barrier()
