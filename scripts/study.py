@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import logging
 import os
 import subprocess
 from dataclasses import dataclass, field
@@ -182,9 +183,11 @@ class Study:
             print(f"Wrote {plot_curves(sweep_dir, self.bench)}")
         print(f"Wrote {self.samples_side_by_side()}")
         for folder in ("runs", "curves"):
-            runs, seconds = machine_time(self.root / folder)
+            runs, seconds, unmeasured = machine_time(self.root / folder)
             print(f"{folder}: {runs} runs, {seconds / 3600:.2f} hours of runs (each attempt's duration, run_info.json; "
-                  f"{self.jobs} side by side)")
+                  f"{self.jobs} side by side)" + (f"; not counted: {unmeasured} attempts that recorded no duration "
+                                                  f"(killed outright, or stopped before msgan recorded it)"
+                                                  if unmeasured else ""))
         print(summary({self.name: self.root}))
 
     @property
@@ -353,6 +356,9 @@ def learning_curve(run_dir: Path, key: str) -> list[tuple[int, float]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from msgan_cli.core.run_files import RunFiles
+    # A resumed run's writer marks the step it resumed from, and TensorBoard drops what the killed attempt
+    # logged after it, warning of a "TensorFlow restart" each time: expected here, and not worth a line.
+    logging.getLogger("tensorboard").setLevel(logging.ERROR)
     events = EventAccumulator(str(RunFiles(run_dir).tensorboard), size_guidance={"scalars": 0})
     events.Reload()
     per_view = [{event.step: event.value for event in events.Scalars(tag)}
@@ -370,11 +376,17 @@ def plot_curves(folder: Path, bench: Benchmark) -> Path:
     from msgan_cli.config import load_saved_config, method_label
     from msgan_cli.core.run_files import RunFiles, run_folders
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    # A colour per method and a marker per seed: several seeds of two methods read as two bands.
+    colours, markers = {}, {}
     for run_dir in run_folders(folder):
         cfg = load_saved_config(RunFiles(run_dir).config)
+        method = method_label(cfg)
+        colour = colours.setdefault(method, f"C{len(colours) % 10}")
+        marker = markers.setdefault(cfg.seed, "o^sDvP*X<>"[len(markers) % 10])
         for ax, key in zip(axes, (bench.quality, bench.diversity)):
             if points := learning_curve(run_dir, key):
-                ax.plot(*zip(*points), marker=".", label=f"{method_label(cfg)} seed {cfg.seed}")
+                ax.plot(*zip(*points), color=colour, marker=marker, markersize=4, linewidth=1,
+                        label=f"{method} seed {cfg.seed}")
     for ax, key in zip(axes, (bench.quality, bench.diversity)):
         ax.set_xlabel("training step")
         ax.set_title(key)
@@ -388,15 +400,18 @@ def plot_curves(folder: Path, bench: Benchmark) -> Path:
     return path
 
 
-def machine_time(folder: Path) -> tuple[int, float]:
-    """The runs under `folder` and the seconds they trained and evaluated, summed over every attempt that
-    ran (run_info.json's durations: a resumed run counts each part)."""
+def machine_time(folder: Path) -> tuple[int, float, int]:
+    """The runs under `folder`, the seconds they trained and evaluated, summed over every attempt that
+    ran (run_info.json's durations: a resumed run counts each part), and how many attempts that started
+    have no duration to add (killed outright, e.g. by SIGKILL, or stopped by a version of msgan that did
+    not record a stopped attempt's): the sum leaves those out, and the report line says how many."""
     from msgan_cli.core.jsonfiles import read_json
     from msgan_cli.core.run_files import RunFiles, run_folders
     runs = run_folders(folder) if folder.is_dir() else []
-    seconds = sum(float(attempt.get("duration_s") or 0) for run in runs
-                  for attempt in read_json(RunFiles(run).run_info).get("attempts") or [])
-    return len(runs), seconds
+    started = [attempt for run in runs for attempt in read_json(RunFiles(run).run_info).get("attempts") or []
+               if "started" in attempt or "duration_s" in attempt]
+    seconds = sum(float(attempt.get("duration_s") or 0) for attempt in started)
+    return len(runs), seconds, sum("duration_s" not in attempt for attempt in started)
 
 
 def better_sign(key: str) -> float:

@@ -202,14 +202,15 @@ def test_a_learning_curve_reads_the_metrics_logged_along_training_the_last_value
     assert study.plot_curves(tmp_path / "curves", BENCH) == tmp_path / "curves.png"
 
 
-def test_machine_time_sums_every_attempt_of_every_run(tmp_path):
+def test_machine_time_sums_every_attempt_of_every_run_and_counts_those_without_a_duration(tmp_path):
     import json
-    for name, durations in (("0", [30.0, 12.5]), ("1", [40.0])):   # run 0 was stopped once and resumed
+    for name, attempts in (("0", [{"started": "t", "duration_s": 30.0}, {"started": "t", "duration_s": 12.5}]),
+                           ("1", [{"started": "t"}, {"started": "t", "duration_s": 40.0}])):   # 1: killed once
         run = write_run(tmp_path / name, ["reg=none"], {QUALITY: 1.0})
-        attempts = [{"duration_s": seconds} for seconds in durations] + [{"refused": "in use"}]
+        attempts.append({"refused": "t", "stopped": "in use"})   # refused before it started: nothing to count
         (run / "run_info.json").write_text(json.dumps({"attempts": attempts}))
-    assert study.machine_time(tmp_path) == (2, 82.5)
-    assert study.machine_time(tmp_path / "absent") == (0, 0.0)
+    assert study.machine_time(tmp_path) == (2, 82.5, 1)
+    assert study.machine_time(tmp_path / "absent") == (0, 0.0, 0)
 
 
 def test_the_seeds_and_curves_phases_run_the_chosen_weights_in_folders_named_by_them(tmp_path, monkeypatch):
