@@ -75,7 +75,7 @@ BENCHMARKS = {
     "digits": Benchmark(overrides=("experiment=digits_cdcgan_ms", "eval.metrics=[class_acc,ndb_jsd,vendi,fid]"),
                         steps=1500, quality="class_acc", diversity="ndb_jsd/per_class_mean_ndb",
                         weighted=DIVERSITY_REGULARISERS, unweighted=("sn", "sr"), curve_steps=6000, eval_every=500,
-                        grids=(("divco", (0.1, 0.3, 1.0)),),
+                        grids=(("divco", (0.1, 0.3, 1.0)),), long_seeds=(1, 2, 3, 4),
                         more_planes=(("class_acc", "vendi/classifier_per_class"),)),
     # The image models on their benchmarks with known modes, at each model's own CPU budget (its conf/model
     # file); ms and dsgan over 3 weights, the others at their defaults (IMAGE_GRIDS).
