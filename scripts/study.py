@@ -12,9 +12,9 @@ PHASE:
   curves    none, ms and the best other method at a longer budget, evaluated along training, on one seed;
             where the benchmark says (long_seeds), none and ms on more seeds there: a comparison at that budget
   report    msgan report of every run (ROOT/runs: the weights on the frontier), of the 5-seed comparison
-            (ROOT/best: links to its runs) and of the curves' runs, the learning curves (ROOT/curves/<sweep>.png),
-            none beside the best method (ROOT/samples_none_vs_<method>_seed0.png), the hours the runs took and
-            the benchmark's summary lines
+            (ROOT/best: links to its runs) and of the curves' runs, the learning curves, with FID where the
+            benchmark has it (ROOT/curves/<sweep>.png), none beside the best method
+            (ROOT/samples_none_vs_<method>_seed0.png), the hours the runs took and the benchmark's summary lines
 Environment: ROOT, the folder to continue in (default multirun/study/BENCHMARK): a phase run again skips
 what finished and resumes what was interrupted; JOBS (default 2) runs side by side, cores / JOBS torch
 threads each (hydra/launcher=parallel).
@@ -51,6 +51,11 @@ class Benchmark:
     more_planes: tuple[tuple[str, str], ...] = ()          # (quality, diversity) of other views, in the summary
     long_seeds: tuple[int, ...] = ()   # more seeds of none and ms at the curves' budget: with CURVE_SEEDS, a
                                        # comparison at that budget (where the curves say the answer changes)
+    fid: str | None = None             # the FID key (lower is better), a third panel of the learning curves
+
+    @property
+    def curve_keys(self) -> tuple[str, ...]:
+        return (self.quality, self.diversity) + ((self.fid,) if self.fid else ())
 
     @property
     def planes(self) -> tuple[tuple[str, str], ...]:
@@ -75,27 +80,29 @@ BENCHMARKS = {
     "digits": Benchmark(overrides=("experiment=digits_cdcgan_ms", "eval.metrics=[class_acc,ndb_jsd,vendi,fid]"),
                         steps=1500, quality="class_acc", diversity="ndb_jsd/per_class_mean_ndb",
                         weighted=DIVERSITY_REGULARISERS, unweighted=("sn", "sr"), curve_steps=6000, eval_every=500,
-                        grids=(("divco", (0.1, 0.3, 1.0)),), long_seeds=(1, 2, 3, 4),
+                        grids=(("divco", (0.1, 0.3, 1.0)),), long_seeds=(1, 2, 3, 4), fid="fid/classifier",
                         more_planes=(("class_acc", "vendi/classifier_per_class"),)),
     # The image models on their benchmarks with known modes, at each model's own CPU budget (its conf/model
     # file); ms and dsgan over 3 weights, the others at their defaults (IMAGE_GRIDS).
     "pix2pix": Benchmark(overrides=("model=pix2pix",), steps=10000, quality="modes_per_input/high_quality",
                          diversity="modes_per_input/modes", weighted=DIVERSITY_REGULARISERS, unweighted=("sn", "sr"),
-                         curve_steps=30000, eval_every=2000, grids=IMAGE_GRIDS),
+                         curve_steps=30000, eval_every=2000, grids=IMAGE_GRIDS, fid="fid/classifier"),
     "drit": Benchmark(overrides=("model=drit",), steps=2700, quality="modes_per_input/AtoB/high_quality",
                       diversity="modes_per_input/AtoB/modes", weighted=("ms", "dsgan", "ndiv", "divco"),   # dpm refuses DRIT
                       unweighted=("sn", "sr"), curve_steps=8100, eval_every=900, grids=IMAGE_GRIDS,
+                      fid="fid/AtoB/classifier",
                       more_planes=(("modes_per_input/BtoA/high_quality", "modes_per_input/BtoA/modes"),)),
     "stackganpp": Benchmark(overrides=("model=stackganpp",), steps=2000, quality="modes_per_input/stage1/high_quality",
                             diversity="modes_per_input/stage1/modes", weighted=DIVERSITY_REGULARISERS,
                             unweighted=("sn", "sr"), curve_steps=6000, eval_every=1000, grids=IMAGE_GRIDS,
+                            fid="fid/stage1/classifier",
                             more_planes=(("modes_per_input/stage1_mean/high_quality",
                                           "modes_per_input/stage1_mean/modes"),)),
     # StarGAN with a latent: each number the mean over the 5 edits (the model page's table: docs/models/stargan.md)
     "stargan": Benchmark(overrides=("model=stargan", "model.nz=8"), steps=4000,
                          quality="modes_per_input/to_*/high_quality", diversity="modes_per_input/to_*/modes",
                          weighted=DIVERSITY_REGULARISERS, unweighted=("sn", "sr"), curve_steps=12000, eval_every=2000,
-                         grids=IMAGE_GRIDS),
+                         grids=IMAGE_GRIDS, fid="fid/to_*/classifier"),
 }
 
 
@@ -368,14 +375,16 @@ def learning_curve(run_dir: Path, key: str) -> list[tuple[int, float]]:
 
 
 def plot_curves(folder: Path, bench: Benchmark) -> Path:
-    """Quality and diversity against the training step, a line per run under `folder`, written as <folder>.png."""
+    """Quality, diversity and FID (where the benchmark has it) against the training step, a line per run under
+    `folder`, written as <folder>.png."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from msgan_cli.config import load_saved_config, method_label
     from msgan_cli.core.run_files import RunFiles, run_folders
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    keys = bench.curve_keys
+    figure, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4))
     # A colour per method and a marker per seed: several seeds of two methods read as two bands.
     colours, markers = {}, {}
     for run_dir in run_folders(folder):
@@ -383,16 +392,16 @@ def plot_curves(folder: Path, bench: Benchmark) -> Path:
         method = method_label(cfg)
         colour = colours.setdefault(method, f"C{len(colours) % 10}")
         marker = markers.setdefault(cfg.seed, "o^sDvP*X<>"[len(markers) % 10])
-        for ax, key in zip(axes, (bench.quality, bench.diversity)):
+        for ax, key in zip(axes, keys):
             if points := learning_curve(run_dir, key):
                 ax.plot(*zip(*points), color=colour, marker=marker, markersize=4, linewidth=1,
                         label=f"{method} seed {cfg.seed}")
-    for ax, key in zip(axes, (bench.quality, bench.diversity)):
+    for ax, key in zip(axes, keys):
         ax.set_xlabel("training step")
         ax.set_title(key)
         ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize="small")
+    if axes[0].lines:   # one legend: every panel has the same lines
+        axes[0].legend(fontsize="small")
     path = folder.parent / f"{folder.name}.png"
     figure.tight_layout()
     figure.savefig(path, dpi=100)

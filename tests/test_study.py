@@ -190,6 +190,7 @@ def test_the_sample_picture_puts_none_beside_the_best_method_at_the_same_seed(tm
 
 
 def test_a_learning_curve_reads_the_metrics_logged_along_training_the_last_value_of_a_step(tmp_path):
+    import PIL.Image
     from torch.utils.tensorboard import SummaryWriter
     run = write_run(tmp_path / "curves" / "ms" / "0", ["reg=ms", "seed=0"], {}, model="mlp",
                     reg={"ms": {"enabled": True, "weight": 1.0}})
@@ -200,6 +201,12 @@ def test_a_learning_curve_reads_the_metrics_logged_along_training_the_last_value
     assert study.learning_curve(run, DIVERSITY) == [(1000, 5.0), (2000, 11.0), (3000, 14.0)]
     assert study.learning_curve(run, QUALITY) == []
     assert study.plot_curves(tmp_path / "curves", BENCH) == tmp_path / "curves.png"
+    with PIL.Image.open(tmp_path / "curves.png") as plot:
+        assert plot.size == (1000, 400)                            # quality and diversity
+    with_fid = study.Benchmark(**{**BENCH.__dict__, "fid": "fid/classifier"})
+    study.plot_curves(tmp_path / "curves", with_fid)
+    with PIL.Image.open(tmp_path / "curves.png") as plot:
+        assert plot.size == (1500, 400)                            # and FID beside them
 
 
 def test_machine_time_sums_every_attempt_of_every_run_and_counts_those_without_a_duration(tmp_path):
