@@ -10,7 +10,6 @@ import json
 import logging
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from msgan_cli.config import compose_config
+from msgan_cli.config import compose_config, nearest_existing, write_refusal
 from msgan_cli.core.jsonfiles import last_record
 from msgan_cli.core.run_files import RunFiles, run_folders
 from msgan_cli.errors import UserError
@@ -195,11 +194,9 @@ def print_run_summary(run_dir: Path, metrics: dict[str, float]) -> None:
 def check_writable(folder: Path, fix: str) -> None:
     """Stop before any work when `folder` (or, where it does not exist yet, the nearest folder above it)
     cannot be written to, rather than compute everything and fail on the write."""
-    existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
-    try:
-        tempfile.TemporaryFile(dir=existing).close()
-    except OSError as error:
-        raise UserError(f"{existing} cannot be written to ({error.strerror or error}): {fix}.") from None
+    existing = nearest_existing(folder)
+    if (refusal := write_refusal(existing)) is not None:
+        raise UserError(f"{existing} cannot be written to ({refusal}): {fix}.")
 
 
 def required_run_dir(cfg: DictConfig, command: str) -> Path:

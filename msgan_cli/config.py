@@ -9,6 +9,7 @@ import difflib
 import importlib.util
 import re
 from importlib import resources
+from pathlib import Path
 
 from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
@@ -149,11 +150,25 @@ def given_output_dir(overrides: list[str], multirun: bool) -> str | None:
     return given[-1] if given else None
 
 
+def nearest_existing(folder: Path) -> Path:
+    """`folder`, or where it does not exist yet, the nearest folder above it: where creating it begins."""
+    return next(parent for parent in (folder, *folder.parents) if parent.exists())
+
+
+def write_refusal(place: Path) -> str | None:
+    """Why a file cannot be written in the folder `place` (the system's words), or None when it can: tried
+    with a temporary file, so that a command stops before any work rather than fail on its last write."""
+    import tempfile
+    try:
+        tempfile.TemporaryFile(dir=place).close()
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
 def check_output_location(overrides: list[str], multirun: bool) -> None:
     """Hydra creates the run directory (or the sweep's) before msgan starts: a place that cannot hold it
     (under a file, read-only) would end in Hydra's traceback. One sentence instead, naming the key."""
-    import tempfile
-    from pathlib import Path
     key = output_key(multirun)
     directory = given_output_dir(overrides, multirun)
     if directory is None:
@@ -165,16 +180,13 @@ def check_output_location(overrides: list[str], multirun: bool) -> None:
     if too_long:
         raise UserError(f"Cannot create the run directory {directory[:80]}...: a folder name of {len(too_long[0])} "
                         f"characters is longer than file systems allow (255 bytes). Choose a shorter {key}=DIR.")
-    while not place.exists():
-        place = place.parent
+    place = nearest_existing(place)
     if not place.is_dir():
         raise UserError(f"Cannot create the run directory {directory}: {place} is a file. "
                         f"Choose another place with {key}=DIR.")
-    try:
-        tempfile.TemporaryFile(dir=place).close()
-    except OSError as error:
+    if (refusal := write_refusal(place)) is not None:
         raise UserError(f"Cannot create the run directory {directory}: {place} is not writable "
-                        f"({error.strerror}). Choose another place with {key}=DIR.") from None
+                        f"({refusal}). Choose another place with {key}=DIR.")
 
 
 def compose_config(name: str, overrides: list[str] | None = None) -> DictConfig:

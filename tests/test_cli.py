@@ -265,14 +265,24 @@ def test_unknown_keys_and_wrong_types_are_one_sentence(tmp_path, override, messa
 
 
 @pytest.mark.parametrize("writable", [False, True])
-def test_an_output_place_that_cannot_hold_the_run_is_one_sentence(tmp_path, writable):
+def test_an_output_place_that_cannot_hold_the_run_is_one_sentence(tmp_path, writable, monkeypatch):
     """Before: Hydra's NotADirectoryError / PermissionError traceback from creating the run directory."""
+    import errno
     import os
-    if writable:   # a read-only folder; root writes anywhere, so there a file stands in the way instead
-        if os.geteuid() == 0:
-            pytest.skip("root may write into a read-only folder")
+    import tempfile
+    if writable:   # a read-only folder (root writes into one: there the file system's answer is given)
         (tmp_path / "locked").mkdir(mode=0o555)
-        run, reason = tmp_path / "locked" / "run", "is not writable"
+        run, reason = tmp_path / "locked" / "run", "is not writable (Read-only file system)"
+        if os.geteuid() == 0:
+            real = tempfile.TemporaryFile
+
+            def read_only(*args, dir=None, **kwargs):
+                if dir is not None and Path(dir) == tmp_path / "locked":
+                    raise OSError(errno.EROFS, "Read-only file system")
+                return real(*args, dir=dir, **kwargs)
+            monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+        else:
+            reason = "is not writable (Permission denied)"
     else:
         (tmp_path / "a_file").write_text("")
         run, reason = tmp_path / "a_file" / "run", "is a file"
