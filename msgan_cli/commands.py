@@ -203,8 +203,7 @@ def required_run_dir(cfg: DictConfig, command: str) -> Path:
     if OmegaConf.is_missing(cfg, "run"):
         raise UserError(f"msgan {command} needs run=DIR, the directory of a training run (it holds .hydra/ and checkpoints/).")
     run_dir = Path(cfg.run)
-    if not RunFiles(run_dir).config.exists():
-        raise UserError(f"{run_dir} is not a msgan run directory (no .hydra/config.yaml).")
+    RunFiles(run_dir).existing_config()
     return run_dir
 
 

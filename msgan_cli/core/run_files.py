@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from msgan_cli.errors import UserError
+
 SWEEP_RECORD = "multirun.yaml"   # in a sweep's folder: what Hydra's sweeper was asked for
 
 
@@ -28,6 +30,12 @@ class RunFiles:
     @property
     def config(self) -> Path:
         return self.root / ".hydra" / "config.yaml"
+
+    def existing_config(self) -> Path:
+        """The config, which makes a folder a run directory: its absence is the user's, said in a sentence."""
+        if not self.config.exists():
+            raise UserError(f"{self.root} is not a msgan run directory (no .hydra/config.yaml).")
+        return self.config
 
     @property
     def overrides(self) -> Path:

@@ -97,9 +97,7 @@ def compile_networks(recipe: Recipe, mode: str) -> None:
 
 def load_run_config(run_dir: Path) -> DictConfig:
     """The run's resolved config; evaluation and hardware options it predates get today's defaults."""
-    path = RunFiles(run_dir).config
-    if not path.exists():
-        raise UserError(f"{run_dir} is not a msgan run directory (no .hydra/config.yaml).")
+    path = RunFiles(run_dir).existing_config()
     try:
         cfg = load_saved_config(path)
     except Exception as error:   # cut short, binary, not YAML: the file's fault, said in a sentence
