@@ -187,7 +187,9 @@ class Study:
             if subprocess.run(["msgan", "report", str(folder)]).returncode != 0:
                 raise fail(f"msgan report {folder} failed (its message above)")
         for sweep_dir in sorted(p for p in (self.root / "curves").glob("*") if p.is_dir()):   # a plot per sweep
-            print(f"Wrote {plot_curves(sweep_dir, self.bench)}")
+            path, missing = plot_curves(sweep_dir, self.bench)
+            print(f"Wrote {path}" + (f"; no run under {sweep_dir} logged {', '.join(missing)} along training "
+                                     f"(its eval.metrics, or trainer.eval_every): that panel is empty" if missing else ""))
         print(f"Wrote {self.samples_side_by_side()}")
         for folder in ("runs", "curves"):
             runs, seconds, unmeasured = machine_time(self.root / folder)
@@ -374,9 +376,9 @@ def learning_curve(run_dir: Path, key: str) -> list[tuple[int, float]]:
     return [(step, sum(points[step] for points in per_view) / len(per_view)) for step in steps]
 
 
-def plot_curves(folder: Path, bench: Benchmark) -> Path:
+def plot_curves(folder: Path, bench: Benchmark) -> tuple[Path, list[str]]:
     """Quality, diversity and FID (where the benchmark has it) against the training step, a line per run under
-    `folder`, written as <folder>.png."""
+    `folder`, written as <folder>.png; and the keys no run logged (their panels say so, and so must the caller)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -396,17 +398,21 @@ def plot_curves(folder: Path, bench: Benchmark) -> Path:
             if points := learning_curve(run_dir, key):
                 ax.plot(*zip(*points), color=colour, marker=marker, markersize=4, linewidth=1,
                         label=f"{method} seed {cfg.seed}")
+    missing = []
     for ax, key in zip(axes, keys):
         ax.set_xlabel("training step")
         ax.set_title(key)
         ax.grid(alpha=0.3)
-    if axes[0].lines:   # one legend: every panel has the same lines
-        axes[0].legend(fontsize="small")
+        if not ax.lines:
+            missing.append(key)
+            ax.text(0.5, 0.5, "not logged along training by these runs", ha="center", transform=ax.transAxes)
+    if drawn := [ax for ax in axes if ax.lines]:   # one legend: every panel has the same lines
+        drawn[0].legend(fontsize="small")
     path = folder.parent / f"{folder.name}.png"
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
-    return path
+    return path, missing
 
 
 def machine_time(folder: Path) -> tuple[int, float, int]:

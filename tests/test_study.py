@@ -200,11 +200,11 @@ def test_a_learning_curve_reads_the_metrics_logged_along_training_the_last_value
     writer.close()
     assert study.learning_curve(run, DIVERSITY) == [(1000, 5.0), (2000, 11.0), (3000, 14.0)]
     assert study.learning_curve(run, QUALITY) == []
-    assert study.plot_curves(tmp_path / "curves", BENCH) == tmp_path / "curves.png"
+    assert study.plot_curves(tmp_path / "curves", BENCH) == (tmp_path / "curves.png", [QUALITY])   # said, not blank
     with PIL.Image.open(tmp_path / "curves.png") as plot:
         assert plot.size == (1000, 400)                            # quality and diversity
     with_fid = study.Benchmark(**{**BENCH.__dict__, "fid": "fid/classifier"})
-    study.plot_curves(tmp_path / "curves", with_fid)
+    assert study.plot_curves(tmp_path / "curves", with_fid)[1] == [QUALITY, "fid/classifier"]
     with PIL.Image.open(tmp_path / "curves.png") as plot:
         assert plot.size == (1500, 400)                            # and FID beside them
 
