@@ -62,6 +62,14 @@ class Benchmark:
         """(quality, diversity) pairs: the first chooses the best weight and method, each gets a summary line."""
         return ((self.quality, self.diversity), *self.more_planes)
 
+    @property
+    def frontier_option(self) -> list[str]:
+        """`msgan report`'s frontier=[quality,diversity] where the two are keys of different metrics (digits'
+        class_acc and NDB): a metric declares only the plane of its own keys, so the report would draw none."""
+        if self.quality.split("/")[0] == self.diversity.split("/")[0] or "*" in self.quality + self.diversity:
+            return []
+        return [f"frontier=[{self.quality},{self.diversity}]"]
+
 
 IMAGE_GRIDS = (("ms", (0.3, 1.0, 3.0)), ("dsgan", (0.3, 1.0, 3.0)),   # the image models: ms and one other swept,
                ("dpm", (1.0,)), ("ndiv", (1.0,)), ("divco", (1.0,)))     # the others at their default weight
@@ -184,7 +192,7 @@ class Study:
         5-seed comparison's, the learning curves, none beside the best method, and the summary line."""
         reported = [self.root / "runs", self.link_comparison()] + ([self.root / "curves"] if self.has_curves else [])
         for folder in reported:
-            if subprocess.run(["msgan", "report", str(folder)]).returncode != 0:
+            if subprocess.run(["msgan", "report", str(folder), *self.bench.frontier_option]).returncode != 0:
                 raise fail(f"msgan report {folder} failed (its message above)")
         for sweep_dir in sorted(p for p in (self.root / "curves").glob("*") if p.is_dir()):   # a plot per sweep
             path, missing = plot_curves(sweep_dir, self.bench)

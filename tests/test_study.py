@@ -170,6 +170,21 @@ def test_a_key_with_a_star_is_the_mean_over_the_views_it_matches():
     assert study.better_sign("modes_per_input/to_*/modes") == 1.0 and study.better_sign("fid/to_*/classifier") == -1.0
 
 
+def test_a_plane_of_two_metrics_gets_its_frontier_drawn_by_the_report_a_declared_one_is_left_to_it(tmp_path):
+    from msgan_cli.commands import report_command
+    assert BENCH.frontier_option == []   # modes_2d declares its own plane
+    digits = study.BENCHMARKS["digits"]
+    assert digits.frontier_option == ["frontier=[class_acc,ndb_jsd/per_class_mean_ndb]"]
+    for seed, (accuracy, ndb) in enumerate(((0.84, 4.0), (0.85, 4.5))):
+        write_run(tmp_path / "none" / str(seed), ["reg=none", f"seed={seed}"],
+                  {digits.quality: accuracy, digits.diversity: ndb}, seed=seed, model="mlp")
+        write_run(tmp_path / "ms" / str(seed), ["reg=ms", f"seed={seed}"],
+                  {digits.quality: accuracy - 0.01, digits.diversity: ndb - 1.0}, seed=seed, model="mlp",
+                  reg={"ms": {"enabled": True, "weight": 1.0}})
+    report_command([str(tmp_path), *digits.frontier_option])
+    assert (tmp_path / "report_frontier.png").is_file()
+
+
 def test_the_sample_picture_puts_none_beside_the_best_method_at_the_same_seed(tmp_path):
     from PIL import Image
     grid(tmp_path, {0.1: (51.0, 12.0), 1.0: (50.5, 15.0), 10.0: (20.0, 24.0)})
