@@ -8,14 +8,15 @@ metric `eval.metrics` names (re-evaluating a metric replaces every view), and th
 model with one view has, so `msgan report` orders, marks and plots each view's column as it does
 the plain one. A direction is `<Source>to<Target>` with capitalised domain names, a stage `stage<N>`
 (optionally `_mean`), an edit `to_<attribute>` or `to_not_<attribute>`; no metric's own sub-keys
-take these forms, so none is mistaken for a view.
+take these forms, so none is mistaken for a view. A view with a `*` (`modes_per_input/to_*/modes`) is a
+pattern: `msgan report`'s mean over the views it matches (report/frontier.py: add_view_means).
 """
 from __future__ import annotations
 
 import re
 
 DIRECTED = re.compile(r"^(?P<metric>[^/]+)/"
-                      r"(?P<direction>[A-Z][A-Za-z0-9]*to[A-Z][A-Za-z0-9]*|stage[0-9]+(?:_mean)?|to_[A-Za-z0-9_]+)"
+                      r"(?P<direction>[A-Z][A-Za-z0-9]*to[A-Z][A-Za-z0-9]*|stage[0-9]+(?:_mean)?|to_[A-Za-z0-9_]+|[A-Za-z0-9_]*\*[A-Za-z0-9_*]*)"
                       r"(?:/(?P<rest>.*))?$")
 
 

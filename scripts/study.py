@@ -64,9 +64,12 @@ class Benchmark:
 
     @property
     def frontier_option(self) -> list[str]:
-        """`msgan report`'s frontier=[quality,diversity] where the two are keys of different metrics (digits'
-        class_acc and NDB): a metric declares only the plane of its own keys, so the report would draw none."""
-        if self.quality.split("/")[0] == self.diversity.split("/")[0] or "*" in self.quality + self.diversity:
+        """`msgan report`'s frontier=[quality,diversity] where the report would not draw the benchmark's plane
+        on its own: two keys of different metrics (digits' class_acc and NDB; a metric declares only the
+        plane of its own keys), or a mean over views (StarGAN's `to_*`), which the report computes when asked."""
+        from msgan_cli.report.frontier import Plane, declared_planes
+        plane = Plane(self.quality, self.diversity)
+        if "*" not in self.quality + self.diversity and plane in declared_planes([self.quality, self.diversity]):
             return []
         return [f"frontier=[{self.quality},{self.diversity}]"]
 
@@ -439,9 +442,9 @@ def machine_time(folder: Path) -> tuple[int, float, int]:
 
 def better_sign(key: str) -> float:
     """+1 where higher is better, -1 where lower is, as the metric declared it when it was registered (a `*`
-    stands for a view: `to_*` is an edit's)."""
+    view, `to_*`, has its views' direction)."""
     from msgan_cli.report.columns import direction
-    way = direction(key.replace("*", "x"))
+    way = direction(key)
     if way is None:
         raise fail(f"{key} has no declared better direction; choose a quality and a diversity that have one "
                    f"(msgan report marks them with an arrow)")

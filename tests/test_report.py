@@ -311,6 +311,40 @@ def test_the_frontier_option_chooses_the_plane_and_a_wrong_one_is_refused(tmp_pa
         "frontier=[modes_per_input/high_quality,modes_per_input/modes].")
 
 
+def edit_runs(tmp_path: Path, edits: dict[str, tuple[str, ...]]) -> None:
+    """none and ms(w=1), 2 seeds, each run with the StarGAN-like views `edits` gives its method: ms finds
+    2 more modes in every view at 10 points less quality."""
+    for method, views in edits.items():
+        for seed in range(2):
+            lift = 1.0 if method == "ms" else 0.0
+            metrics = {f"modes_per_input/{view}/{part}": value for i, view in enumerate(views)
+                       for part, value in (("modes", 3.0 + i + 2 * lift + seed), ("high_quality", 80.0 + i - 10 * lift))}
+            write_run(tmp_path / f"{method}-{seed}", [f"reg={method}"], metrics, seed=seed, model="stargan",
+                      reg=MS if method == "ms" else None)
+
+
+def test_a_frontier_over_views_is_the_mean_of_each_run_s_views_tabled_paired_and_plotted(tmp_path):
+    edit_runs(tmp_path, {"none": ("to_a", "to_b"), "ms": ("to_a", "to_b")})
+    _, text = build_report(tmp_path, ReportOptions(frontier=("modes_per_input/to_*/high_quality",
+                                                             "modes_per_input/to_*/modes")))
+    header = next(line for line in text.splitlines() if line.startswith("| method | seeds"))
+    assert "modes_per_input/to_*/modes ↑" in header and "modes_per_input/to_*/high_quality ↑" in header
+    none_row = next(line for line in text.splitlines() if line.startswith("| none | 2"))
+    assert "| 4 ± 0.71" in none_row   # none's modes: (3 + 4) / 2 at seed 0, (4 + 5) / 2 at seed 1
+    assert "- modes_per_input/to_*/modes: each run's mean over modes_per_input/to_a/modes, modes_per_input/to_b/modes." in text
+    assert "on the frontier: none, ms(w=1)" in text   # more modes, less quality: neither beats the other
+    assert (tmp_path / "report_frontier.png").is_file()
+
+
+def test_a_frontier_over_views_the_runs_do_not_share_is_refused_naming_two_runs(tmp_path):
+    edit_runs(tmp_path, {"none": ("to_a", "to_b"), "ms": ("to_a",)})
+    with pytest.raises(UserError, match=r"^frontier: the runs differ in the views modes_per_input/to_\*/high_quality "
+                                        r"matches \(.*ms-0 has modes_per_input/to_a/high_quality; .*none-0 has "
+                                        r"modes_per_input/to_a/high_quality, modes_per_input/to_b/high_quality\): "
+                                        r"name one view"):
+        build_report(tmp_path, ReportOptions(frontier=("modes_per_input/to_*/high_quality", "modes_per_input/to_*/modes")))
+
+
 def test_a_table_without_a_plane_draws_no_frontier_and_an_old_plot_is_removed(tmp_path):
     write_run(tmp_path / "0", ["reg=none"], {"class_acc": 0.5})
     write_run(tmp_path / "1", ["reg=ms"], {"class_acc": 0.6}, reg=MS)

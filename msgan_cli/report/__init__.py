@@ -26,7 +26,7 @@ from pathlib import Path
 
 from msgan_cli.errors import UserError
 from msgan_cli.report.columns import ordered_metrics
-from msgan_cli.report.frontier import check_frontier_choice, chosen_planes, plot_frontiers
+from msgan_cli.report.frontier import add_view_means, check_frontier_choice, chosen_planes, plot_frontiers
 from msgan_cli.report.plots import plot_report
 from msgan_cli.report.runs import collect_runs, group_runs, runs_never_started, varying_keys
 from msgan_cli.report.tables import ReportOptions, check_baseline, csv_header, csv_rows, markdown_table
@@ -43,6 +43,7 @@ def build_report(sweep_dir: Path, options: ReportOptions = ReportOptions()) -> t
     never_started = runs_never_started(sweep_dir)
     if not runs and not left_out:
         raise UserError(f"No msgan runs (.hydra/config.yaml) found under {sweep_dir}.")
+    view_means = add_view_means(runs, options.frontier)
     by_table = defaultdict(list)
     for run in runs:
         by_table[run.table].append(run)
@@ -61,6 +62,7 @@ def build_report(sweep_dir: Path, options: ReportOptions = ReportOptions()) -> t
     for table, (keys, groups) in tables.items():
         lines += markdown_table(table, groups, keys, options)
         rows += csv_rows(table, groups, all_keys, all_metrics, planes, options)
+    lines += view_means + ([""] if view_means else [])
     if left_out:
         lines += [f"Runs not in the tables: {len(left_out)}"]
         lines += [f"- {path}: {reason}" for path, reason in left_out]

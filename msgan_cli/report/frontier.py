@@ -5,19 +5,21 @@ A regulariser that finds more modes by spreading samples off the data buys diver
 one table column at a time cannot show that trade, the plane can. Which two numbers make the plane is
 declared by each metric at registration (`frontier=(quality part, diversity part)`, core/registry.py):
 modes found against % high quality for the benchmarks with known modes, recall against precision
-elsewhere; `msgan report SWEEP_DIR frontier=[x,y]` chooses any two metrics with a better direction.
+elsewhere; `msgan report SWEEP_DIR frontier=[x,y]` chooses any two metrics with a better direction, or
+the mean over a metric's views (`modes_per_input/to_*/modes`: over StarGAN's edits).
 The frontier is computed on the rows' means over seeds; the plot adds each mean's interval both ways
 and each seed as a faint dot, so a reader sees whether a row's place on it is more than seed noise.
 """
 from __future__ import annotations
 
+import fnmatch
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from msgan_cli.errors import UserError
 from msgan_cli.report.columns import direction, registered
-from msgan_cli.report.runs import Group
+from msgan_cli.report.runs import Group, Run
 from msgan_cli.report.statistics import IntervalOptions, mean_interval, mean_std
 
 MAX_PANELS = 4   # frontiers plotted per table (a model with several views has a pair per view)
@@ -72,6 +74,31 @@ def chosen_planes(metrics: list[str], chosen: tuple[str, str] | None) -> list[Pl
     if chosen is None:
         return declared_planes(metrics)
     return [Plane(*chosen)] if set(chosen) <= set(metrics) else []
+
+
+def add_view_means(runs: list[Run], chosen: tuple[str, str] | None) -> list[str]:
+    """For each key of `frontier=[x,y]` with a `*` in its view (`modes_per_input/to_*/modes`): every run's
+    mean over the views it matches, added to the run's metrics under that key, so that it is a column of
+    the table, paired like the others, and an axis of the plane. Returns a line per such key, naming the
+    views averaged, for under the tables. Runs that differ in the views a key matches are refused: their
+    means would average different things."""
+    notes = []
+    for pattern in dict.fromkeys(key for key in chosen or () if "*" in key):
+        views_of = {run.path: sorted(k for k in run.metrics if "*" not in k and fnmatch.fnmatchcase(k, pattern))
+                    for run in runs}
+        matched = {tuple(views) for views in views_of.values() if views}
+        if len(matched) > 1:
+            (first, first_views), (second, second_views) = [
+                next((path, views) for path, views in views_of.items() if tuple(views) == one) for one in sorted(matched)[:2]]
+            raise UserError(f"frontier: the runs differ in the views {pattern} matches ({first} has "
+                            f"{', '.join(first_views)}; {second} has {', '.join(second_views)}): name one view "
+                            f"instead, or report the runs that share their views.")
+        for run in runs:
+            if views := views_of[run.path]:
+                run.metrics[pattern] = sum(run.metrics[view] for view in views) / len(views)
+        if matched:
+            notes.append(f"- {pattern}: each run's mean over {', '.join(next(iter(matched)))}.")
+    return notes
 
 
 def check_frontier_choice(chosen: tuple[str, str] | None, metrics: set[str]) -> None:
