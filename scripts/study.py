@@ -510,8 +510,9 @@ def comparison_rows(folder: Path, bench: Benchmark) -> tuple[Row | None, list[Ro
 def verdict(diversity, quality, diversity_sign: float, quality_sign: float) -> str:
     """From the paired comparisons with none (docs/study/index.md#verdict): holds, more diversity (its
     interval wholly on the better side of 0) and no quality lost (the quality change's interval not wholly
-    on the worse side); diversity at a cost in quality; not shown (no diversity gain). Fewer than 5 pairs:
-    unfinished."""
+    on the worse side); diversity at a cost in quality; not shown: no diversity gain (the diversity
+    change's interval reaches 0), or diversity lost (it lies wholly on the worse side). Fewer than 5
+    pairs: unfinished."""
     if min(len(diversity.seeds), len(quality.seeds)) < COMPARISON_SEEDS:
         return f"unfinished ({min(len(diversity.seeds), len(quality.seeds))} of {COMPARISON_SEEDS} seeds)"
     sides = []
@@ -519,7 +520,7 @@ def verdict(diversity, quality, diversity_sign: float, quality_sign: float) -> s
         low, high = sorted(sign * bound for bound in comparison.interval)
         sides.append("better" if low > 0 else "worse" if high < 0 else "either")
     if sides[0] != "better":
-        return "not shown: no diversity gain"
+        return "not shown: diversity lost" if sides[0] == "worse" else "not shown: no diversity gain"
     return "holds" if sides[1] != "worse" else "diversity at a cost in quality"
 
 

@@ -111,7 +111,8 @@ def test_root_with_several_benchmarks_is_refused(monkeypatch):
     ((1.0, 3.0), (-2.0, -0.5), 1.0, "diversity at a cost in quality"),
     ((-1.0, 3.0), (0.5, 1.0), 1.0, "not shown: no diversity gain"),
     ((-3.0, -1.0), (-2.0, 1.0), -1.0, "holds"),                          # fewer NDB bins: more diversity
-    ((1.0, 3.0), (-2.0, 1.0), -1.0, "not shown: no diversity gain"),     # more NDB bins: less
+    ((1.0, 3.0), (-2.0, 1.0), -1.0, "not shown: diversity lost"),        # more NDB bins: less
+    ((-3.0, -1.0), (0.5, 1.0), 1.0, "not shown: diversity lost"),
 ])
 def test_the_verdict_reads_each_interval_on_its_metric_s_better_side(diversity_bounds, quality_bounds, diversity_sign,
                                                                      expected):
