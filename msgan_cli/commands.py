@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from msgan_cli.config import compose_config, nearest_existing, write_refusal
 from msgan_cli.core.jsonfiles import last_record
 from msgan_cli.core.run_files import RunFiles, run_folders
+from msgan_cli.core.sweep_process import mark_sweep_process
 from msgan_cli.errors import UserError
 
 log = logging.getLogger("msgan")
@@ -128,6 +129,15 @@ def search_objectives(chosen, sweeper_direction, metrics: dict[str, float] | Non
     check_directions_fit(keys, sweeper_directions(sweeper_direction))
     log.info("Objectives returned to the search: %s", ", ".join(f"{key}={metrics[key]:.4g}" for key in keys))
     return [float(metrics[key]) for key in keys]
+
+
+class SweepProcess(Callback):
+    """Names the process that launches a sweep (host:pid, in its environment, which the runs' worker
+    processes inherit), so that a run the parallel launcher started stops with a checkpoint when this
+    process ends under it (loop.StopSignal), rather than training on unseen."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        mark_sweep_process()
 
 
 class SweepStops(Callback):

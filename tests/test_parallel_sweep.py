@@ -92,3 +92,65 @@ def test_a_plain_install_is_told_which_launcher_is_missing(monkeypatch, choice, 
     assert result.returncode == 2 and f"pip install -e '.[{extra}]'" in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
 
+
+
+def test_a_run_knows_the_sweep_process_that_started_it_only_as_its_child_on_this_host(monkeypatch):
+    import os
+    import socket
+
+    from msgan_cli.core import sweep_process
+    monkeypatch.setattr(sweep_process.os, "getppid", lambda: 4242)
+    monkeypatch.setenv(sweep_process.SWEEP_PROCESS, f"{socket.gethostname()}:4242")
+    assert sweep_process.launching_sweep() == 4242
+    monkeypatch.setenv(sweep_process.SWEEP_PROCESS, "another-host:4242")   # a SLURM job given the sweep's environment
+    assert sweep_process.launching_sweep() is None
+    monkeypatch.setenv(sweep_process.SWEEP_PROCESS, f"{socket.gethostname()}:17")   # another process's child
+    assert sweep_process.launching_sweep() is None
+    sweep_process.mark_sweep_process()
+    assert os.environ[sweep_process.SWEEP_PROCESS] == f"{socket.gethostname()}:{os.getpid()}"
+
+
+def test_a_run_whose_sweep_process_ends_under_it_stops_as_if_signalled(monkeypatch):
+    from msgan_cli.train import loop
+    parent = {"pid": 4242}
+    monkeypatch.setattr(loop, "launching_sweep", lambda: 4242)
+    monkeypatch.setattr(loop.os, "getppid", lambda: parent["pid"])
+    stop = loop.StopSignal()
+    try:
+        assert not stop.any_rank()
+        parent["pid"] = 1   # the sweep's process was killed: this worker is adopted
+        assert stop.any_rank() and stop.cause() == loop.SWEEP_ENDED
+    finally:
+        stop.restore()
+
+
+@pytest.mark.slow
+def test_killing_a_parallel_sweep_s_process_stops_its_runs_with_their_checkpoints(tmp_path):
+    """`kill <pid>` signals the sweep's process alone: its workers, left running, stop at their next step
+    with a checkpoint and the reason recorded, rather than training on holding their folders' locks."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="the optional launcher: pip install -e '.[parallel]'")
+    never = "1000000"
+    sweep = subprocess.Popen([sys.executable, "-m", "msgan_cli.cli", "train", "-m", "hydra/launcher=parallel",
+                              "hydra.launcher.n_jobs=2", *SWEEP, f"trainer.max_steps={never}",
+                              f"trainer.checkpoint_every={never}", f"trainer.sample_every={never}",
+                              f"hydra.sweep.dir={tmp_path}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while len(list(tmp_path.glob("*/tb/events*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)   # a few steps into training
+    sweep.send_signal(signal.SIGTERM)
+    sweep.wait(timeout=60)
+
+    def recorded() -> list[dict]:
+        return [json.loads(info.read_text())["attempts"][-1].get("interrupted") for info in tmp_path.glob("*/run_info.json")]
+    while not all(recorded()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    interrupted = recorded()
+    assert len(interrupted) == 2 and all(record and record["signal"] == "the end of the sweep's process"
+                                         for record in interrupted), interrupted
+    for record, run in zip(interrupted, sorted(p.parent for p in tmp_path.glob("*/run_info.json"))):
+        assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["step"] > 0

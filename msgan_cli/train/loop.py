@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -32,6 +33,7 @@ from msgan_cli.core.checkpoints import load_checkpoint, save_checkpoint
 from msgan_cli.core.jsonfiles import read_json, remove_stale_temporaries, write_json
 from msgan_cli.core.run_files import RunFiles
 from msgan_cli.core.stats import read_back
+from msgan_cli.core.sweep_process import launching_sweep
 from msgan_cli.errors import UserError
 from msgan_cli.evaluate import evaluate_run, resolve_metric_names
 from msgan_cli.sampling import sample_grids
@@ -48,16 +50,23 @@ from msgan_cli.train.tensorboard import RunWriter
 log = logging.getLogger(__name__)
 
 
+SWEEP_ENDED = "the end of the sweep's process"   # what stopped a run whose sweep process was killed
+
+
 class StopSignal:
     """Turns SIGTERM / SIGUSR1 (what SLURM sends before a preemption or the time limit) and SIGINT (Ctrl-C)
     into a flag the loop checks after each step, so the run writes a checkpoint and exits instead of
     dying mid-step. A second Ctrl-C stops at once, without the checkpoint (KeyboardInterrupt).
+    A run in a worker of a parallel sweep also stops so when the sweep's process ends under it (`kill
+    <its pid>` signals it alone): otherwise it would train on unseen, holding its folder's lock.
     `restore()` puts the process's previous handlers back when the run ends."""
 
     SIGNALS = tuple(sig for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGUSR1", None)) if sig is not None)
 
     def __init__(self):
         self.received: int | None = None
+        self.sweep = launching_sweep()
+        self.sweep_ended = False
         self.previous = {}
         for sig in self.SIGNALS:
             try:
@@ -74,10 +83,20 @@ class StopSignal:
         self.received = signum
 
     def any_rank(self) -> bool:
-        flag = torch.tensor([int(self.received is not None)])
+        if self.sweep is not None and not self.sweep_ended and os.getppid() != self.sweep:
+            log.warning("The sweep's process (pid %d) has ended: stopping after this step with a checkpoint.",
+                        self.sweep)
+            self.sweep_ended = True
+        flag = torch.tensor([int(self.received is not None or self.sweep_ended)])
         if distributed.is_distributed():
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         return bool(flag)
+
+    def cause(self) -> str:
+        """What stopped the run, for its log and run_info.json: a signal's name, or the sweep's end."""
+        if self.received is not None:
+            return signal.Signals(self.received).name
+        return SWEEP_ENDED if self.sweep_ended else signal.SIGTERM.name   # SIGTERM: another rank received it
 
     def restore(self) -> None:
         for sig, handler in self.previous.items():
@@ -196,7 +215,7 @@ class TrainingRun:
         finally:
             stop.restore()
         if stop.any_rank():
-            name = signal.Signals(stop.received or signal.SIGTERM).name   # SIGTERM if another rank received it
+            name = stop.cause()
             log.warning("Stopped by %s at step %d; checkpoint saved. Run the same command again to resume.", name, self.step)
             if self.info.is_main:
                 mark_last_attempt(self.files.root, interrupted={"signal": name, "step": self.step},
