@@ -411,7 +411,7 @@ def write_images(folder: Path, images, names: list[str]) -> list[Path]:
 
 
 def report_command(arguments: list[str]) -> Path:
-    """`msgan report SWEEP_DIR [baseline=ROW] [interval=t|bootstrap] [confidence=0.95] [frontier=[x,y]]`: the
+    """`msgan report SWEEP_DIR [baseline=ROW] [interval=t|bootstrap] [confidence=0.95] [frontier=[x,y]] [columns=[...]]`: the
     sweep's tables (a row per method and setting, mean +- std and the interval of the mean over seeds, each
     method paired by seed with the baseline row, the diversity-quality frontier), written beside it as
     report.md, report.csv, report.png and report_frontier.png. Options may also be spelled `report.<key>=`."""
@@ -431,7 +431,11 @@ def report_command(arguments: list[str]) -> Path:
     if frontier is not None and (isinstance(frontier, str) or len(frontier) != 2):
         raise UserError(f"frontier={frontier}: give two metrics, quality then diversity, e.g. "
                         f"frontier=[modes_2d/high_quality,modes_2d/modes].")
-    options = ReportOptions(str(cfg.baseline), intervals, None if frontier is None else tuple(map(str, frontier)))
+    columns = cfg.columns
+    if columns is not None and (isinstance(columns, str) or not columns):
+        raise UserError(f"columns={columns}: give a list of metrics, e.g. columns=[modes_2d/modes,modes_2d/high_quality].")
+    options = ReportOptions(str(cfg.baseline), intervals, None if frontier is None else tuple(map(str, frontier)),
+                            None if columns is None else tuple(map(str, columns)))
     markdown_path, text = build_report(Path(arguments[0]), options)
     print(text)
     written = [markdown_path.with_suffix(suffix) for suffix in (".md", ".csv", ".png")]

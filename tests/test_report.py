@@ -345,6 +345,25 @@ def test_a_frontier_over_views_the_runs_do_not_share_is_refused_naming_two_runs(
         build_report(tmp_path, ReportOptions(frontier=("modes_per_input/to_*/high_quality", "modes_per_input/to_*/modes")))
 
 
+def test_the_columns_option_narrows_the_markdown_tables_in_its_order_and_the_csv_keeps_every_metric(tmp_path):
+    from msgan_cli.commands import report_command
+    weight_sweep(tmp_path)
+    def headers(*options: str) -> list[str]:
+        report_command([str(tmp_path), *options])
+        return [line for line in (tmp_path / "report.md").read_text().splitlines() if line.startswith("| method |")]
+    assert headers() == ["| method | seeds | modes_per_input/modes ↑ | modes_per_input/high_quality ↑ | ran on |",
+                         "| method | pairs | modes_per_input/modes ↑ | modes_per_input/high_quality ↑ |"]
+    assert headers("columns=[modes_per_input/high_quality,modes_per_input/modes]") == [
+        "| method | seeds | modes_per_input/high_quality ↑ | modes_per_input/modes ↑ | ran on |",
+        "| method | pairs | modes_per_input/high_quality ↑ | modes_per_input/modes ↑ |"]
+    assert headers("columns=[modes_per_input/modes]") == ["| method | seeds | modes_per_input/modes ↑ | ran on |",
+                                                          "| method | pairs | modes_per_input/modes ↑ |"]
+    assert "modes_per_input/high_quality:mean" in (tmp_path / "report.csv").read_text().splitlines()[0]
+    with pytest.raises(UserError, match=r"^columns: no run of this sweep has fid/classifier; its metrics are "
+                                        r"modes_per_input/modes, modes_per_input/high_quality\.$"):
+        report_command([str(tmp_path), "columns=[fid/classifier]"])
+
+
 def test_a_table_without_a_plane_draws_no_frontier_and_an_old_plot_is_removed(tmp_path):
     write_run(tmp_path / "0", ["reg=none"], {"class_acc": 0.5})
     write_run(tmp_path / "1", ["reg=ms"], {"class_acc": 0.6}, reg=MS)

@@ -29,7 +29,7 @@ from msgan_cli.report.columns import ordered_metrics
 from msgan_cli.report.frontier import add_view_means, check_frontier_choice, chosen_planes, plot_frontiers
 from msgan_cli.report.plots import plot_report
 from msgan_cli.report.runs import collect_runs, group_runs, runs_never_started, varying_keys
-from msgan_cli.report.tables import ReportOptions, check_baseline, csv_header, csv_rows, markdown_table
+from msgan_cli.report.tables import ReportOptions, check_baseline, check_columns, csv_header, csv_rows, markdown_table
 
 __all__ = ["FRONTIER_PLOT", "ReportOptions", "build_report"]
 
@@ -54,6 +54,7 @@ def build_report(sweep_dir: Path, options: ReportOptions = ReportOptions()) -> t
     check_baseline({table: groups for table, (_, groups) in tables.items()}, options.baseline)
     all_metrics = ordered_metrics({m for run in runs for m in run.metrics})
     check_frontier_choice(options.frontier, set(all_metrics))
+    check_columns(options.columns, all_metrics)
 
     lines, rows = [], []
     all_keys = sorted({key for keys, _ in tables.values() for key in keys})

@@ -29,6 +29,22 @@ class ReportOptions:
     baseline: str = "none"
     intervals: IntervalOptions = field(default_factory=IntervalOptions)
     frontier: tuple[str, str] | None = None   # [quality, diversity] metric keys; None: those the metrics declare
+    columns: tuple[str, ...] | None = None    # the Markdown tables' metrics, in this order; None: every one
+
+
+def check_columns(columns: tuple[str, ...] | None, metrics: list[str]) -> None:
+    """Refuse `columns=[...]` naming a metric no run of the sweep has (the report would leave it out unsaid)."""
+    missing = [metric for metric in columns or () if metric not in metrics]
+    if missing:
+        raise UserError(f"columns: no run of this sweep has {missing[0]}; its metrics are {', '.join(metrics)}.")
+
+
+def chosen_columns(columns: list[tuple[str, str]], chosen: tuple[str, ...] | None) -> list[tuple[str, str]]:
+    """The (metric, header) columns `columns=[...]` names, in its order; every column without it."""
+    if chosen is None:
+        return columns
+    header = dict(columns)
+    return [(metric, header.get(metric, metric)) for metric in chosen]
 
 
 def check_baseline(tables: dict[tuple[str, str], list[Group]], baseline: str) -> None:
@@ -110,7 +126,7 @@ def marker(comparison: PairedComparison | None, metric: str) -> str:
 
 def markdown_table(table: tuple[str, str], groups: list[Group], keys: list[str], options: ReportOptions) -> list[str]:
     metrics = ordered_metrics({m for g in groups for m in g.values})
-    columns = table_columns(metrics)
+    columns = chosen_columns(table_columns(metrics), options.columns)
     paired = comparisons(groups, [m for m, _ in columns], options)
     repeated = any(g.duplicates() for g in groups)
     header = ["method", *keys, "seeds", *(["runs"] if repeated else []), *(h for _, h in columns), "ran on"]
