@@ -25,6 +25,7 @@ import argparse
 import fnmatch
 import logging
 import os
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -562,8 +563,20 @@ def main() -> None:
               "curves": study.curves, "report": study.report}
     if unknown := [phase for phase in args.phases if phase not in phases]:
         parser.error(f"no phase {', '.join(unknown)}; the phases: {', '.join(phases)}")
-    for phase in args.phases or list(phases):
-        phases[phase]()
+    signal.signal(signal.SIGTERM, stop_as_interrupted)
+    try:
+        for phase in args.phases or list(phases):
+            phases[phase]()
+    except KeyboardInterrupt:
+        raise fail("stopped; each run in progress wrote a checkpoint and stopped: the same command resumes the "
+                   "study where it stopped") from None
+
+
+def stop_as_interrupted(signum, frame) -> None:
+    """`kill <pid>` of this script stops the study as Ctrl-C does: subprocess.run ends the sweep in progress,
+    and its runs, left without their sweep's process, stop after their step with a checkpoint
+    (msgan_cli/core/sweep_process.py)."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -284,3 +284,20 @@ def test_the_summary_adds_the_long_comparison_where_the_benchmark_runs_one(tmp_p
     assert lines[-1].startswith("| t | 6,000 | ms(w=3) | 5 of 5 | modes_2d/modes +5 ")
     assert lines[-1].endswith("| diversity at a cost in quality |")
     assert lines[-2].startswith("| t | 3,000 | ms(w=1) (best) | 5 of 5 |")
+
+
+def test_a_study_stopped_by_a_signal_says_how_to_resume(tmp_path, monkeypatch):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="the optional launcher: pip install -e '.[parallel]'")
+    with pytest.raises(KeyboardInterrupt):
+        study.stop_as_interrupted(15, None)   # SIGTERM, as Ctrl-C
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(study.Study, "baseline", interrupted)
+    monkeypatch.setattr(study.signal, "signal", lambda *args: None)   # not the test runner's own handler
+    monkeypatch.setenv("ROOT", str(tmp_path))
+    monkeypatch.setattr(sys, "argv", ["study.py", "grid25", "baseline"])
+    with pytest.raises(SystemExit, match="^study.py: stopped; each run in progress wrote a checkpoint and stopped: "
+                                         "the same command resumes the study where it stopped$"):
+        study.main()
+
