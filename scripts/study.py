@@ -162,6 +162,8 @@ class Study:
             self.sweep(f"runs/fixed/{method}", [f"reg={method}", f"seed={seeds}"])
 
     def weight_grid(self) -> None:
+        _, baseline = self.grid_rows()
+        check_metrics(baseline, self.bench)   # a key the runs do not write: said now, not after the whole grid
         for method in self.bench.weighted:
             grid = ",".join(f"{weight:g}" for weight in self.weights(method))
             self.sweep(f"runs/weights/{method}", [f"reg={method}", f"reg.{method}.weight={grid}",
@@ -343,13 +345,14 @@ class Row:
 
 
 def check_metrics(row: Row, bench: Benchmark) -> None:
-    """Every run of the row has each key of every plane, or one sentence naming what it has instead."""
-    for key in {key for plane in bench.planes for key in plane}:
+    """Every run of the row has each key of every plane and the FID key, or one sentence naming what it has
+    instead."""
+    for key in sorted({key for plane in bench.planes for key in plane} | ({bench.fid} if bench.fid else set())):
         if missing := [seed for seed in row.seeds if seed not in row.by_seed(key)]:
             run = row.paths[missing[0]]
             found = ", ".join(sorted(row.metrics[missing[0]])[:12])
-            raise fail(f"{run}'s metrics.json has no {key} (it has {found}, ...): a benchmark's quality and "
-                       f"diversity must be keys its eval.metrics write")
+            raise fail(f"{run}'s metrics.json has no {key} (it has {found}, ...): a benchmark's quality, "
+                       f"diversity and FID must be keys its eval.metrics write")
 
 
 def best_row(rows: list[Row], baseline: Row, bench: Benchmark) -> Row:

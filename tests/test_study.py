@@ -139,6 +139,15 @@ def test_a_quality_the_runs_do_not_have_is_one_sentence_naming_the_key(tmp_path)
         study.Study("t", wrong, tmp_path, 1).best_weights()
 
 
+def test_a_key_the_baseline_runs_do_not_write_is_refused_before_the_weight_grid_runs(tmp_path, monkeypatch):
+    for seed in study.BASE_SEEDS:
+        none_run(tmp_path, seed, 50.0, 10.0)
+    monkeypatch.setattr(study.subprocess, "run", lambda *args, **kwargs: pytest.fail("a sweep started"))
+    wrong = study.Benchmark(**{**BENCH.__dict__, "fid": "fid/clasifier"})
+    with pytest.raises(SystemExit, match=r"metrics.json has no fid/clasifier \(it has modes_2d/high_quality"):
+        study.Study("t", wrong, tmp_path, 1).weight_grid()
+
+
 def test_the_phases_run_the_sweeps_the_docs_name_and_a_refused_one_stops(tmp_path, monkeypatch):
     commands = []
 
