@@ -55,6 +55,11 @@ class Benchmark:
     fid: str | None = None             # the FID key (lower is better), a third panel of the learning curves
 
     @property
+    def late_from(self) -> int:
+        """The step from which the long comparison's second reading averages the evaluations: the last third."""
+        return self.curve_steps - self.curve_steps // 3
+
+    @property
     def curve_keys(self) -> tuple[str, ...]:
         return (self.quality, self.diversity) + ((self.fid,) if self.fid else ())
 
@@ -391,6 +396,17 @@ def learning_curve(run_dir: Path, key: str) -> list[tuple[int, float]]:
     return [(step, sum(points[step] for points in per_view) / len(per_view)) for step in steps]
 
 
+def late_means(run_dir: Path, bench: Benchmark, from_step: int) -> dict[str, float]:
+    """Each plane's and the FID's key: its mean over the run's evaluations along training from `from_step`
+    on. One evaluation swings by a bin or a mode where the curves have flattened, the mean of several less
+    (the summary gives both readings of the long comparison)."""
+    means = {}
+    for key in {key for plane in bench.planes for key in plane} | set(bench.curve_keys):
+        if values := [value for step, value in learning_curve(run_dir, key) if step >= from_step]:
+            means[key] = sum(values) / len(values)
+    return means
+
+
 def plot_curves(folder: Path, bench: Benchmark) -> tuple[Path, list[str]]:
     """Quality, diversity and FID (where the benchmark has it) against the training step, a line per run under
     `folder`, written as <folder>.png; and the keys no run logged (their panels say so, and so must the caller)."""
@@ -475,15 +491,19 @@ def summary(roots: dict[str, Path]) -> str:
         best = study.best_method(study.best_weights())
         for row in [r for r in rows if r.method == "ms"] + [r for r in rows if r.method == best.method != "ms"]:
             label = f"{row.method}(w={row.weight:g}){' (best)' if row.method == best.method else ''}"
-            lines += summary_lines(name, bench.steps, label, row, baseline, bench)
+            lines += summary_lines(name, f"{bench.steps:,}", label, row, baseline, bench)
         long_baseline, long_rows = comparison_rows(root / "curves", bench)
         long_ms = next((row for row in long_rows if row.method == "ms" and len(row.seeds) > 1), None)
         if bench.long_seeds and long_baseline is not None and long_ms is not None:   # the curves' budget, 5 seeds
-            lines += summary_lines(name, bench.curve_steps, f"ms(w={long_ms.weight:g})", long_ms, long_baseline, bench)
+            lines += summary_lines(name, f"{bench.curve_steps:,}", f"ms(w={long_ms.weight:g})", long_ms, long_baseline, bench)
+            late_baseline, late_rows = comparison_rows(root / "curves", bench, late_from=bench.late_from)
+            late_ms = next(row for row in late_rows if row.method == "ms" and len(row.seeds) > 1)
+            lines += summary_lines(name, f"{bench.late_from:,}-{bench.curve_steps:,} (mean)", f"ms(w={late_ms.weight:g})",
+                                   late_ms, late_baseline, bench)
     return "\n".join(lines)
 
 
-def summary_lines(name: str, steps: int, label: str, row: Row, baseline: Row, bench: Benchmark) -> list[str]:
+def summary_lines(name: str, steps: str, label: str, row: Row, baseline: Row, bench: Benchmark) -> list[str]:
     """A method's lines of the summary, one per plane: each change from none, paired by seed, and the verdict."""
     from msgan_cli.report.statistics import paired_comparison
     check_metrics(row, bench)
@@ -495,19 +515,21 @@ def summary_lines(name: str, steps: int, label: str, row: Row, baseline: Row, be
                  if c.interval else f"{key} {c.difference:+.3g} (one pair)"
                  for key, c in zip((diversity, quality), comparisons)]
         pairs = min(len(c.seeds) for c in comparisons)
-        lines.append(f"| {name} | {steps:,} | {label} | {pairs} of {COMPARISON_SEEDS} | {cells[0]} | {cells[1]} | "
+        lines.append(f"| {name} | {steps} | {label} | {pairs} of {COMPARISON_SEEDS} | {cells[0]} | {cells[1]} | "
                      f"{verdict(*comparisons, better_sign(diversity), better_sign(quality))} |")
     return lines
 
 
-def comparison_rows(folder: Path, bench: Benchmark) -> tuple[Row | None, list[Row]]:
-    """The 5-seed comparison's rows (ROOT/best): reg=none's (None before the report phase made the folder),
-    and each weighted method's at its best weight."""
+def comparison_rows(folder: Path, bench: Benchmark, late_from: int | None = None) -> tuple[Row | None, list[Row]]:
+    """The 5-seed comparison's rows (ROOT/best, or the long one's: ROOT/curves): reg=none's (None before the
+    report phase made the folder), and each weighted method's at its best weight. With `late_from`, each
+    run's numbers are the means of its evaluations along training from that step on (`late_means`)."""
     from msgan_cli.report.runs import collect_runs
     runs, _ = collect_runs(folder) if folder.is_dir() else ([], [])
     rows: dict[str, Row] = {}
     for run in runs:
-        rows.setdefault(run.family, Row(run.family, run.weight)).add(run.metrics, run.seed, run.path)
+        metrics = run.metrics if late_from is None else late_means(run.path, bench, late_from)
+        rows.setdefault(run.family, Row(run.family, run.weight)).add(metrics, run.seed, run.path)
     return rows.get("none"), [row for family, row in rows.items() if family in bench.weighted]
 
 

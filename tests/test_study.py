@@ -284,15 +284,26 @@ def test_the_summary_adds_the_long_comparison_where_the_benchmark_runs_one(tmp_p
         none_run(tmp_path, seed, 50.0, 10.0)
         ms_run(tmp_path / "runs" / "seeds" / "ms" / "w1", 1.0, seed, 52.0, 15.0)
     study.Study("t", long, tmp_path, 1).link_comparison()
+    from torch.utils.tensorboard import SummaryWriter
     for seed in range(5):   # at the curves' budget: ms keeps more modes, none overtakes it in quality
         write_run(tmp_path / "curves" / "long" / f"none{seed}", ["reg=none", f"seed={seed}"],
                   {QUALITY: 70.0 + seed, DIVERSITY: 19.0}, seed=seed, model="mlp")
         ms_run(tmp_path / "curves" / "long", 3.0, seed, 55.0 + seed / 2, 24.0)
+        # Along training (eval every 2,000 of 6,000 steps): the last third's evaluations, 4,000 and 6,000,
+        # average to 2 more modes for ms (21 and 23 against 19 and 21) and a level quality.
+        for run, modes in ((f"none{seed}", (15.0, 19.0, 21.0)), (f"w3.0_s{seed}", (15.0, 21.0, 23.0))):
+            writer = SummaryWriter(tmp_path / "curves" / "long" / run / "tb")
+            for step, value in zip((2000, 4000, 6000), modes):
+                writer.add_scalar(f"Metrics/{DIVERSITY}", value, step)
+                writer.add_scalar(f"Metrics/{QUALITY}", 60.0 + seed + step / 1000, step)
+            writer.close()
     monkeypatch.setitem(study.BENCHMARKS, "t", long)
     lines = study.summary({"t": tmp_path}).splitlines()
-    assert lines[-1].startswith("| t | 6,000 | ms(w=3) | 5 of 5 | modes_2d/modes +5 ")
-    assert lines[-1].endswith("| diversity at a cost in quality |")
-    assert lines[-2].startswith("| t | 3,000 | ms(w=1) (best) | 5 of 5 |")
+    assert lines[-1].startswith("| t | 4,000-6,000 (mean) | ms(w=3) | 5 of 5 | modes_2d/modes +2 ")
+    assert "| modes_2d/high_quality +0 " in lines[-1] and lines[-1].endswith("| holds |")
+    assert lines[-2].startswith("| t | 6,000 | ms(w=3) | 5 of 5 | modes_2d/modes +5 ")
+    assert lines[-2].endswith("| diversity at a cost in quality |")
+    assert lines[-3].startswith("| t | 3,000 | ms(w=1) (best) | 5 of 5 |")
 
 
 def test_a_study_stopped_by_a_signal_says_how_to_resume(tmp_path, monkeypatch):
