@@ -132,12 +132,13 @@ def search_objectives(chosen, sweeper_direction, metrics: dict[str, float] | Non
 
 
 class SweepProcess(Callback):
-    """Names the process that launches a sweep (host:pid, in its environment, which the runs' worker
-    processes inherit), so that a run the parallel launcher started stops with a checkpoint when this
-    process ends under it (loop.StopSignal), rather than training on unseen."""
+    """A parallel sweep stops cleanly: its process names itself for the runs it starts in its workers and
+    ends at once on Ctrl-C or `kill`, and each run stops with a checkpoint when it is gone
+    (core/sweep_process.py). Other launchers run each run in this process or as a job of its own."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        mark_sweep_process()
+        if "joblib" in str(config.hydra.launcher.get("_target_", "")):
+            mark_sweep_process()
 
 
 class SweepStops(Callback):

@@ -94,27 +94,36 @@ def test_a_plain_install_is_told_which_launcher_is_missing(monkeypatch, choice, 
 
 
 
-def test_a_run_knows_the_sweep_process_that_started_it_only_as_its_child_on_this_host(monkeypatch):
+def test_a_run_knows_the_parallel_sweep_it_works_for_and_when_that_sweep_has_ended(monkeypatch):
     import os
+    import signal
     import socket
 
     from msgan_cli.core import sweep_process
     monkeypatch.setattr(sweep_process.os, "getppid", lambda: 4242)
     monkeypatch.setenv(sweep_process.SWEEP_PROCESS, f"{socket.gethostname()}:4242")
-    assert sweep_process.launching_sweep() == 4242
-    monkeypatch.setenv(sweep_process.SWEEP_PROCESS, "another-host:4242")   # a SLURM job given the sweep's environment
+    assert sweep_process.launching_sweep() == 4242 and not sweep_process.sweep_ended(4242)
+    monkeypatch.setattr(sweep_process.os, "getppid", lambda: 1)   # the sweep's process is gone: adopted
+    assert sweep_process.sweep_ended(4242)
+    monkeypatch.setenv(sweep_process.SWEEP_PROCESS, "another-host:4242")
     assert sweep_process.launching_sweep() is None
-    monkeypatch.setenv(sweep_process.SWEEP_PROCESS, f"{socket.gethostname()}:17")   # another process's child
-    assert sweep_process.launching_sweep() is None
-    sweep_process.mark_sweep_process()
-    assert os.environ[sweep_process.SWEEP_PROCESS] == f"{socket.gethostname()}:{os.getpid()}"
+    monkeypatch.setenv(sweep_process.SWEEP_PROCESS, f"{socket.gethostname()}:{os.getpid()}")   # n_jobs=1: in-process
+    assert sweep_process.launching_sweep() is None and not sweep_process.sweep_ended(None)
+    previous = {stop: signal.getsignal(stop) for stop in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        sweep_process.mark_sweep_process()
+        assert os.environ[sweep_process.SWEEP_PROCESS] == f"{socket.gethostname()}:{os.getpid()}"
+        assert signal.getsignal(signal.SIGINT) is sweep_process.end_at_once   # not joblib's kill of its workers
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
 
 
 def test_a_run_whose_sweep_process_ends_under_it_stops_as_if_signalled(monkeypatch):
     from msgan_cli.train import loop
     parent = {"pid": 4242}
     monkeypatch.setattr(loop, "launching_sweep", lambda: 4242)
-    monkeypatch.setattr(loop.os, "getppid", lambda: parent["pid"])
+    monkeypatch.setattr("msgan_cli.core.sweep_process.os.getppid", lambda: parent["pid"])
     stop = loop.StopSignal()
     try:
         assert not stop.any_rank()
@@ -125,9 +134,12 @@ def test_a_run_whose_sweep_process_ends_under_it_stops_as_if_signalled(monkeypat
 
 
 @pytest.mark.slow
-def test_killing_a_parallel_sweep_s_process_stops_its_runs_with_their_checkpoints(tmp_path):
-    """`kill <pid>` signals the sweep's process alone: its workers, left running, stop at their next step
-    with a checkpoint and the reason recorded, rather than training on holding their folders' locks."""
+@pytest.mark.parametrize("stop", ["kill", "ctrl-c"])
+def test_stopping_a_parallel_sweep_stops_its_runs_with_their_checkpoints_and_starts_no_other(tmp_path, stop):
+    """Four runs, two at a time. `kill <pid>` of the sweep's process, or Ctrl-C (SIGINT to the process group
+    of a terminal): the two runs in progress stop after their step with a checkpoint and the reason
+    recorded, and the two still queued do not start."""
+    import os
     import signal
     import subprocess
     import sys
@@ -135,22 +147,40 @@ def test_killing_a_parallel_sweep_s_process_stops_its_runs_with_their_checkpoint
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="the optional launcher: pip install -e '.[parallel]'")
     never = "1000000"
     sweep = subprocess.Popen([sys.executable, "-m", "msgan_cli.cli", "train", "-m", "hydra/launcher=parallel",
-                              "hydra.launcher.n_jobs=2", *SWEEP, f"trainer.max_steps={never}",
+                              "hydra.launcher.n_jobs=2", *(o for o in SWEEP if not o.startswith("seed=")), "seed=0,1,2,3",
+                              f"trainer.max_steps={never}",
                               f"trainer.checkpoint_every={never}", f"trainer.sample_every={never}",
-                              f"hydra.sweep.dir={tmp_path}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while len(list(tmp_path.glob("*/tb/events*"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(2)   # a few steps into training
-    sweep.send_signal(signal.SIGTERM)
-    sweep.wait(timeout=60)
+                              f"hydra.sweep.dir={tmp_path}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)   # its own process group, as a terminal gives a command
+    workers = set()
+    try:
+        deadline = time.monotonic() + 180
+        while len(list(tmp_path.glob("*/tb/events*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)   # a few steps into training
+        workers = {int(line.split()[0]) for line in subprocess.run(["ps", "-o", "pid=", "-g", str(sweep.pid)],
+                                                                    capture_output=True, text=True).stdout.splitlines()}
+        if stop == "kill":
+            sweep.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(sweep.pid, signal.SIGINT)
+        sweep.wait(timeout=60)
 
-    def recorded() -> list[dict]:
-        return [json.loads(info.read_text())["attempts"][-1].get("interrupted") for info in tmp_path.glob("*/run_info.json")]
-    while not all(recorded()) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    interrupted = recorded()
-    assert len(interrupted) == 2 and all(record and record["signal"] == "the end of the sweep's process"
-                                         for record in interrupted), interrupted
-    for record, run in zip(interrupted, sorted(p.parent for p in tmp_path.glob("*/run_info.json"))):
-        assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["step"] > 0
+        def recorded() -> dict[str, dict | None]:
+            return {info.parent.name: json.loads(info.read_text())["attempts"][-1].get("interrupted")
+                    for info in tmp_path.glob("*/run_info.json")}
+        while not all(recorded().values()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(5)   # time for a queued run to start, were it going to
+        interrupted = recorded()
+        assert sorted(interrupted) == ["0", "1"], interrupted   # the queued runs 2 and 3 never trained
+        expected = "the end of the sweep's process" if stop == "kill" else "SIGINT"
+        assert all(record and record["signal"] == expected for record in interrupted.values()), interrupted
+        for run in interrupted:
+            assert torch.load(tmp_path / run / "checkpoints" / "last.pt", weights_only=False)["step"] > 0
+    finally:
+        for pid in workers - {sweep.pid}:   # were the stop to fail, nothing may go on training after the test
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import signal
 import sys
@@ -33,7 +32,7 @@ from msgan_cli.core.checkpoints import load_checkpoint, save_checkpoint
 from msgan_cli.core.jsonfiles import read_json, remove_stale_temporaries, write_json
 from msgan_cli.core.run_files import RunFiles
 from msgan_cli.core.stats import read_back
-from msgan_cli.core.sweep_process import launching_sweep
+from msgan_cli.core.sweep_process import launching_sweep, sweep_ended
 from msgan_cli.errors import UserError
 from msgan_cli.evaluate import evaluate_run, resolve_metric_names
 from msgan_cli.sampling import sample_grids
@@ -83,7 +82,7 @@ class StopSignal:
         self.received = signum
 
     def any_rank(self) -> bool:
-        if self.sweep is not None and not self.sweep_ended and os.getppid() != self.sweep:
+        if not self.sweep_ended and sweep_ended(self.sweep):
             log.warning("The sweep's process (pid %d) has ended: stopping after this step with a checkpoint.",
                         self.sweep)
             self.sweep_ended = True
@@ -109,6 +108,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, float] | None:
     A UserError that stops the run is recorded in its run_info.json (`stopped`: the message), under
     the lock, so never in the record of another process's run."""
     run_dir = Path(run_dir)
+    if sweep_ended(sweep := launching_sweep()):   # a run still queued in a worker when its sweep was stopped
+        log.warning("The sweep's process (pid %d) has ended: %s is not started; running the sweep again starts it.",
+                    sweep, run_dir)
+        raise SystemExit(128 + signal.SIGTERM)
     info = distributed.init_process_group()
     run = None
     with ExitStack() as held:
