@@ -146,7 +146,10 @@ class Study:
         print("+", " ".join(command), flush=True)
         record = sweep_dir / "multirun.yaml"
         before = record.stat().st_mtime if record.exists() else None
-        status = subprocess.run(command).returncode
+        status = run_command(command)
+        if STOP.requested:
+            raise fail("stopped; the runs in progress stop after their step with a checkpoint (each says so in "
+                       "its train.log): the same command resumes the study where it stopped")
         started = record.exists() and record.stat().st_mtime != before
         if status == 0 or (status == 2 and started):
             return
@@ -588,20 +591,40 @@ def main() -> None:
               "curves": study.curves, "report": study.report}
     if unknown := [phase for phase in args.phases if phase not in phases]:
         parser.error(f"no phase {', '.join(unknown)}; the phases: {', '.join(phases)}")
-    signal.signal(signal.SIGTERM, stop_as_interrupted)
-    try:
-        for phase in args.phases or list(phases):
-            phases[phase]()
-    except KeyboardInterrupt:
-        raise fail("stopped; each run in progress wrote a checkpoint and stopped: the same command resumes the "
-                   "study where it stopped") from None
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, STOP.request)
+    for phase in args.phases or list(phases):
+        phases[phase]()
 
 
-def stop_as_interrupted(signum, frame) -> None:
-    """`kill <pid>` of this script stops the study as Ctrl-C does: subprocess.run ends the sweep in progress,
-    and its runs, left without their sweep's process, stop after their step with a checkpoint
-    (msgan_cli/core/sweep_process.py)."""
-    raise KeyboardInterrupt
+class Stop:
+    """Ctrl-C or `kill <pid>` of this script: the sweep in progress is told to stop (SIGTERM to its process,
+    which ends at once; its runs stop after their step with a checkpoint, msgan_cli/core/sweep_process.py,
+    or, with JOBS=1, the run in it does), and the script waits for it to end before saying so. Without a
+    sweep in progress (a report), the script stops at once."""
+
+    def __init__(self):
+        self.requested = False
+        self.child: subprocess.Popen | None = None
+
+    def request(self, signum, frame) -> None:
+        self.requested = True
+        if self.child is None:
+            raise fail("stopped (no sweep was running); the same command resumes the study where it stopped")
+        self.child.send_signal(signal.SIGTERM)
+
+
+STOP = Stop()
+
+
+def run_command(command: list[str]) -> int:
+    """Run `command` (a sweep) to its end and return its exit status; see `Stop` for a stop meanwhile."""
+    with subprocess.Popen(command) as child:
+        STOP.child = child
+        try:
+            return child.wait()
+        finally:
+            STOP.child = None
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 grid, assembles the 5-seed comparison from the runs of two phases, and says the claim's verdict from the
 paired intervals: tested on run folders written by hand (the files a finished run leaves)."""
 import importlib.util
-import subprocess
 import sys
 from pathlib import Path
 
@@ -142,7 +141,7 @@ def test_a_quality_the_runs_do_not_have_is_one_sentence_naming_the_key(tmp_path)
 def test_a_key_the_baseline_runs_do_not_write_is_refused_before_the_weight_grid_runs(tmp_path, monkeypatch):
     for seed in study.BASE_SEEDS:
         none_run(tmp_path, seed, 50.0, 10.0)
-    monkeypatch.setattr(study.subprocess, "run", lambda *args, **kwargs: pytest.fail("a sweep started"))
+    monkeypatch.setattr(study, "run_command", lambda command: pytest.fail("a sweep started"))
     wrong = study.Benchmark(**{**BENCH.__dict__, "fid": "fid/clasifier"})
     with pytest.raises(SystemExit, match=r"metrics.json has no fid/clasifier \(it has modes_2d/high_quality"):
         study.Study("t", wrong, tmp_path, 1).weight_grid()
@@ -151,14 +150,14 @@ def test_a_key_the_baseline_runs_do_not_write_is_refused_before_the_weight_grid_
 def test_the_phases_run_the_sweeps_the_docs_name_and_a_refused_one_stops(tmp_path, monkeypatch):
     commands = []
 
-    def run(command, **kwargs):
+    def run(command):
         commands.append(command)
         sweep_dir = Path(next(c for c in command if c.startswith("hydra.sweep.dir=")).partition("=")[2])
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / "multirun.yaml").write_text(str(len(commands)))   # Hydra's record: the sweep started
-        return subprocess.CompletedProcess(command, 2)                # some runs stopped: not fatal
+        return 2                                                       # some runs stopped: not fatal
 
-    monkeypatch.setattr(study.subprocess, "run", run)
+    monkeypatch.setattr(study, "run_command", run)
     chosen = study.Study("t", BENCH, tmp_path, 2)
     chosen.baseline()
     chosen.weight_grid()
@@ -167,7 +166,7 @@ def test_the_phases_run_the_sweeps_the_docs_name_and_a_refused_one_stops(tmp_pat
                      ["reg=ms", "reg.ms.weight=0.1,1,10", "seed=0,1,2", f"hydra.sweep.dir={tmp_path}/runs/weights/ms"]]
     assert all("hydra/launcher=parallel" in c and "hydra.launcher.n_jobs=2" in c and "trainer.max_steps=3000" in c
                for c in commands)
-    monkeypatch.setattr(study.subprocess, "run", lambda command, **kwargs: subprocess.CompletedProcess(command, 2))
+    monkeypatch.setattr(study, "run_command", lambda command: 2)
     with pytest.raises(SystemExit, match=r"the sweep into .*runs/none was refused \(exit 2"):
         chosen.baseline()   # exit 2 and no new record: refused before any run
 
@@ -255,15 +254,15 @@ def test_the_seeds_and_curves_phases_run_the_chosen_weights_in_folders_named_by_
                   {QUALITY: 52.0, DIVERSITY: 11.0}, seed=seed, model="mlp", reg={"dsgan": {"enabled": True, "weight": 8.0}})
     commands = []
 
-    def run(command, **kwargs):
+    def run(command):
         commands.append([c for c in command if c.startswith(("reg", "seed=", "hydra.sweep.dir", "trainer.eval_every",
                                                              "trainer.max_steps"))])
         sweep_dir = Path(commands[-1][-1].partition("=")[2])
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / "multirun.yaml").write_text("started")
-        return subprocess.CompletedProcess(command, 0)
+        return 0
 
-    monkeypatch.setattr(study.subprocess, "run", run)
+    monkeypatch.setattr(study, "run_command", run)
     chosen = study.Study("t", study.Benchmark(**{**two.__dict__, "long_seeds": (1, 2)}), tmp_path, 2)
     chosen.more_seeds()
     chosen.curves()
@@ -306,18 +305,22 @@ def test_the_summary_adds_the_long_comparison_where_the_benchmark_runs_one(tmp_p
     assert lines[-3].startswith("| t | 3,000 | ms(w=1) (best) | 5 of 5 |")
 
 
-def test_a_study_stopped_by_a_signal_says_how_to_resume(tmp_path, monkeypatch):
-    pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="the optional launcher: pip install -e '.[parallel]'")
-    with pytest.raises(KeyboardInterrupt):
-        study.stop_as_interrupted(15, None)   # SIGTERM, as Ctrl-C
+def test_a_study_stopped_by_a_signal_stops_its_sweep_waits_for_it_and_says_how_to_resume(tmp_path, monkeypatch):
+    import signal
+    import threading
+    monkeypatch.setattr(study, "STOP", study.Stop())
+    with pytest.raises(SystemExit, match=r"^study.py: stopped \(no sweep was running\)"):
+        study.STOP.request(signal.SIGTERM, None)
+    monkeypatch.setattr(study, "STOP", study.Stop())
+    sweep = [sys.executable, "-c", "import signal, sys, time\n"          # a sweep that stops when told to
+             "signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))\ntime.sleep(60)"]
+    threading.Timer(1.0, study.STOP.request, (signal.SIGTERM, None)).start()   # kill <pid> of the script, meanwhile
+    assert study.run_command(sweep) == 143 and study.STOP.requested           # passed on, and waited for
 
-    def interrupted(self):
-        raise KeyboardInterrupt
-    monkeypatch.setattr(study.Study, "baseline", interrupted)
-    monkeypatch.setattr(study.signal, "signal", lambda *args: None)   # not the test runner's own handler
-    monkeypatch.setenv("ROOT", str(tmp_path))
-    monkeypatch.setattr(sys, "argv", ["study.py", "grid25", "baseline"])
-    with pytest.raises(SystemExit, match="^study.py: stopped; each run in progress wrote a checkpoint and stopped: "
-                                         "the same command resumes the study where it stopped$"):
-        study.main()
-
+    def stopped_meanwhile(command):
+        study.STOP.requested = True
+        return 143
+    monkeypatch.setattr(study, "run_command", stopped_meanwhile)
+    with pytest.raises(SystemExit, match=r"^study.py: stopped; the runs in progress stop after their step with a checkpoint \(each says "
+                                         r"so in its train.log\): the same command resumes the study where it stopped$"):
+        study.Study("t", BENCH, tmp_path, 1).sweep("runs/none", ["reg=none"])
