@@ -321,6 +321,7 @@ def test_a_study_stopped_by_a_signal_stops_its_sweep_waits_for_it_and_says_how_t
         study.STOP.requested = True
         return 143
     monkeypatch.setattr(study, "run_command", stopped_meanwhile)
-    with pytest.raises(SystemExit, match=r"^study.py: stopped; the runs in progress stop after their step with a checkpoint \(each says "
-                                         r"so in its train.log\): the same command resumes the study where it stopped$"):
+    with pytest.raises(SystemExit, match=r"^study.py: stopped; the runs in progress stop after their step with a "
+                                         r"checkpoint \(each says so in its train.log\): the same command resumes "
+                                         r"the study where it stopped$"):
         study.Study("t", BENCH, tmp_path, 1).sweep("runs/none", ["reg=none"])
