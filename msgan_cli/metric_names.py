@@ -8,15 +8,16 @@ metric `eval.metrics` names (re-evaluating a metric replaces every view), and th
 model with one view has, so `msgan report` orders, marks and plots each view's column as it does
 the plain one. A direction is `<Source>to<Target>` with capitalised domain names, a stage `stage<N>`
 (optionally `_mean`), an edit `to_<attribute>` or `to_not_<attribute>`; no metric's own sub-keys
-take these forms, so none is mistaken for a view. A view with a `*` (`modes_per_input/to_*/modes`) is a
-pattern: `msgan report`'s mean over the views it matches (report/frontier.py: add_view_means).
+take these forms, so none is mistaken for a view. A view of these forms with a `*` (`to_*`, `stage*`,
+`*to*`) is a pattern: the views it matches (`matches_key`), whose mean `msgan report` and the study read.
 """
 from __future__ import annotations
 
+import fnmatch
 import re
 
 DIRECTED = re.compile(r"^(?P<metric>[^/]+)/"
-                      r"(?P<direction>[A-Z][A-Za-z0-9]*to[A-Z][A-Za-z0-9]*|stage[0-9]+(?:_mean)?|to_[A-Za-z0-9_]+|[A-Za-z0-9_]*\*[A-Za-z0-9_*]*)"
+                      r"(?P<direction>[A-Z*][A-Za-z0-9*]*to[A-Z*][A-Za-z0-9*]*|stage[0-9*]+(?:_mean)?|to_[A-Za-z0-9_*]+)"
                       r"(?:/(?P<rest>.*))?$")
 
 
@@ -36,3 +37,14 @@ def split_direction(key: str) -> tuple[str, str | None]:
         return key, None
     rest = match["rest"]
     return (f"{match['metric']}/{rest}" if rest else match["metric"]), match["direction"]
+
+
+def matches_key(key: str, pattern: str) -> bool:
+    """Whether metrics.json `key` is `pattern`, or one of the views a pattern with a `*` in its view stands
+    for: the same metric and the same key after the view (`modes_per_input/to_*/modes` matches
+    `modes_per_input/to_fill0/modes`, and neither `modes_per_input/to_fill0/kl` nor another metric's key)."""
+    if "*" not in pattern:
+        return key == pattern
+    (plain, view), (pattern_plain, pattern_view) = split_direction(key), split_direction(pattern)
+    return view is not None and pattern_view is not None and plain == pattern_plain and \
+        fnmatch.fnmatchcase(view, pattern_view)

@@ -22,7 +22,6 @@ threads each (hydra/launcher=parallel).
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import logging
 import os
 import signal
@@ -171,7 +170,8 @@ class Study:
 
     def weight_grid(self) -> None:
         _, baseline = self.grid_rows()
-        check_metrics(baseline, self.bench)   # a key the runs do not write: said now, not after the whole grid
+        # A key the runs do not write, said now rather than after the whole grid (FID too: the curves plot it).
+        check_metrics(baseline, self.bench, with_fid=True)
         for method in self.bench.weighted:
             grid = ",".join(f"{weight:g}" for weight in self.weights(method))
             self.sweep(f"runs/weights/{method}", [f"reg={method}", f"reg.{method}.weight={grid}",
@@ -340,9 +340,10 @@ class Row:
     def by_seed(self, key: str) -> dict[int, float]:
         """{seed: value} of a metrics.json key; a key with a `*` (StarGAN's `modes_per_input/to_*/modes`) is
         the mean over the keys it matches, every view alike."""
+        from msgan_cli.metric_names import matches_key
         values = {}
         for seed, metrics in self.metrics.items():
-            matching = [value for name, value in metrics.items() if fnmatch.fnmatchcase(name, key)]
+            matching = [value for name, value in metrics.items() if matches_key(name, key)]
             if matching:
                 values[seed] = sum(matching) / len(matching)
         return values
@@ -352,15 +353,16 @@ class Row:
         return sum(values) / len(values)
 
 
-def check_metrics(row: Row, bench: Benchmark) -> None:
-    """Every run of the row has each key of every plane and the FID key, or one sentence naming what it has
-    instead."""
-    for key in sorted({key for plane in bench.planes for key in plane} | ({bench.fid} if bench.fid else set())):
+def check_metrics(row: Row, bench: Benchmark, with_fid: bool = False) -> None:
+    """Every run of the row has each key of every plane (and with `with_fid`, the FID key), or one sentence
+    naming what it has instead."""
+    keys = {key for plane in bench.planes for key in plane} | ({bench.fid} if with_fid and bench.fid else set())
+    for key in sorted(keys):
         if missing := [seed for seed in row.seeds if seed not in row.by_seed(key)]:
             run = row.paths[missing[0]]
             found = ", ".join(sorted(row.metrics[missing[0]])[:12])
             raise fail(f"{run}'s metrics.json has no {key} (it has {found}, ...): a benchmark's quality, "
-                       f"diversity and FID must be keys its eval.metrics write")
+                       f"diversity and FID must be keys its eval.metrics write (or drop its FID key)")
 
 
 def best_row(rows: list[Row], baseline: Row, bench: Benchmark) -> Row:
@@ -388,13 +390,14 @@ def learning_curve(run_dir: Path, key: str) -> list[tuple[int, float]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from msgan_cli.core.run_files import RunFiles
+    from msgan_cli.metric_names import matches_key
     # A resumed run's writer marks the step it resumed from, and TensorBoard drops what the killed attempt
     # logged after it, warning of a "TensorFlow restart" each time: expected here, and not worth a line.
     logging.getLogger("tensorboard").setLevel(logging.ERROR)
     events = EventAccumulator(str(RunFiles(run_dir).tensorboard), size_guidance={"scalars": 0})
     events.Reload()
     per_view = [{event.step: event.value for event in events.Scalars(tag)}
-                for tag in events.Tags()["scalars"] if fnmatch.fnmatchcase(tag, f"Metrics/{key}")]
+                for tag in events.Tags()["scalars"] if tag.startswith("Metrics/") and matches_key(tag[len("Metrics/"):], key)]
     steps = sorted(set.intersection(*(set(points) for points in per_view))) if per_view else []
     return [(step, sum(points[step] for points in per_view) / len(per_view)) for step in steps]
 

@@ -166,6 +166,9 @@ class StopAfter:
             self.received = signal.SIGTERM
         return self.received is not None
 
+    def cause(self) -> str:
+        return signal.Signals(self.received).name
+
     def restore(self) -> None:
         pass
 

@@ -12,12 +12,12 @@ and each seed as a faint dot, so a reader sees whether a row's place on it is mo
 """
 from __future__ import annotations
 
-import fnmatch
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from msgan_cli.errors import UserError
+from msgan_cli.metric_names import matches_key
 from msgan_cli.report.columns import direction, registered
 from msgan_cli.report.runs import Group, Run
 from msgan_cli.report.statistics import IntervalOptions, mean_interval, mean_std
@@ -84,8 +84,7 @@ def add_view_means(runs: list[Run], chosen: tuple[str, str] | None) -> list[str]
     means would average different things."""
     notes = []
     for pattern in dict.fromkeys(key for key in chosen or () if "*" in key):
-        views_of = {run.path: sorted(k for k in run.metrics if "*" not in k and fnmatch.fnmatchcase(k, pattern))
-                    for run in runs}
+        views_of = {run.path: sorted(k for k in run.metrics if "*" not in k and matches_key(k, pattern)) for run in runs}
         matched = {tuple(views) for views in views_of.values() if views}
         if len(matched) > 1:
             (first, first_views), (second, second_views) = [
