@@ -370,3 +370,14 @@ def test_a_table_without_a_plane_draws_no_frontier_and_an_old_plot_is_removed(tm
     (tmp_path / "report_frontier.png").write_bytes(b"a plot of other runs")
     _, text = build_report(tmp_path)
     assert "Frontier" not in text and not (tmp_path / "report_frontier.png").exists()
+
+
+def test_a_view_pattern_matches_views_of_its_own_metric_and_key_only():
+    from msgan_cli.metric_names import matches_key
+    assert matches_key("modes_per_input/to_fill0/modes", "modes_per_input/to_*/modes")
+    assert not matches_key("modes_per_input/to_fill0/kl", "modes_per_input/to_*/modes")          # another key
+    assert not matches_key("mode_score/AtoB/classifier_test_acc", "mode_score/*")                # no crossing '/'
+    assert matches_key("fid/AtoB/classifier", "fid/*to*/classifier") and matches_key("fid/stage1/classifier",
+                                                                                      "fid/stage*/classifier")
+    assert matches_key("class_acc", "class_acc") and not matches_key("class_acc", "class_acc/x")
+    assert direction("modes_per_input/to_*/modes") == "higher" and direction("fid/to_*/classifier") == "lower"
