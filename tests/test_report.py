@@ -359,6 +359,12 @@ def test_the_columns_option_narrows_the_markdown_tables_in_its_order_and_the_csv
     assert headers("columns=[modes_per_input/modes]") == ["| method | seeds | modes_per_input/modes ↑ | ran on |",
                                                           "| method | pairs | modes_per_input/modes ↑ |"]
     assert "modes_per_input/high_quality:mean" in (tmp_path / "report.csv").read_text().splitlines()[0]
+    write_run(tmp_path / "extra", ["reg=ms", "reg.ms.weight=1.0"], {"modes_per_input/modes": 2.0, "class_acc": 0.5},
+              seed=0, reg={"ms": {"enabled": True, "weight": 1.0}})
+    report_command([str(tmp_path), "columns=[class_acc]"])   # none has no class_acc: nothing to pair on
+    assert "- ms(w=1): not paired (no metric with a better direction shown here that both have)." in \
+        (tmp_path / "report.md").read_text()
+    (tmp_path / "extra" / ".hydra" / "config.yaml").unlink()
     with pytest.raises(UserError, match=r"^columns: no run of this sweep has fid/classifier; its metrics are "
                                         r"modes_per_input/modes, modes_per_input/high_quality\.$"):
         report_command([str(tmp_path), "columns=[fid/classifier]"])

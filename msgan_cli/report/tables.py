@@ -183,7 +183,9 @@ def paired_table(groups: list[Group], keys: list[str], columns: list[tuple[str, 
     else:
         for group in unpaired:
             base = baseline_of(group, groups, baseline)
-            why = (f"no {baseline} row with its settings" if base is None else f"no seed in common with {base.name}")
+            why = (f"no {baseline} row with its settings" if base is None else
+                   f"no seed in common with {base.name}" if not set(group.seeds) & set(base.seeds) else
+                   f"no metric with a better direction shown here that both have")   # columns=[...] chose others
             lines.append(f"- {group.name}: not paired ({why}).")
     return lines + ([""] if lines and lines[-1] else [])
 
