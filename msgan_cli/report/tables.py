@@ -185,7 +185,7 @@ def paired_table(groups: list[Group], keys: list[str], columns: list[tuple[str, 
             base = baseline_of(group, groups, baseline)
             why = (f"no {baseline} row with its settings" if base is None else
                    f"no seed in common with {base.name}" if not set(group.seeds) & set(base.seeds) else
-                   f"no metric with a better direction shown here that both have")   # columns=[...] chose others
+                   "no metric with a better direction shown here that both have")   # columns=[...] chose others
             lines.append(f"- {group.name}: not paired ({why}).")
     return lines + ([""] if lines and lines[-1] else [])
 
