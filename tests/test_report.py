@@ -338,8 +338,9 @@ def test_a_frontier_over_views_is_the_mean_of_each_run_s_views_tabled_paired_and
 
 def test_a_frontier_over_views_the_runs_do_not_share_is_refused_naming_two_runs(tmp_path):
     edit_runs(tmp_path, {"none": ("to_a", "to_b"), "ms": ("to_a",)})
-    with pytest.raises(UserError, match=r"^frontier: the runs differ in the views modes_per_input/to_\*/high_quality "
-                                        r"matches \(.*ms-0 has modes_per_input/to_a/high_quality; .*none-0 has "
+    with pytest.raises(UserError, match=r"^frontier: the runs of digits / stargan differ in the views "
+                                        r"modes_per_input/to_\*/high_quality matches \(.*ms-0 has "
+                                        r"modes_per_input/to_a/high_quality; .*none-0 has "
                                         r"modes_per_input/to_a/high_quality, modes_per_input/to_b/high_quality\): "
                                         r"name one view"):
         build_report(tmp_path, ReportOptions(frontier=("modes_per_input/to_*/high_quality", "modes_per_input/to_*/modes")))
@@ -387,3 +388,16 @@ def test_a_view_pattern_matches_views_of_its_own_metric_and_key_only():
                                                                                       "fid/stage*/classifier")
     assert matches_key("class_acc", "class_acc") and not matches_key("class_acc", "class_acc/x")
     assert direction("modes_per_input/to_*/modes") == "higher" and direction("fid/to_*/classifier") == "lower"
+
+
+def test_tables_whose_runs_differ_in_their_views_each_get_their_own_mean_and_line(tmp_path):
+    edit_runs(tmp_path, {"none": ("to_a", "to_b"), "ms": ("to_a", "to_b")})
+    for seed in range(2):   # another model's table, with one edit only
+        write_run(tmp_path / f"other-{seed}", ["reg=none"], {"modes_per_input/to_c/modes": 2.0,
+                  "modes_per_input/to_c/high_quality": 50.0}, seed=seed, model="other")
+    _, text = build_report(tmp_path, ReportOptions(frontier=("modes_per_input/to_*/high_quality",
+                                                             "modes_per_input/to_*/modes")))
+    assert "- modes_per_input/to_*/modes (digits / other): each run's mean over modes_per_input/to_c/modes." in text
+    assert ("- modes_per_input/to_*/modes (digits / stargan): each run's mean over modes_per_input/to_a/modes, "
+            "modes_per_input/to_b/modes.") in text
+

@@ -79,24 +79,31 @@ def chosen_planes(metrics: list[str], chosen: tuple[str, str] | None) -> list[Pl
 def add_view_means(runs: list[Run], chosen: tuple[str, str] | None) -> list[str]:
     """For each key of `frontier=[x,y]` with a `*` in its view (`modes_per_input/to_*/modes`): every run's
     mean over the views it matches, added to the run's metrics under that key, so that it is a column of
-    the table, paired like the others, and an axis of the plane. Returns a line per such key, naming the
-    views averaged, for under the tables. Runs that differ in the views a key matches are refused: their
-    means would average different things."""
+    the table, paired like the others, and an axis of the plane. Returns a line per such key (per table,
+    where tables differ in their views) naming the views averaged, for under the tables. Runs of one
+    table that differ in the views are refused: their means would average different things."""
     notes = []
     for pattern in dict.fromkeys(key for key in chosen or () if "*" in key):
         views_of = {run.path: sorted(k for k in run.metrics if "*" not in k and matches_key(k, pattern)) for run in runs}
-        matched = {tuple(views) for views in views_of.values() if views}
-        if len(matched) > 1:
-            (first, first_views), (second, second_views) = [
-                next((path, views) for path, views in views_of.items() if tuple(views) == one) for one in sorted(matched)[:2]]
-            raise UserError(f"frontier: the runs differ in the views {pattern} matches ({first} has "
-                            f"{', '.join(first_views)}; {second} has {', '.join(second_views)}): name one view "
-                            f"instead, or report the runs that share their views.")
+        per_table: dict[tuple[str, str], dict[tuple[str, ...], Path]] = defaultdict(dict)
+        for run in runs:
+            if views_of[run.path]:
+                per_table[run.table].setdefault(tuple(views_of[run.path]), run.path)
+        for table, matched in per_table.items():
+            if len(matched) > 1:
+                (first_views, first), (second_views, second) = sorted(matched.items())[:2]
+                raise UserError(f"frontier: the runs of {table[0]} / {table[1]} differ in the views {pattern} matches "
+                                f"({first} has {', '.join(first_views)}; {second} has {', '.join(second_views)}): "
+                                f"name one view instead, or report the runs that share their views.")
         for run in runs:
             if views := views_of[run.path]:
                 run.metrics[pattern] = sum(run.metrics[view] for view in views) / len(views)
-        if matched:
-            notes.append(f"- {pattern}: each run's mean over {', '.join(next(iter(matched)))}.")
+        view_sets = {views for matched in per_table.values() for views in matched}
+        for table, matched in per_table.items():
+            where = f" ({table[0]} / {table[1]})" if len(view_sets) > 1 else ""
+            notes.append(f"- {pattern}{where}: each run's mean over {', '.join(next(iter(matched)))}.")
+            if not where:
+                break
     return notes
 
 
