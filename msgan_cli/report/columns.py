@@ -59,6 +59,10 @@ def table_columns(metrics: list[str]) -> list[tuple[str, str]]:
                 columns.append((metric, SHARED_CONTEXT if way is None else f"{SHARED_CONTEXT} {way}"))
             shared_seen.add(way)
             continue
-        arrow = {"lower": " ↓", "higher": " ↑"}.get(direction(metric), "")
-        columns.append((metric, metric + arrow))
+        columns.append((metric, header(metric)))
     return columns
+
+
+def header(metric: str) -> str:
+    """A metric's column header: its key and its better direction's arrow."""
+    return metric + {"lower": " ↓", "higher": " ↑"}.get(direction(metric), "")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from msgan_cli.errors import UserError
-from msgan_cli.report.columns import direction, ordered_metrics, table_columns
+from msgan_cli.report.columns import direction, header, ordered_metrics, table_columns
 from msgan_cli.report.frontier import Plane, frontier_flags, frontier_lines
 from msgan_cli.report.runs import Group
 from msgan_cli.report.statistics import (
@@ -40,11 +40,10 @@ def check_columns(columns: tuple[str, ...] | None, metrics: list[str]) -> None:
 
 
 def chosen_columns(columns: list[tuple[str, str]], chosen: tuple[str, ...] | None) -> list[tuple[str, str]]:
-    """The (metric, header) columns `columns=[...]` names, in its order; every column without it."""
+    """The (metric, header) columns `columns=[...]` names, in its order, each once; every column without it."""
     if chosen is None:
         return columns
-    header = dict(columns)
-    return [(metric, header.get(metric, metric)) for metric in chosen]
+    return [(metric, header(metric)) for metric in dict.fromkeys(chosen)]
 
 
 def check_baseline(tables: dict[tuple[str, str], list[Group]], baseline: str) -> None:
