@@ -504,8 +504,12 @@ def summary(roots: dict[str, Path]) -> str:
             lines += summary_lines(name, f"{bench.curve_steps:,}", f"ms(w={long_ms.weight:g})", long_ms, long_baseline, bench)
             late_baseline, late_rows = comparison_rows(root / "curves", bench, late_from=bench.late_from)
             late_ms = next(row for row in late_rows if row.method == "ms" and len(row.seeds) > 1)
-            lines += summary_lines(name, f"{bench.late_from:,}-{bench.curve_steps:,} (mean)", f"ms(w={late_ms.weight:g})",
-                                   late_ms, late_baseline, bench)
+            steps = f"{bench.late_from:,}-{bench.curve_steps:,} (mean)"
+            if any(not metrics for row in (late_ms, late_baseline) for metrics in row.metrics.values()):
+                lines.append(f"| {name} | {steps} | (a run of the curves logged no evaluation from step "
+                             f"{bench.late_from:,} on: trainer.eval_every) | | | | |")
+            else:
+                lines += summary_lines(name, steps, f"ms(w={late_ms.weight:g})", late_ms, late_baseline, bench)
     return "\n".join(lines)
 
 
@@ -603,8 +607,8 @@ def main() -> None:
 class Stop:
     """Ctrl-C or `kill <pid>` of this script: the sweep in progress is told to stop (SIGTERM to its process,
     which ends at once; its runs stop after their step with a checkpoint, msgan_cli/core/sweep_process.py,
-    or, with JOBS=1, the run in it does), and the script waits for it to end before saying so. Without a
-    sweep in progress (a report), the script stops at once."""
+    or, with JOBS=1, the run in it does), and the script waits for that process to end before saying so.
+    Without a sweep in progress (a report), the script stops at once."""
 
     def __init__(self):
         self.requested = False

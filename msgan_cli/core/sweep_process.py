@@ -5,7 +5,7 @@ Stopping a sweep means ending its process: Ctrl-C reaches it and every worker (o
 group), `kill <pid>` it alone. Left to itself, joblib would answer Ctrl-C by killing its workers at once,
 losing each run's steps since its last checkpoint, and `kill <pid>` would leave them training unseen,
 each holding its folder's lock, then starting the runs still queued. So the sweep's process ends at once
-on either signal (`end_on_stop_signals`), and each run it started watches it: a run in progress stops
+on either signal (`mark_sweep_process`), and each run it started watches it: a run in progress stops
 after its step with a checkpoint when the process is gone (train/loop.py: StopSignal), and a run that
 would start after that does not start (`sweep_ended`)."""
 from __future__ import annotations
@@ -27,6 +27,7 @@ def mark_sweep_process() -> None:
 
 
 def end_at_once(signum, frame) -> None:
+    """The sweep's process, on SIGINT or SIGTERM: end now, by SIGTERM's default action (no clean-up by joblib)."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
 

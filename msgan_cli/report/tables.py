@@ -128,8 +128,8 @@ def markdown_table(table: tuple[str, str], groups: list[Group], keys: list[str],
     columns = chosen_columns(table_columns(metrics), options.columns)
     paired = comparisons(groups, [m for m, _ in columns], options)
     repeated = any(g.duplicates() for g in groups)
-    header = ["method", *keys, "seeds", *(["runs"] if repeated else []), *(h for _, h in columns), "ran on"]
-    lines = [f"### {table[0]} / {table[1]}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    headings = ["method", *keys, "seeds", *(["runs"] if repeated else []), *(h for _, h in columns), "ran on"]
+    lines = [f"### {table[0]} / {table[1]}", "", "| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
     best = {metric: best_rows(groups, metric) for metric, _ in columns}
     for i, group in enumerate(groups):
         runs = sum(len(r) for r in group.runs.values())
