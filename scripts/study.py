@@ -394,6 +394,8 @@ def learning_curve(run_dir: Path, key: str) -> list[tuple[int, float]]:
     # A resumed run's writer marks the step it resumed from, and TensorBoard drops what the killed attempt
     # logged after it, warning of a "TensorFlow restart" each time: expected here, and not worth a line.
     logging.getLogger("tensorboard").setLevel(logging.ERROR)
+    if not RunFiles(run_dir).tensorboard.is_dir():   # a run that logged nothing along training
+        return []
     events = EventAccumulator(str(RunFiles(run_dir).tensorboard), size_guidance={"scalars": 0})
     events.Reload()
     per_view = [{event.step: event.value for event in events.Scalars(tag)}
