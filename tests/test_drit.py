@@ -127,6 +127,7 @@ def test_regularisers_that_need_one_discriminator_or_an_encoder_refuse(reg, mess
         build_session(compose(*DRIT, f"reg={reg}"))
 
 
+@pytest.mark.slow   # a model's own resume, bit for bit: the fast tier keeps test_checkpoint's
 def test_stop_and_resume_equals_uninterrupted(tmp_path, monkeypatch):
     """Stopped in the middle of a d_iter cycle (after the content D's steps, before a full update), with
     the learning-rate decay on: the resumed run ends with the uninterrupted run's weights."""

@@ -192,6 +192,7 @@ def assert_same_training(whole: dict, resumed: dict) -> None:
         assert whole["optimizers"][name]["param_groups"][0]["lr"] == resumed["optimizers"][name]["param_groups"][0]["lr"]
 
 
+@pytest.mark.slow   # a model's own resume, bit for bit: the fast tier keeps test_checkpoint's
 def test_stop_and_resume_equals_uninterrupted_with_the_lr_decay(tmp_path, monkeypatch):
     common = [*PIX2PIX, "reg=ms", "trainer.max_steps=8", "trainer.lr_decay_from=0.25", "trainer.lr_decay_every=step",
               "eval.metrics=[]"]   # per step: 8 steps are a fraction of the benchmark's epoch

@@ -135,6 +135,7 @@ def test_regularisers_that_cannot_act_on_it_refuse(overrides, message):
         build_session(compose(*SG, *overrides))
 
 
+@pytest.mark.slow   # a model's own resume, bit for bit: the fast tier keeps test_checkpoint's
 def test_stop_and_resume_equals_uninterrupted(tmp_path, monkeypatch):
     from test_pix2pix import assert_same_training, stopped_then_resumed
     common = [*SG, "reg=ms", "trainer.max_steps=6", "trainer.checkpoint_every=2"]
