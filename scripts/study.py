@@ -383,10 +383,10 @@ def best_row(rows: list[Row], baseline: Row, bench: Benchmark) -> Row:
     return max(rows, key=lambda row: score(row, bench.quality))
 
 
-def learning_curve(run_dir: Path, key: str) -> list[tuple[int, float]]:
-    """(step, value) of a metric evaluated along training: TensorBoard's Metrics/<key>, logged at every
-    trainer.eval_every and at the end (a step evaluated twice, before and after a resume: its last value);
-    a `*` key is the mean over its views, as Row.by_seed."""
+def learning_curves(run_dir: Path, keys) -> dict[str, list[tuple[int, float]]]:
+    """Per key, (step, value) of a metric evaluated along training: TensorBoard's Metrics/<key>, logged at
+    every trainer.eval_every and at the end (a step evaluated twice, before and after a resume: its last
+    value); a `*` key is the mean over its views, as Row.by_seed. The run's log is read once for all keys."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from msgan_cli.core.run_files import RunFiles
@@ -395,13 +395,17 @@ def learning_curve(run_dir: Path, key: str) -> list[tuple[int, float]]:
     # logged after it, warning of a "TensorFlow restart" each time: expected here, and not worth a line.
     logging.getLogger("tensorboard").setLevel(logging.ERROR)
     if not RunFiles(run_dir).tensorboard.is_dir():   # a run that logged nothing along training
-        return []
+        return {key: [] for key in keys}
     events = EventAccumulator(str(RunFiles(run_dir).tensorboard), size_guidance={"scalars": 0})
     events.Reload()
-    per_view = [{event.step: event.value for event in events.Scalars(tag)}
-                for tag in events.Tags()["scalars"] if tag.startswith("Metrics/") and matches_key(tag[len("Metrics/"):], key)]
-    steps = sorted(set.intersection(*(set(points) for points in per_view))) if per_view else []
-    return [(step, sum(points[step] for points in per_view) / len(per_view)) for step in steps]
+    tags = [tag for tag in events.Tags()["scalars"] if tag.startswith("Metrics/")]
+    curves = {}
+    for key in keys:
+        per_view = [{event.step: event.value for event in events.Scalars(tag)}
+                    for tag in tags if matches_key(tag[len("Metrics/"):], key)]
+        steps = sorted(set.intersection(*(set(points) for points in per_view))) if per_view else []
+        curves[key] = [(step, sum(points[step] for points in per_view) / len(per_view)) for step in steps]
+    return curves
 
 
 def late_means(run_dir: Path, bench: Benchmark, from_step: int) -> dict[str, float]:
@@ -409,8 +413,9 @@ def late_means(run_dir: Path, bench: Benchmark, from_step: int) -> dict[str, flo
     on. One evaluation swings by a bin or a mode where the curves have flattened, the mean of several less
     (the summary gives both readings of the long comparison)."""
     means = {}
-    for key in {key for plane in bench.planes for key in plane} | set(bench.curve_keys):
-        if values := [value for step, value in learning_curve(run_dir, key) if step >= from_step]:
+    keys = {key for plane in bench.planes for key in plane} | set(bench.curve_keys)
+    for key, points in learning_curves(run_dir, keys).items():
+        if values := [value for step, value in points if step >= from_step]:
             means[key] = sum(values) / len(values)
     return means
 
@@ -433,8 +438,9 @@ def plot_curves(folder: Path, bench: Benchmark) -> tuple[Path, list[str]]:
         method = method_label(cfg)
         colour = colours.setdefault(method, f"C{len(colours) % 10}")
         marker = markers.setdefault(cfg.seed, "o^sDvP*X<>"[len(markers) % 10])
+        curves = learning_curves(run_dir, keys)
         for ax, key in zip(axes, keys):
-            if points := learning_curve(run_dir, key):
+            if points := curves[key]:
                 ax.plot(*zip(*points), color=colour, marker=marker, markersize=4, linewidth=1,
                         label=f"{method} seed {cfg.seed}")
     missing = []

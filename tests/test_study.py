@@ -224,8 +224,9 @@ def test_a_learning_curve_reads_the_metrics_logged_along_training_the_last_value
     for step, modes in ((1000, 5.0), (2000, 9.0), (2000, 11.0), (3000, 14.0)):   # step 2000 again after a resume
         writer.add_scalar(f"Metrics/{DIVERSITY}", modes, step)
     writer.close()
-    assert study.learning_curve(run, DIVERSITY) == [(1000, 5.0), (2000, 11.0), (3000, 14.0)]
-    assert study.learning_curve(run, QUALITY) == []
+    curves = study.learning_curves(run, [DIVERSITY, QUALITY])
+    assert curves[DIVERSITY] == [(1000, 5.0), (2000, 11.0), (3000, 14.0)]
+    assert curves[QUALITY] == []
     assert study.plot_curves(tmp_path / "curves", BENCH) == (tmp_path / "curves.png", [QUALITY])   # said, not blank
     with PIL.Image.open(tmp_path / "curves.png") as plot:
         assert plot.size == (1000, 400)                            # quality and diversity
